@@ -1,0 +1,1 @@
+"""easytask-agentd: the agent daemon."""

@@ -1,0 +1,1 @@
+"""Pure domain: models, validation, schedule math, states; no I/O and no clock reads."""

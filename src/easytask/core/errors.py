@@ -1,0 +1,62 @@
+"""The exception tree of EasyTask.
+
+    EasyTaskError
+    ├── ValidationError (ValueError)        a record has field errors; carries every one of them
+    ├── NotFoundError (LookupError)
+    │   ├── TaskNotFoundError
+    │   └── RunNotFoundError
+    ├── ConflictError (ValueError)          the request clashes with stored state
+    ├── TransitionError (ValueError)        a run state change the table refuses
+    └── AuthError                           missing or wrong token
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EasyTaskError(Exception):
+    """Root of every error EasyTask raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One validation failure: the field and what is wrong with it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class ValidationError(EasyTaskError, ValueError):
+    """A record failed validation; ``errors`` lists every failure at once."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class NotFoundError(EasyTaskError, LookupError):
+    """An id or name names nothing."""
+
+
+class TaskNotFoundError(NotFoundError):
+    """No task with that tid or name."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No run with that run id."""
+
+
+class ConflictError(EasyTaskError, ValueError):
+    """The request is well formed but clashes with stored state."""
+
+
+class TransitionError(EasyTaskError, ValueError):
+    """A run state change that the transition table does not allow."""
+
+
+class AuthError(EasyTaskError):
+    """Missing or invalid credentials."""

@@ -1,0 +1,40 @@
+"""Deterministic run ids (spec 8): ``<instance>:<tid>:<scheduled_utc in Unix ms>:<attempt>``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def to_ms(when: datetime) -> int:
+    """Unix milliseconds of an aware datetime."""
+    return int(round(when.timestamp() * 1000))
+
+
+def from_ms(ms: int) -> datetime:
+    """Aware UTC datetime from Unix milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def make_run_id(instance: str, tid: int, scheduled_utc: datetime, attempt: int) -> str:
+    return f"{instance}:{tid}:{to_ms(scheduled_utc)}:{attempt}"
+
+
+def parse_run_id(run_id: str) -> tuple[str, int, int, int]:
+    """Split a run id into (instance, tid, scheduled ms, attempt); ValueError when malformed."""
+    instance, tid, ms, attempt = run_id.rsplit(":", 3)
+    if not instance:
+        raise ValueError(f"malformed run id {run_id!r}")
+    return instance, int(tid), int(ms), int(attempt)
+
+
+def iso_utc(when: datetime | None) -> str:
+    """ISO 8601 UTC with milliseconds and Z (spec conventions); '' for None."""
+    if when is None:
+        return ""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_iso_utc(text: str) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -1,0 +1,411 @@
+"""Task definition validation and normalisation (spec 2.1, 2.2, 9 syntax, 15 shape, 16 limits)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from easytask.core import timespec
+from easytask.core.errors import FieldError, ValidationError
+from easytask.core.models import TASK_FIELDS, TaskDef
+
+TID_MIN_EXCLUSIVE = 1000
+TID_MAX = 2147483647
+
+_INT_FIELDS = frozenset(
+    {
+        "tid",
+        "max_run_time",
+        "retry_attempts",
+        "retry_delay",
+        "task_accept_expiry_time",
+        "misfire_grace",
+    }
+)
+_BOOL_FIELDS = frozenset({"active"})
+_OBJECT_FIELDS = frozenset({"alert"})
+_REQUIRED = ("name", "cmd", "run_on_host", "stdout", "stderr")
+# Free text keeps surrounding whitespace; elsewhere a blank string counts as absent.
+_FREE_TEXT = frozenset({"description", "team"})
+
+_MAX_LEN: dict[str, int] = {
+    "name": 128,
+    "description": 256,
+    "task_owner": 64,
+    "team": 64,
+    "cmd": 8192,
+    "run_on_host": 128,
+    "run_as_user": 64,
+    "stdout": 128,
+    "stderr": 128,
+    "task_group": 128,
+    "timezone": 64,
+    "ordinal_day": 64,
+    "calendar": 64,
+    "dependency": 2048,
+    "profile": 256,
+}
+
+_RANGES: dict[str, tuple[int, int]] = {
+    "max_run_time": (1, 172800),
+    "retry_attempts": (0, 10),
+    "retry_delay": (0, 86400),
+    "task_accept_expiry_time": (1, 86400),
+    "misfire_grace": (0, 604800),
+}
+
+_MISFIRE_POLICIES = ("run_once", "skip", "run_all")
+_RESERVED_NAMES = frozenset({"and", "or", "not"})
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HOST_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+_NAME_MESSAGE = "name may contain only letters, digits, _ - . and cannot be and/or/not"
+_HOST_MESSAGE = "run_on_host may contain only letters, digits, _ - . :"
+
+# Fields a grouped task inherits from its group (spec 2.1 "— (group's)").
+_GROUP_FORBIDDEN = ("timezone", "day_of_week", "ordinal_day", "misfire_policy", "misfire_grace")
+_SCHEDULE_FORMS = ("trigger_times", "run_frequency")
+_PLACEHOLDER_FIELDS = ("cmd", "stdout", "stderr")
+
+_T_NAMES = frozenset({"task_name", "task_id"})
+_P_NAMES = frozenset({"pid", "status", "duration", "return_code", "stdout", "stderr"})
+_E_NAME_RE = re.compile(r"[A-Za-z0-9_:]+")
+
+_ALERT_ON = ("failure", "success", "always")
+_INTEGRATIONS: dict[str, str] = {
+    "email": "email",
+    "genericsmtp": "email",
+    "webhook": "webhook",
+    "http": "webhook",
+    "slack": "slack",
+    "msteams": "msteams",
+    "teams": "msteams",
+}
+# Per channel: required keys; a tuple of alternatives is satisfied by any one of them.
+_ALERT_REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "email": (("to",), ("subject",), ("body",)),
+    "webhook": (("url",),),
+    "slack": (("webhook_url", "connection"), ("text",)),
+    "msteams": (("webhook_url", "connection"), ("text",)),
+}
+_ALERT_TEXTS = ("subject", "body", "text", "title")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What validation needs to know about the rest of the instance; lookups are injected."""
+
+    instance: str
+    default_owner: str
+    tid_exists: Callable[[int], bool]
+    name_tid: Callable[[str], int | None]
+    next_tid: Callable[[], int]
+    calendar_exists: Callable[[str], bool]
+    group_exists: Callable[[str], bool]
+
+
+def validate_task(raw: object, ctx: TaskContext, existing: TaskDef | None = None) -> TaskDef:
+    """Validate a task JSON value and return the normalised definition.
+
+    Args:
+        raw: The decoded JSON: the whole task on create, the fields to change on update.
+            ``null`` values count as absent (on update: they remove the field).
+        ctx: Lookups into the instance (existing tids, names, groups, calendars).
+        existing: The stored task when updating; ``raw`` is merged over it.
+
+    Returns:
+        The task with trigger_times, run_frequency and ordinal_day normalised and defaults
+            filled (tid, task_owner, instance from ``ctx``; the rest from ``TaskDef``).
+
+    Raises:
+        ValidationError: With every error of the record, ordered by field (``TASK_FIELDS``
+            order, unknown fields last), then by rule.
+    """
+    if not isinstance(raw, Mapping):
+        raise ValidationError([FieldError("task", "task must be an object")])
+    data = _merge(raw, existing)
+    values, present, errors = _read_fields(data)
+    errors.extend(_check_identity(values, ctx, existing))
+    errors.extend(_check_host(values))
+    errors.extend(_check_placement(values, ctx))
+    if "task_group" in present:
+        errors.extend(_grouped_schedule_errors(present))
+    else:
+        errors.extend(_single_schedule_errors(values, present))
+    errors.extend(_check_commands(values))
+    errors.extend(_check_numbers(values))
+    if "alert" in values:
+        errors.extend(FieldError("alert", m) for m in alert_errors(values["alert"]))
+    if errors:
+        raise ValidationError(_ordered(errors))
+    return _build(values, ctx)
+
+
+def _merge(raw: Mapping[Any, Any], existing: TaskDef | None) -> dict[str, Any]:
+    """The record to validate: the patch over the stored task, with nulls dropped."""
+    # Stored defaults are left out so a grouped task does not "define" misfire fields.
+    merged: dict[str, Any] = {}
+    if existing is not None:
+        merged = existing.model_dump(exclude_defaults=True)
+        merged["task_owner"] = existing.task_owner
+    for key, value in raw.items():
+        if key == "tid" and value is None and existing is not None:
+            continue
+        merged[str(key)] = value
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def _read_fields(data: dict[str, Any]) -> tuple[dict[str, Any], set[str], list[FieldError]]:
+    """Check names, JSON types, emptiness and lengths.
+
+    Returns the well-typed non-empty values, the names of fields given with any non-empty
+    value (well-typed or not), and the errors.
+    """
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    present: set[str] = set()
+    for key, value in data.items():
+        if key not in TASK_FIELDS:
+            errors.append(FieldError(key, "unknown field"))
+            continue
+        if isinstance(value, str) and key not in _FREE_TEXT and not value.strip():
+            continue
+        present.add(key)
+        type_error = _type_error(key, value)
+        if type_error:
+            errors.append(FieldError(key, type_error))
+            continue
+        values[key] = value
+        limit = _MAX_LEN.get(key)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            errors.append(FieldError(key, f"{key} must be at most {limit} characters"))
+    errors.extend(FieldError(f, f"{f} is required") for f in _REQUIRED if f not in present)
+    return values, present, errors
+
+
+def _type_error(field: str, value: object) -> str | None:
+    """The type message for ``field`` when ``value`` has the wrong JSON type."""
+    if field in _INT_FIELDS:
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif field in _BOOL_FIELDS:
+        ok, wanted = isinstance(value, bool), "a boolean"
+    elif field in _OBJECT_FIELDS:
+        ok, wanted = isinstance(value, Mapping), "an object"
+    else:
+        ok, wanted = isinstance(value, str), "a string"
+    return None if ok else f"{field} must be {wanted}"
+
+
+def _check_identity(
+    v: dict[str, Any], ctx: TaskContext, existing: TaskDef | None
+) -> Iterator[FieldError]:
+    """tid range, uniqueness and immutability; name charset and uniqueness."""
+    tid = v.get("tid")
+    if tid is not None:
+        if existing is not None and tid != existing.tid:
+            yield FieldError("tid", "tid cannot be changed")
+        elif tid <= TID_MIN_EXCLUSIVE:
+            yield FieldError("tid", f"tid must be > {TID_MIN_EXCLUSIVE}")
+        elif tid > TID_MAX:
+            yield FieldError("tid", f"tid must be at most {TID_MAX}")
+        elif existing is None and ctx.tid_exists(tid):
+            yield FieldError("tid", "tid already exists")
+    name = v.get("name")
+    if name is not None:
+        if not _NAME_RE.fullmatch(name) or name in _RESERVED_NAMES:
+            yield FieldError("name", _NAME_MESSAGE)
+        else:
+            owner = ctx.name_tid(name)
+            if owner is not None and (existing is None or owner != existing.tid):
+                yield FieldError("name", "name already exists")
+
+
+def _check_placement(v: dict[str, Any], ctx: TaskContext) -> Iterator[FieldError]:
+    """instance, task_group and calendar name things that exist."""
+    if "instance" in v and v["instance"] != ctx.instance:
+        yield FieldError("instance", "instance does not exist")
+    if "task_group" in v and not ctx.group_exists(v["task_group"]):
+        yield FieldError("task_group", "task_group does not exist")
+    if "calendar" in v and not ctx.calendar_exists(v["calendar"]):
+        yield FieldError("calendar", "calendar does not exist")
+
+
+def _grouped_schedule_errors(present: set[str]) -> Iterator[FieldError]:
+    """A grouped task takes its schedule, timezone and misfire settings from its group."""
+    for field in _SCHEDULE_FORMS:
+        if field in present:
+            yield FieldError(field, "trigger_times/run_frequency defined for task in group")
+    for field in _GROUP_FORBIDDEN:
+        if field in present:
+            yield FieldError(field, f"{field} defined for task in group")
+
+
+def _single_schedule_errors(v: dict[str, Any], present: set[str]) -> Iterator[FieldError]:
+    """A single task needs a timezone, one day selection and one schedule form."""
+    yield from _exactly_one(present, "trigger_times", "run_frequency")
+    yield from _exactly_one(present, "day_of_week", "ordinal_day")
+    if "timezone" not in present:
+        yield FieldError("timezone", "timezone is required")
+    elif "timezone" in v and not _parses(timespec.load_zone, v["timezone"]):
+        yield FieldError("timezone", f"Unknown timezone {v['timezone']}")
+    if "dependency" in v:
+        yield FieldError("dependency", "dependency cannot be defined for single task")
+    formats: tuple[tuple[str, Callable[[str], object], str], ...] = (
+        ("trigger_times", timespec.parse_trigger_times, "Trigger Times"),
+        ("run_frequency", timespec.parse_run_frequency, "Run Frequency"),
+        ("day_of_week", timespec.parse_day_of_week, "Day of Week"),
+        ("ordinal_day", timespec.parse_ordinal_day, "Ordinal Day"),
+    )
+    for field, parse, label in formats:
+        if field in v and not _parses(parse, v[field]):
+            yield FieldError(field, f"Bad entry in {label} field")
+
+
+def _exactly_one(present: set[str], first: str, second: str) -> Iterator[FieldError]:
+    if first in present and second in present:
+        yield FieldError(first, f"Both {first} and {second} defined")
+    elif first not in present and second not in present:
+        yield FieldError(first, f"Neither {first} nor {second} defined")
+
+
+def _parses(parse: Callable[[str], object], text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_host(v: dict[str, Any]) -> Iterator[FieldError]:
+    """run_on_host is a queue name."""
+    if "run_on_host" in v and not _HOST_RE.fullmatch(v["run_on_host"]):
+        yield FieldError("run_on_host", _HOST_MESSAGE)
+
+
+def _check_commands(v: dict[str, Any]) -> Iterator[FieldError]:
+    """Placeholder syntax in cmd/stdout/stderr, and the profile they require."""
+    for field in _PLACEHOLDER_FIELDS:
+        if field in v:
+            yield from (FieldError(field, m) for m in placeholder_errors(v[field], alert=False))
+    if not v.get("profile") and any("${" in v.get(f, "") for f in _PLACEHOLDER_FIELDS):
+        yield FieldError("profile", "profile required for placeholders")
+
+
+def placeholder_errors(text: str, *, alert: bool) -> list[str]:
+    """Messages for malformed or misplaced ``${X:NAME}`` placeholders in ``text`` (spec 9).
+
+    Args:
+        text: A command, output path or alert text.
+        alert: True for alert texts, where ``${P:...}`` placeholders are allowed.
+
+    Returns:
+        One ``Bad placeholder <text>`` per bad placeholder, then at most one message about
+        ``P:`` placeholders outside alerts; empty when the text is fine.
+    """
+    errors: list[str] = []
+    p_used = False
+    start = text.find("${")
+    while start != -1:
+        end = text.find("}", start)
+        token = text[start:] if end == -1 else text[start : end + 1]
+        prefix, _, name = token[2:-1].partition(":") if end != -1 else ("", "", "")
+        if not _placeholder_ok(prefix, name):
+            errors.append(f"Bad placeholder {token}")
+        elif prefix == "P":
+            p_used = True
+        if end == -1:
+            break
+        start = text.find("${", end + 1)
+    if p_used and not alert:
+        errors.append("P: placeholders are allowed only in alerts")
+    return errors
+
+
+def _placeholder_ok(prefix: str, name: str) -> bool:
+    if prefix == "E":
+        return _E_NAME_RE.fullmatch(name) is not None
+    if prefix == "T":
+        return name in _T_NAMES
+    if prefix == "P":
+        return name in _P_NAMES
+    return False
+
+
+def _check_numbers(v: dict[str, Any]) -> Iterator[FieldError]:
+    """Integer ranges and the misfire policy."""
+    for field, (low, high) in _RANGES.items():
+        if field in v and not low <= v[field] <= high:
+            yield FieldError(field, f"{field} must be between {low} and {high}")
+    if "misfire_policy" in v and v["misfire_policy"] not in _MISFIRE_POLICIES:
+        yield FieldError("misfire_policy", "misfire_policy must be one of run_once, skip, run_all")
+
+
+def alert_errors(alert: Mapping[str, Any]) -> list[str]:
+    """Messages for an ``alert`` object (spec 15); delivery settings are not checked here.
+
+    Args:
+        alert: The task's ``alert`` object.
+
+    Returns:
+        The problems found, in a stable order; empty when the object is fine.
+    """
+    errors = _alert_on_errors(alert)
+    entries = alert.get("integrations")
+    if entries is None or entries == []:
+        errors.append("integrations is required")
+    elif not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        errors.append("integrations must be a list of objects")
+    else:
+        for entry in entries:
+            errors.extend(_integration_errors(entry))
+    return errors
+
+
+def _alert_on_errors(obj: Mapping[str, Any]) -> list[str]:
+    value = obj.get("alert_on")
+    if value is None or value in _ALERT_ON:
+        return []
+    return ["alert_on must be one of " + ", ".join(_ALERT_ON)]
+
+
+def _integration_errors(entry: Mapping[str, Any]) -> list[str]:
+    """One integration entry: a known channel, its required keys, valid placeholders."""
+    name = entry.get("integration")
+    if name is None or name == "":
+        return ["integration is required"]
+    channel = _INTEGRATIONS.get(name) if isinstance(name, str) else None
+    if channel is None:
+        return [f"unknown integration {name}"]
+    errors = _alert_on_errors(entry)
+    for keys in _ALERT_REQUIRED[channel]:
+        if all(entry.get(k) in (None, "", []) for k in keys):
+            errors.append(f"{keys[0]} is required")
+    for key in _ALERT_TEXTS:
+        if isinstance(entry.get(key), str):
+            errors.extend(placeholder_errors(entry[key], alert=True))
+    return errors
+
+
+def _ordered(errors: list[FieldError]) -> list[FieldError]:
+    """Stable order: TASK_FIELDS order (unknown fields last), then the order found."""
+    rank = {name: i for i, name in enumerate(TASK_FIELDS)}
+    return sorted(errors, key=lambda e: rank.get(e.field, len(rank)))
+
+
+def _build(v: dict[str, Any], ctx: TaskContext) -> TaskDef:
+    """The TaskDef of a valid record: schedule texts normalised, defaults filled."""
+    data = dict(v)
+    if "tid" not in data:
+        data["tid"] = ctx.next_tid()
+    data.setdefault("task_owner", ctx.default_owner)
+    data.setdefault("instance", ctx.instance)
+    if "trigger_times" in data:
+        data["trigger_times"] = timespec.normalize_trigger_times(data["trigger_times"])
+    if "run_frequency" in data:
+        data["run_frequency"] = timespec.normalize_run_frequency(data["run_frequency"])
+    if "ordinal_day" in data:
+        data["ordinal_day"] = timespec.normalize_ordinal_day(data["ordinal_day"])
+    if "alert" in data:
+        data["alert"] = dict(data["alert"])
+    return TaskDef(**data)

@@ -1,0 +1,1 @@
+"""easytaskctl: the command line."""

@@ -1,0 +1,264 @@
+"""Connection to the public API: target, token, TLS, deadlines and gRPC error mapping.
+
+This is the CLI's edge to gRPC: every call goes through ``ApiClient``, and every ``grpc.RpcError``
+becomes a ``CtlError`` carrying the text to print and the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from easytask.rpc.v1 import api_pb2 as pb
+from easytask.rpc.v1 import api_pb2_grpc
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+DEFAULT_SERVER = "127.0.0.1:7070"
+DEFAULT_HOME = ".easytask"
+DEFAULT_TIMEOUT = 30.0
+# Whole-instance operations get at least this long.
+BULK_TIMEOUT = 300.0
+FIELD_ERRORS_KEY = "easytask-field-errors"
+
+R = TypeVar("R", bound=Message)
+
+
+class CtlError(Exception):
+    """A failure to report as ``Error: <message>`` (plus ``details`` lines) with ``exit_code``."""
+
+    def __init__(
+        self, message: str, exit_code: int = EXIT_FAILED, details: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.details = list(details or [])
+
+    def lines(self) -> list[str]:
+        return [f"Error: {self.message}", *self.details]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where and how to connect."""
+
+    server: str = DEFAULT_SERVER
+    token: str | None = None
+    tls_ca: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    # Where the token came from, for the "not authenticated" hint.
+    token_source: str = ""
+    metadata: tuple[tuple[str, str], ...] = field(default=())
+
+
+def credentials_path(home: str | None, environ: Mapping[str, str]) -> Path:
+    """``<home>/credentials.json``; home = ``--home``, else $EASYTASK_HOME, else ./.easytask."""
+    base = home or environ.get("EASYTASK_HOME") or DEFAULT_HOME
+    return Path(base) / "credentials.json"
+
+
+def resolve_token(
+    token: str | None, home: str | None, environ: Mapping[str, str]
+) -> tuple[str | None, str]:
+    """The API token and where it came from: ``--token``, $EASYTASK_TOKEN, the credentials file."""
+    if token:
+        return token, "--token"
+    if environ.get("EASYTASK_TOKEN"):
+        return environ["EASYTASK_TOKEN"], "EASYTASK_TOKEN"
+    path = credentials_path(home, environ)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, ValueError) as exc:
+        raise CtlError(f"cannot read credentials file {path}: {exc}", EXIT_UNREACHABLE) from None
+    value = data.get("api_token") if isinstance(data, dict) else None
+    if isinstance(value, str) and value:
+        return value, str(path)
+    return None, ""
+
+
+def build_config(
+    *,
+    server: str | None,
+    token: str | None,
+    home: str | None,
+    tls_ca: str | None,
+    timeout: float | None,
+    environ: Mapping[str, str] | None = None,
+) -> ClientConfig:
+    """Apply flags, then environment, then defaults."""
+    env = os.environ if environ is None else environ
+    resolved, source = resolve_token(token, home, env)
+    metadata = (("authorization", f"Bearer {resolved}"),) if resolved else ()
+    return ClientConfig(
+        server=server or env.get("EASYTASK_SERVER") or DEFAULT_SERVER,
+        token=resolved,
+        tls_ca=tls_ca or env.get("EASYTASK_TLS_CA") or None,
+        timeout=timeout if timeout and timeout > 0 else DEFAULT_TIMEOUT,
+        token_source=source,
+        metadata=metadata,
+    )
+
+
+def _field_errors(exc: Any) -> list[str] | None:
+    try:
+        trailing = exc.trailing_metadata() or ()
+    except Exception:  # a non-Call RpcError has no metadata
+        return None
+    for key, value in trailing:
+        if key != FIELD_ERRORS_KEY:
+            continue
+        try:
+            items = json.loads(value)
+        except (TypeError, ValueError):
+            return None
+        if not isinstance(items, list):
+            return None
+        return [
+            f"  {item.get('field', '')}: {item.get('message', '')}"
+            for item in items
+            if isinstance(item, dict)
+        ]
+    return None
+
+
+def map_rpc_error(exc: Any, config: ClientConfig) -> CtlError:
+    """Translate a ``grpc.RpcError`` into the message and exit code the CLI reports."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if hasattr(exc, "details") else None) or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return CtlError(f"server unreachable at {config.server}: {details}", EXIT_UNREACHABLE)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CtlError(
+            f"no answer from {config.server} within {config.timeout:g} s", EXIT_UNREACHABLE
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        hint: list[str] = []
+        if config.token is None:
+            hint = ["  no API token: use --token, EASYTASK_TOKEN or <home>/credentials.json"]
+        return CtlError(f"not authenticated: {details or 'invalid token'}", EXIT_UNREACHABLE, hint)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        lines = _field_errors(exc)
+        if lines is None and "\n" in details:
+            lines = [f"  {line}" for line in details.splitlines() if line.strip()]
+        if lines:
+            return CtlError("validation failed", EXIT_FAILED, lines)
+    return CtlError(details or code.name.lower().replace("_", " "), EXIT_FAILED)
+
+
+class ApiClient:
+    """Typed calls to ``easytask.v1.EasyTaskApi``; each raises ``CtlError`` on failure."""
+
+    def __init__(self, channel: Any, config: ClientConfig) -> None:
+        self._channel = channel
+        self._config = config
+        self._stub: Any = api_pb2_grpc.EasyTaskApiStub(channel)  # type: ignore[no-untyped-call]
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(
+        self, method: str, request: Message, reply_type: type[R], timeout: float | None = None
+    ) -> R:
+        fn = getattr(self._stub, method)
+        try:
+            reply = fn(
+                request,
+                timeout=timeout or self._config.timeout,
+                metadata=self._config.metadata,
+            )
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, self._config) from None
+        if not isinstance(reply, reply_type):
+            raise CtlError(f"{method}: unexpected reply {type(reply).__name__}")
+        return reply
+
+    def create_task(self, task_json: str) -> pb.TaskReply:
+        return self._call("CreateTask", pb.CreateTaskRequest(task_json=task_json), pb.TaskReply)
+
+    def update_task(self, ref: pb.TaskRef, patch_json: str) -> pb.TaskReply:
+        request = pb.UpdateTaskRequest(ref=ref, patch_json=patch_json)
+        return self._call("UpdateTask", request, pb.TaskReply)
+
+    def get_task(self, ref: pb.TaskRef) -> pb.TaskReply:
+        return self._call("GetTask", ref, pb.TaskReply)
+
+    def list_tasks(self, request: pb.ListTasksRequest) -> pb.ListTasksReply:
+        return self._call("ListTasks", request, pb.ListTasksReply)
+
+    def delete_task(self, ref: pb.TaskRef, cascade: bool) -> pb.DeleteTaskReply:
+        request = pb.DeleteTaskRequest(ref=ref, cascade=cascade)
+        return self._call("DeleteTask", request, pb.DeleteTaskReply)
+
+    def export_tasks(self) -> pb.ExportTasksReply:
+        timeout = max(self._config.timeout, BULK_TIMEOUT)
+        return self._call("ExportTasks", pb.ExportTasksRequest(), pb.ExportTasksReply, timeout)
+
+    def import_tasks(self, text: str, dry_run: bool) -> pb.ImportTasksReply:
+        request = pb.ImportTasksRequest(json=text, dry_run=dry_run)
+        timeout = max(self._config.timeout, BULK_TIMEOUT)
+        return self._call("ImportTasks", request, pb.ImportTasksReply, timeout)
+
+    def force_run(self, request: pb.ForceRunRequest) -> pb.EventReply:
+        return self._call("ForceRun", request, pb.EventReply)
+
+    def list_runs(self, request: pb.ListRunsRequest) -> pb.ListRunsReply:
+        return self._call("ListRuns", request, pb.ListRunsReply)
+
+    def get_run(self, run_id: str) -> pb.Run:
+        return self._call("GetRun", pb.GetRunRequest(run_id=run_id), pb.Run)
+
+    def get_run_logs(self, request: pb.RunLogsRequest) -> pb.RunLogsReply:
+        return self._call("GetRunLogs", request, pb.RunLogsReply)
+
+    def follow_run_logs(self, request: pb.FollowRunLogsRequest) -> Iterator[pb.LogChunk]:
+        """Chunks until the closing message; no deadline (a run may take hours)."""
+        try:
+            for chunk in self._stub.FollowRunLogs(request, metadata=self._config.metadata):
+                if isinstance(chunk, pb.LogChunk):
+                    yield chunk
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc, self._config) from None
+
+    def upcoming(self, request: pb.UpcomingRequest) -> pb.UpcomingReply:
+        return self._call("Upcoming", request, pb.UpcomingReply)
+
+    def health(self) -> pb.HealthReply:
+        return self._call("Health", pb.HealthRequest(), pb.HealthReply)
+
+    def list_agents(self) -> pb.ListAgentsReply:
+        return self._call("ListAgents", pb.ListAgentsRequest(), pb.ListAgentsReply)
+
+
+def connect(config: ClientConfig) -> ApiClient:
+    """Open a channel to ``config.server`` (TLS when ``tls_ca`` is set). The one place clients
+    are made; tests point it at their own server through ``--server``."""
+    if config.tls_ca:
+        try:
+            root = Path(config.tls_ca).read_bytes()
+        except OSError as exc:
+            raise CtlError(f"cannot read CA file {config.tls_ca}: {exc.strerror}") from None
+        creds = grpc.ssl_channel_credentials(root_certificates=root)
+        channel = grpc.secure_channel(config.server, creds)
+    else:
+        channel = grpc.insecure_channel(config.server)
+    return ApiClient(channel, config)
+
+
+Connector = Callable[[ClientConfig], ApiClient]

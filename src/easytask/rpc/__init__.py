@@ -1,0 +1,1 @@
+"""gRPC edge: generated code, conversions, servicers, auth."""

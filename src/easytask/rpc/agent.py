@@ -1,0 +1,83 @@
+"""AgentServicer: adapts each AgentService.Connect stream to an AgentHub session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from easytask import __version__
+from easytask.rpc.convert import (
+    MalformedMessageError,
+    agent_message_from_proto,
+    hello_from_proto,
+    scheduler_message_to_proto,
+)
+from easytask.rpc.v1 import agent_pb2 as apb
+from easytask.rpc.v1 import agent_pb2_grpc
+from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentSession
+from easytask.scheduler.protocol import Welcome
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_SECONDS = 10.0
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    """One reader and one writer per stream, in one TaskGroup: losing either ends the session."""
+
+    def __init__(self, hub: AgentHub, instance: str) -> None:
+        self._hub = hub
+        self._instance = instance
+
+    async def Connect(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[apb.AgentMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        messages = aiter(request_iterator)
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
+                first = await anext(messages)
+            if first.WhichOneof("msg") != "hello":
+                raise MalformedMessageError("the first message must be hello")
+            hello = hello_from_proto(first.hello)
+        except (TimeoutError, StopAsyncIteration):
+            return
+        except MalformedMessageError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            return
+        await context.write(
+            scheduler_message_to_proto(Welcome(self._instance, __version__, HEARTBEAT_SECONDS))
+        )
+        session = self._hub.connect(hello)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._read(messages, session))
+                tg.create_task(self._write(context, session))
+        except* (grpc.aio.AioRpcError, ConnectionError, asyncio.InvalidStateError) as group:
+            log.info("agent %s stream ended: %s", session.name, group.exceptions[0])
+        finally:
+            self._hub.disconnect(session)
+
+    async def _read(
+        self, messages: AsyncIterator[apb.AgentMessage], session: AgentSession
+    ) -> None:
+        try:
+            async for raw in messages:
+                try:
+                    msg = agent_message_from_proto(raw)
+                except MalformedMessageError as exc:
+                    log.warning("agent %s sent a malformed message, dropped: %s", session.name, exc)
+                    continue
+                if msg is not None:
+                    self._hub.handle(session, msg)
+        finally:
+            session.close()
+
+    async def _write(self, context: grpc.aio.ServicerContext, session: AgentSession) -> None:
+        while (batch := await session.outgoing()) is not None:
+            for msg in batch:
+                await context.write(scheduler_message_to_proto(msg))

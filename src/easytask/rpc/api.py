@@ -1,0 +1,308 @@
+"""ApiServicer: the public EasyTaskApi, a thin layer over SchedulerApp."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, TypeVar
+
+import grpc
+
+from easytask.core.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    TransitionError,
+    ValidationError,
+)
+from easytask.core.runid import iso_utc
+from easytask.core.states import RunState
+from easytask.rpc.convert import run_to_proto
+from easytask.rpc.v1 import api_pb2 as pb
+from easytask.rpc.v1 import api_pb2_grpc
+from easytask.scheduler.app import SchedulerApp
+from easytask.store.sqlite import RunFilter
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+FIELD_ERRORS_KEY = "easytask-field-errors"
+DEFAULT_PER_PAGE = 25
+
+
+def _status_of(exc: Exception) -> grpc.StatusCode | None:
+    if isinstance(exc, ValidationError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, NotFoundError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, ConflictError | TransitionError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return None
+
+
+def errors_mapped(
+    fn: Callable[..., Awaitable[R]],
+) -> Callable[..., Awaitable[R]]:
+    """Translate EasyTask errors into gRPC status codes (the one place that does)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await fn(self, request, context)
+        except Exception as exc:
+            code = _status_of(exc)
+            if code is None:
+                raise
+            if isinstance(exc, ValidationError):
+                payload = json.dumps([{"field": e.field, "message": e.message} for e in exc.errors])
+                context.set_trailing_metadata(((FIELD_ERRORS_KEY, payload),))
+                await context.abort(code, "\n".join(str(e) for e in exc.errors))
+            await context.abort(code, str(exc.args[0]) if exc.args else str(exc))
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+def _json_object(text: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError([FieldError(field, f"not valid JSON ({exc.msg})")]) from exc
+
+
+def _page(page: int, per_page: int) -> tuple[int, int]:
+    return max(page, 1), per_page if per_page > 0 else DEFAULT_PER_PAGE
+
+
+def _user(context: grpc.aio.ServicerContext) -> str:
+    # One token for now: every API caller acts as the superuser (users come with issue 'roles').
+    return "easytask_superuser"
+
+
+class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
+    def __init__(self, app: SchedulerApp) -> None:
+        self._app = app
+
+    # ----- tasks -----
+
+    def _task_reply(self, task: Any) -> pb.TaskReply:
+        return pb.TaskReply(task_json=json.dumps(task.to_json()))
+
+    @errors_mapped
+    async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:  # noqa: N802
+        raw = _json_object(request.task_json, "task")
+        task = await self._app.catalog.create(raw, _user(context))
+        log.info("task %d (%s) created", task.tid, task.name)
+        return self._task_reply(task)
+
+    @errors_mapped
+    async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:  # noqa: N802
+        patch = _json_object(request.patch_json, "task")
+        task = await self._app.catalog.update(
+            request.ref.tid, request.ref.name, patch, _user(context)
+        )
+        log.info("task %d (%s) updated", task.tid, task.name)
+        return self._task_reply(task)
+
+    @errors_mapped
+    async def GetTask(self, request: pb.TaskRef, context: Any) -> pb.TaskReply:  # noqa: N802
+        return self._task_reply(self._app.catalog.get(request.tid, request.name))
+
+    @errors_mapped
+    async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:  # noqa: N802
+        active = {0: None, 1: True, 2: False}[request.active]
+        page, per_page = _page(request.page, request.per_page)
+        tasks, total = self._app.catalog.list(active, request.search, page, per_page)
+        now = self._app.clock.now()
+        return pb.ListTasksReply(
+            tasks_json=[json.dumps(t.to_json()) for t in tasks],
+            task_status=[self._app.engine.task_status(t, now).value for t in tasks],
+            total=total,
+            page=page,
+            per_page=per_page,
+        )
+
+    @errors_mapped
+    async def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:  # noqa: N802
+        task = await self._app.catalog.delete(request.ref.tid, request.ref.name)
+        log.info("task %d (%s) deleted", task.tid, task.name)
+        return pb.DeleteTaskReply(tid=task.tid, name=task.name)
+
+    @errors_mapped
+    async def ExportTasks(self, request: pb.ExportTasksRequest, context: Any) -> pb.ExportTasksReply:  # noqa: N802
+        return pb.ExportTasksReply(json=json.dumps(self._app.catalog.export(), indent=2))
+
+    @errors_mapped
+    async def ImportTasks(self, request: pb.ImportTasksRequest, context: Any) -> pb.ImportTasksReply:  # noqa: N802
+        result = await self._app.catalog.import_tasks(
+            request.json, _user(context), request.dry_run
+        )
+        return pb.ImportTasksReply(
+            created=result.created,
+            updated=result.updated,
+            deleted=result.deleted,
+            errors=[pb.ImportError(name=n, message=m) for n, m in result.errors],
+        )
+
+    # ----- events -----
+
+    @errors_mapped
+    async def ForceRun(self, request: pb.ForceRunRequest, context: Any) -> pb.EventReply:  # noqa: N802
+        run_date = request.run_date
+        if run_date and not (len(run_date) == 8 and run_date.isdigit()):
+            raise ValidationError([FieldError("run_date", "run_date must be YYYYMMDD")])
+        outcome = await self._app.force_run(
+            request.ref.tid, request.ref.name, run_date, _user(context), request.origin or "API"
+        )
+        return pb.EventReply(
+            event_id=outcome.event_id,
+            status=outcome.status,
+            message=outcome.message,
+            run_id=outcome.run.run_id if outcome.run else "",
+            run_date=outcome.run.run_date if outcome.run else "",
+        )
+
+    # ----- runs -----
+
+    @errors_mapped
+    async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsReply:  # noqa: N802
+        if request.status and request.status.upper() not in RunState.__members__:
+            raise ValidationError([FieldError("status", f"unknown state {request.status}")])
+        hours = request.since_hours or 24.0
+        flt = RunFilter(
+            state=request.status,
+            search=request.search,
+            tid=request.tid,
+            run_date=request.run_date,
+            since=self._app.clock.now() - timedelta(hours=hours),
+        )
+        page, per_page = _page(request.page, request.per_page)
+        runs, total, stats = await self._app.list_runs(flt, page, per_page)
+        return pb.ListRunsReply(
+            runs=[run_to_proto(r) for r in runs],
+            total=total,
+            page=page,
+            per_page=per_page,
+            stats=stats,
+        )
+
+    @errors_mapped
+    async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:  # noqa: N802
+        run, changes = await self._app.get_run(request.run_id)
+        return run_to_proto(run, changes)
+
+    @errors_mapped
+    async def GetRunLogs(self, request: pb.RunLogsRequest, context: Any) -> pb.RunLogsReply:  # noqa: N802
+        run, output = await self._app.run_output(request.run_id)
+        page, per_page = _page(request.page, request.per_page or 500)
+        reply = pb.RunLogsReply(state=run.state.value)
+        for stream, target in (("stdout", reply.stdout), ("stderr", reply.stderr)):
+            if _wants(request.stream, stream):
+                data = output[stream]
+                lines = data.decode("utf-8", errors="replace").splitlines()
+                start = (page - 1) * per_page
+                target.lines.extend(lines[start : start + per_page])
+                target.total_lines = len(lines)
+                target.total_bytes = len(data)
+        return reply
+
+    async def FollowRunLogs(  # noqa: N802
+        self, request: pb.FollowRunLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.LogChunk]:
+        streams = tuple(s for s in ("stdout", "stderr") if _wants(request.stream, s))
+        try:
+            async for item in self._app.follow_output(request.run_id, streams):
+                if isinstance(item, RunState):
+                    yield pb.LogChunk(final_state=item.value)
+                else:
+                    yield pb.LogChunk(stream=item[0], data=item[1])
+        except NotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+
+    # ----- schedule, health, agents -----
+
+    @errors_mapped
+    async def Upcoming(self, request: pb.UpcomingRequest, context: Any) -> pb.UpcomingReply:  # noqa: N802
+        now = self._app.clock.now()
+        start, end = now, now + timedelta(hours=request.hours or 24)
+        if request.from_date or request.to_date:
+            start, end = _date_window(request.from_date, request.to_date, now)
+        rows = self._app.upcoming(request.tid, start, end, request.count or 50)
+        return pb.UpcomingReply(
+            entries=[
+                pb.UpcomingEntry(
+                    tid=u.task.tid,
+                    name=u.task.name,
+                    next_run_utc=iso_utc(u.slot.scheduled_utc),
+                    local_run=f"{u.slot.local_date:%Y-%m-%d} {u.slot.local_time}",
+                    timezone=u.slot.timezone,
+                    group=u.task.task_group or "",
+                    queue=u.task.run_on_host,
+                    note=u.note,
+                )
+                for u in rows
+            ]
+        )
+
+    @errors_mapped
+    async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthReply:  # noqa: N802
+        h = await self._app.health()
+        return pb.HealthReply(
+            instance=h.instance,
+            status="HEALTHY",
+            heartbeat_age=h.heartbeat_age,
+            started_at=iso_utc(h.started_at),
+            version=h.version,
+            agents_online=h.agents_online,
+            active_runs=h.active_runs,
+            triggers_24h=h.triggers_24h,
+            debug=logging.getLogger().isEnabledFor(logging.DEBUG),
+        )
+
+    @errors_mapped
+    async def ListAgents(self, request: pb.ListAgentsRequest, context: Any) -> pb.ListAgentsReply:  # noqa: N802
+        views = await self._app.agents()
+        return pb.ListAgentsReply(
+            agents=[
+                pb.Agent(
+                    name=v.record.name,
+                    status="online" if v.online else "offline",
+                    host=v.record.host,
+                    queues=v.record.queues,
+                    version=v.record.version,
+                    cpu_percent=v.cpu_percent,
+                    mem_percent=v.mem_percent,
+                    uptime_seconds=v.uptime_seconds,
+                    running=len(v.running_run_ids),
+                    pid=v.record.pid or 0,
+                    connected_since=iso_utc(v.record.connected_since) if v.online else "",
+                    last_seen=iso_utc(v.record.last_seen),
+                    running_run_ids=v.running_run_ids,
+                )
+                for v in views
+            ]
+        )
+
+
+def _wants(selection: int, stream: str) -> bool:
+    if selection == pb.STDOUT_ONLY:
+        return stream == "stdout"
+    if selection == pb.STDERR_ONLY:
+        return stream == "stderr"
+    return True
+
+
+def _date_window(from_date: str, to_date: str, now: datetime) -> tuple[datetime, datetime]:
+    def parse(text: str, field: str) -> datetime:
+        try:
+            return datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(), UTC)
+        except ValueError as exc:
+            raise ValidationError([FieldError(field, f"{field} must be YYYY-MM-DD")]) from exc
+
+    start = parse(from_date, "from") if from_date else now
+    end = parse(to_date, "to") + timedelta(days=1) if to_date else start + timedelta(days=1)
+    # A slot exactly at `start` counts: next_slot looks strictly after its argument.
+    return start - timedelta(microseconds=1), end

@@ -1,0 +1,73 @@
+"""Token authentication for both gRPC services, as one server interceptor."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+AGENT_SERVICE_PREFIX = "/easytask.v1.AgentService/"
+
+
+def _token_of(metadata: tuple[tuple[str, Any], ...] | None) -> str:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer ") :]
+    return ""
+
+
+def _same(given: str, expected: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses calls without the right bearer token (agents: agent token; API: API token)."""
+
+    def __init__(self, api_token: str, agent_token: str) -> None:
+        self._api_token = api_token
+        self._agent_token = agent_token
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        handler_call_details: Any,
+    ) -> Any:
+        method: str = handler_call_details.method
+        token = _token_of(handler_call_details.invocation_metadata)
+        if method.startswith(AGENT_SERVICE_PREFIX):
+            ok = _same(token, self._agent_token)
+        else:
+            ok = _same(token, self._api_token)
+        if ok:
+            return await continuation(handler_call_details)
+        log.warning("refused %s: missing or invalid token", method)
+        handler = await continuation(handler_call_details)
+        return _deny(handler)
+
+
+def _deny(handler: Any) -> Any:
+    async def abort(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid token")
+
+    if handler is None:
+        return None
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(
+            abort, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(
+            abort, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            abort, handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        abort, handler.request_deserializer, handler.response_serializer
+    )

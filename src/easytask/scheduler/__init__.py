@@ -1,0 +1,1 @@
+"""The scheduler process: engine, agent hub, composition root."""

@@ -1,0 +1,241 @@
+"""SchedulerApp: the application layer the public API (and later the dashboard) calls."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from easytask import __version__
+from easytask.core.clock import Clock
+from easytask.core.errors import RunNotFoundError
+from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.schedule import Slot, next_slot
+from easytask.core.states import RunState
+from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
+from easytask.scheduler.calendars import CalendarBook
+from easytask.scheduler.catalog import TaskCatalog
+from easytask.scheduler.engine import Engine
+from easytask.scheduler.hub import AgentHub
+from easytask.store.sqlite import AgentRecord, RunFilter, SqliteStore
+
+STREAMS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True, slots=True)
+class UpcomingRun:
+    task: TaskDef
+    slot: Slot
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    record: AgentRecord
+    online: bool
+    cpu_percent: float
+    mem_percent: float
+    uptime_seconds: float
+    running_run_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    instance: str
+    started_at: datetime
+    heartbeat_age: float
+    version: str
+    agents_online: int
+    active_runs: int
+    triggers_24h: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    event_id: int
+    status: str
+    message: str
+    run: Run | None
+
+
+class SchedulerApp:
+    """Thin use cases over the catalog, engine, hub and store."""
+
+    def __init__(
+        self,
+        *,
+        instance: str,
+        store: SqliteStore,
+        engine: Engine,
+        hub: AgentHub,
+        catalog: TaskCatalog,
+        calendars: CalendarBook,
+        bus: Bus,
+        clock: Clock,
+    ) -> None:
+        self.instance = instance
+        self.store = store
+        self.engine = engine
+        self.hub = hub
+        self.catalog = catalog
+        self.calendars = calendars
+        self.bus = bus
+        self.clock = clock
+        self.started_at = clock.now()
+
+    # ----- runs -----
+
+    async def list_runs(
+        self, flt: RunFilter, page: int, per_page: int
+    ) -> tuple[list[Run], int, dict[str, int]]:
+        return await self.store.list_runs(flt, (page - 1) * per_page, per_page)
+
+    async def get_run(self, run_id: str) -> tuple[Run, list[StateChange]]:
+        run = self.engine.live.get(run_id) or await self.store.find_run(run_id)
+        if run is None:
+            raise RunNotFoundError(f"run {run_id} not found")
+        return run, await self.store.transitions(run_id)
+
+    async def run_output(self, run_id: str) -> tuple[Run, dict[str, bytes]]:
+        run, _ = await self.get_run(run_id)
+        await self.store.writer.flush()
+        return run, {s: await self.store.read_output(run_id, s) for s in STREAMS}
+
+    async def follow_output(
+        self, run_id: str, streams: tuple[str, ...]
+    ) -> AsyncIterator[tuple[str, bytes] | RunState]:
+        """Yield (stream, bytes) from the start of the run's output, live, then its final state."""
+        await self.get_run(run_id)
+        with self.bus.subscribe(run_id) as sub:
+            sent = dict.fromkeys(streams, 0)
+            while True:
+                await self.store.writer.flush()
+                run, _ = await self.get_run(run_id)
+                for stream in streams:
+                    data = await self.store.read_output(run_id, stream)
+                    if len(data) > sent[stream]:
+                        yield stream, data[sent[stream] :]
+                        sent[stream] = len(data)
+                if run.state.final:
+                    yield run.state
+                    return
+                sub.overflowed = False
+                # Live path: apply bus events until the run ends or the queue overflowed.
+                while not sub.overflowed:
+                    event = await sub.queue.get()
+                    if isinstance(event, RunStateChanged):
+                        if event.state.final:
+                            break
+                    elif isinstance(event, OutputAppended) and event.stream in sent:
+                        end = event.offset + len(event.data)
+                        if event.offset <= sent[event.stream] < end:
+                            yield event.stream, event.data[sent[event.stream] - event.offset :]
+                            sent[event.stream] = end
+
+    # ----- events -----
+
+    async def force_run(
+        self, tid: int, name: str, run_date: str, user: str, origin: str
+    ) -> EventOutcome:
+        """FORCE_RUN_TASK, recorded as an event (refusals too)."""
+        created = self.clock.now()
+        target = str(tid or name)
+        args = {"run_date": run_date} if run_date else {}
+        try:
+            task = self.catalog.get(tid, name)
+            run = await self.engine.force_run(task.tid, run_date or None, user)
+        except Exception as exc:
+            message = str(exc.args[0]) if exc.args else str(exc)
+            event_id = await self.store.add_event(
+                "FORCE_RUN_TASK", target, args, "FAILURE", message, origin, user, created,
+                self.clock.now(), self.instance,
+            )  # fmt: skip
+            return EventOutcome(event_id, "FAILURE", message, None)
+        message = f"Force run triggered for task {task.tid} ({task.name})\nRun date: {run.run_date}"
+        event_id = await self.store.add_event(
+            "FORCE_RUN_TASK", str(task.tid), {**args, "run_id": run.run_id}, "SUCCESS", message,
+            origin, user, created, self.clock.now(), self.instance,
+        )  # fmt: skip
+        return EventOutcome(event_id, "SUCCESS", message, run)
+
+    # ----- schedule preview -----
+
+    def upcoming(
+        self, tid: int, start: datetime, end: datetime, count: int
+    ) -> list[UpcomingRun]:
+        """The next ``count`` occurrences in (start, end], merged across tasks in time order."""
+        tasks = [self.catalog.get(tid)] if tid else list(self.catalog.tasks.values())
+        heap: list[tuple[datetime, int, Slot]] = []
+        for task in tasks:
+            schedule = self.engine.schedule_of(task.tid)
+            if schedule is None:
+                continue
+            slot = next_slot(schedule, start)
+            if slot is not None and slot.scheduled_utc <= end:
+                heap.append((slot.scheduled_utc, task.tid, slot))
+        heapq.heapify(heap)
+        out: list[UpcomingRun] = []
+        while heap and len(out) < count:
+            _, task_tid, slot = heapq.heappop(heap)
+            task = self.catalog.tasks[task_tid]
+            out.append(UpcomingRun(task, slot, self._note(task, slot)))
+            schedule = self.engine.schedule_of(task_tid)
+            nxt = next_slot(schedule, slot.scheduled_utc) if schedule else None
+            if nxt is not None and nxt.scheduled_utc <= end:
+                heapq.heappush(heap, (nxt.scheduled_utc, task_tid, nxt))
+        return out
+
+    def _note(self, task: TaskDef, slot: Slot) -> str:
+        if task.calendar:
+            reason = self.calendars.holiday_reason(task.calendar, slot.local_date)
+            if reason is not None:
+                return f"holiday in calendar {task.calendar}: {reason}"
+        return slot.note
+
+    # ----- health and agents -----
+
+    async def health(self) -> Health:
+        now = self.clock.now()
+        tick = self.engine.last_tick or self.started_at
+        return Health(
+            instance=self.instance,
+            started_at=self.started_at,
+            heartbeat_age=(now - tick).total_seconds(),
+            version=__version__,
+            agents_online=len(self.hub.sessions),
+            active_runs=len(self.engine.live),
+            triggers_24h=await self.store.count_runs_since(now - timedelta(hours=24)),
+        )
+
+    async def agents(self) -> list[AgentView]:
+        stored = {a.name: a for a in await self.store.load_agents()}
+        now = self.clock.now()
+        views: list[AgentView] = []
+        for name, session in self.hub.sessions.items():
+            h = session.hello
+            stored[name] = AgentRecord(
+                name, h.host, list(h.queues), h.version, h.pid, h.cpu_cores, h.memory_mb,
+                session.connected_at, now,
+            )  # fmt: skip
+        for name in sorted(stored):
+            online = self.hub.sessions.get(name)
+            rec = stored[name]
+            if online is None:
+                views.append(AgentView(rec, False, 0.0, 0.0, 0.0, []))
+                continue
+            views.append(
+                AgentView(
+                    rec,
+                    True,
+                    online.heartbeat.cpu_percent,
+                    online.heartbeat.mem_percent,
+                    (now - online.connected_at).total_seconds(),
+                    sorted(online.active),
+                )
+            )
+        return views
+
+    def local_now(self, task: TaskDef) -> datetime:
+        return self.clock.now().astimezone(ZoneInfo(task.timezone or "UTC"))

@@ -1,0 +1,526 @@
+"""Engine: the timer loop and the run lifecycle (trigger, dispatch, results, retries, expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from easytask.core.clock import Clock
+from easytask.core.errors import ConflictError, TaskNotFoundError
+from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.runid import make_run_id
+from easytask.core.schedule import Schedule, Slot, next_slot
+from easytask.core.states import RunState, check_transition
+from easytask.core.timerwheel import TimerWheel
+from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
+from easytask.scheduler.calendars import CalendarBook
+from easytask.scheduler.hub import AgentHub, AgentSession
+from easytask.scheduler.logs import log_run
+from easytask.scheduler.protocol import (
+    OutputChunk,
+    ResendOutput,
+    ResultAck,
+    RunAccepted,
+    RunFinished,
+    RunOrder,
+    RunStarted,
+)
+from easytask.store.sqlite import AgentRecord, SqliteStore
+
+log = logging.getLogger(__name__)
+
+S = RunState
+WheelKey = tuple[str, Any]
+TICK_SECONDS = 5.0
+
+
+class Engine:
+    """Owns the in-memory schedule (one wheel entry per task) and every non-final run."""
+
+    def __init__(
+        self,
+        *,
+        instance: str,
+        store: SqliteStore,
+        clock: Clock,
+        hub: AgentHub,
+        calendars: CalendarBook,
+        bus: Bus,
+    ) -> None:
+        self.instance = instance
+        self._store = store
+        self._clock = clock
+        self._hub = hub
+        self._calendars = calendars
+        self._bus = bus
+        self.tasks: dict[int, TaskDef] = {}
+        self._schedules: dict[int, Schedule] = {}
+        self.live: dict[str, Run] = {}
+        self.latest: dict[int, tuple[str, RunState]] = {}
+        self._out_sizes: dict[tuple[str, str], int] = {}
+        self._wheel: TimerWheel[WheelKey] = TimerWheel()
+        self._wake = asyncio.Event()
+        self.last_tick: datetime | None = None
+        hub.bind(self)
+
+    # ----- start-up -----
+
+    async def load(self) -> None:
+        """Load tasks and non-final runs from the store and build the wheel."""
+        now = self._clock.now()
+        for task in await self._store.load_tasks():
+            self.put_task(task, now)
+        self.latest = await self._store.latest_run_states()
+        live = await self._store.load_live_runs()
+        self._out_sizes = await self._store.output_sizes(r.run_id for r in live)
+        for run in live:
+            self.live[run.run_id] = run
+            self._resume(run, now)
+        log.info("engine loaded %d tasks and %d runs in progress", len(self.tasks), len(live))
+
+    def _resume(self, run: Run, now: datetime) -> None:
+        task = self.tasks.get(run.tid)
+        if run.state is S.TRIGGER and task is not None:
+            self._arm_expiry(run, task)
+            self._hub.submit(self._order(run, task))
+        elif run.state is S.RESTARTING and task is not None:
+            due = run.created_at + timedelta(seconds=task.retry_delay)
+            self._wheel.schedule(("retry", run.run_id), max(due, now))
+        # STARTED and RUNNING runs wait for their agent's hello (agent_connected).
+
+    # ----- definitions -----
+
+    def put_task(self, task: TaskDef, now: datetime) -> None:
+        """Add or replace a task; its next occurrence is recomputed at once."""
+        self.tasks[task.tid] = task
+        key: WheelKey = ("task", task.tid)
+        if task.task_group is not None or not task.active:
+            self._schedules.pop(task.tid, None)
+            self._wheel.cancel(key)
+            return
+        schedule = Schedule.from_task(task)
+        self._schedules[task.tid] = schedule
+        slot = next_slot(schedule, now, self._business_holiday(task))
+        if slot is None:
+            self._wheel.cancel(key)
+        else:
+            self._wheel.schedule(key, slot.scheduled_utc, slot)
+        self._wake.set()
+
+    def remove_task(self, tid: int) -> None:
+        self.tasks.pop(tid, None)
+        self._schedules.pop(tid, None)
+        self._wheel.cancel(("task", tid))
+
+    def next_slot_of(self, tid: int) -> Slot | None:
+        slot = self._wheel.payload_of(("task", tid))
+        return slot if isinstance(slot, Slot) else None
+
+    def schedule_of(self, tid: int) -> Schedule | None:
+        return self._schedules.get(tid)
+
+    def _business_holiday(self, task: TaskDef) -> Any:
+        calendar = task.calendar
+        if not calendar:
+            return None
+        book = self._calendars
+        return lambda day: book.holiday_reason(calendar, day) is not None
+
+    # ----- timer loop -----
+
+    async def run_timers(self) -> None:
+        """Fire wheel entries at their instant; wake early when an earlier one is added."""
+        while True:
+            due = self._wheel.next_due()
+            if due is None:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            if due > self._clock.now():
+                self._wake.clear()
+                sleeper = asyncio.ensure_future(self._clock.sleep_until(due))
+                waker = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+                    waker.cancel()
+                continue
+            now = self._clock.now()
+            for key, payload in self._wheel.advance(now):
+                self._fire(key, payload, now)
+
+    async def run_ticks(self) -> None:
+        """Persist a heartbeat so the next start knows when the scheduler was last alive."""
+        while True:
+            self.last_tick = self._clock.now()
+            self._store.set_meta("last_tick", self.last_tick.isoformat())
+            await asyncio.sleep(TICK_SECONDS)
+
+    def _fire(self, key: WheelKey, payload: Any, now: datetime) -> None:
+        kind, ident = key
+        if kind == "task":
+            self._fire_slot(ident, payload, now)
+        elif kind == "retry":
+            run = self.live.get(ident)
+            task = self.tasks.get(run.tid) if run else None
+            if run is not None and run.state is S.RESTARTING and task is not None:
+                self._trigger(run, task, now, S.RESTARTING)
+        elif kind == "expire":
+            run = self.live.get(ident)
+            if run is not None and run.state is S.TRIGGER:
+                seconds = payload
+                agent = self._hub.withdraw(run.run_id)
+                if agent is not None:
+                    self._hub.kill(agent, run.run_id, "rejected")
+                self._finish(run, S.REJECTED, f"not accepted within {seconds} s", now)
+
+    def _fire_slot(self, tid: int, slot: Slot, now: datetime) -> None:
+        task = self.tasks.get(tid)
+        schedule = self._schedules.get(tid)
+        if task is None or schedule is None:
+            return
+        upcoming = next_slot(schedule, slot.scheduled_utc, self._business_holiday(task))
+        if upcoming is not None:
+            self._wheel.schedule(("task", tid), upcoming.scheduled_utc, upcoming)
+        holiday = self._calendars.holiday_reason(task.calendar, slot.local_date) if (
+            task.calendar
+        ) else None
+        run = self._new_run(task, slot.scheduled_utc, slot.run_date, slot.local_time, now)
+        if run.run_id in self.live:
+            return
+        log_run(
+            run,
+            "Task Triggered",
+            f"run_date={run.run_date} local={run.local_time} {run.timezone} "
+            f"utc={slot.scheduled_utc:%H:%M} attempt=1 forced=false",
+        )
+        if holiday is not None:
+            reason = f"holiday in calendar {task.calendar}: {holiday}"
+            log_run(run, "Task Validated", f"skipped: {reason}")
+            self._create(run, S.SKIPPED, reason, now)
+            return
+        self._trigger(run, task, now, None)
+
+    # ----- run creation and dispatch -----
+
+    def _new_run(
+        self,
+        task: TaskDef,
+        scheduled: datetime,
+        run_date: str,
+        local_time: str,
+        now: datetime,
+        attempt: int = 1,
+    ) -> Run:
+        return Run(
+            run_id=make_run_id(self.instance, task.tid, scheduled, attempt),
+            tid=task.tid,
+            name=task.name,
+            instance=self.instance,
+            run_date=run_date,
+            scheduled_utc=scheduled,
+            local_time=local_time,
+            timezone=task.timezone or "UTC",
+            attempt=attempt,
+            state=S.TRIGGER,
+            queue=task.run_on_host,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _create(self, run: Run, state: RunState, reason: str, now: datetime) -> asyncio.Future[None]:
+        """Record a new run in its initial state."""
+        run.state = state
+        run.reason = reason
+        if state is S.TRIGGER:
+            run.triggered_at = now
+        if state.final:
+            run.ended_at = now
+        else:
+            self.live[run.run_id] = run
+        self.latest[run.tid] = (run.run_id, state)
+        self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
+        return self._store.save_run(run, StateChange(run.run_id, None, state, now, reason))
+
+    def _trigger(self, run: Run, task: TaskDef, now: datetime, src: RunState | None) -> None:
+        """Put a run in TRIGGER, commit it, then offer it to an agent (invariant 1)."""
+        checks = f"active={'yes' if task.active else 'no'} calendar=ok queue={task.run_on_host}"
+        log_run(run, "Task Validated", checks)
+        if src is None:
+            fut = self._create(run, S.TRIGGER, "", now)
+        else:
+            run.triggered_at = now
+            fut = self._set_state(run, S.TRIGGER, now, "")
+        self._arm_expiry(run, task)
+        order = self._order(run, task)
+        fut.add_done_callback(lambda f: self._dispatch_committed(f, order))
+
+    def _dispatch_committed(self, fut: asyncio.Future[None], order: RunOrder) -> None:
+        if fut.exception() is not None:
+            log.error("run %s not dispatched: its record was not stored", order.run_id)
+            return
+        run = self.live.get(order.run_id)
+        if run is not None and run.state is S.TRIGGER:
+            self._hub.submit(order)
+
+    def _arm_expiry(self, run: Run, task: TaskDef) -> None:
+        seconds = task.task_accept_expiry_time
+        if seconds and run.triggered_at is not None:
+            due = run.triggered_at + timedelta(seconds=seconds)
+            self._wheel.schedule(("expire", run.run_id), due, seconds)
+            self._wake.set()
+
+    def _order(self, run: Run, task: TaskDef) -> RunOrder:
+        return RunOrder(
+            run_id=run.run_id,
+            tid=task.tid,
+            name=task.name,
+            cmd=task.cmd,
+            stdout=task.stdout,
+            stderr=task.stderr,
+            queue=task.run_on_host,
+            attempt=run.attempt,
+            run_date=run.run_date,
+            local_time=run.local_time,
+            timezone=run.timezone,
+            run_as_user=task.run_as_user or "",
+            profile=task.profile,
+            max_run_time=task.max_run_time or 0,
+        )
+
+    async def force_run(self, tid: int, run_date: str | None, by: str) -> Run:
+        """FORCE_RUN_TASK: a new run now, ignoring schedule, calendar and ``active``."""
+        task = self.tasks.get(tid)
+        if task is None:
+            raise TaskNotFoundError(f"task {tid} not found")
+        if task.task_group is not None:
+            raise ConflictError(f"task {tid} belongs to a group; force-run the group")
+        now = self._clock.now()
+        local = now.astimezone(ZoneInfo(task.timezone or "UTC"))
+        # Millisecond run ids: two force-runs in the same millisecond would collide.
+        while any(r.run_id == make_run_id(self.instance, tid, now, 1) for r in self.live.values()):
+            now += timedelta(milliseconds=1)
+        run = self._new_run(task, now, run_date or f"{local:%Y%m%d}", f"{local:%H:%M:%S}", now)
+        run.forced = True
+        run.forced_by = by
+        log_run(
+            run,
+            "Task Triggered",
+            f"run_date={run.run_date} local={run.local_time} {run.timezone} "
+            f"utc={now:%H:%M:%S} attempt=1 forced=true by={by}",
+        )
+        self._trigger(run, task, now, None)
+        await self._store.writer.flush()
+        return run
+
+    # ----- state changes -----
+
+    def _set_state(
+        self, run: Run, state: RunState, now: datetime, reason: str | None = None
+    ) -> asyncio.Future[None]:
+        check_transition(run.run_id, run.state, state)
+        change = StateChange(run.run_id, run.state, state, now, reason or "")
+        run.state = state
+        if reason is not None:
+            run.reason = reason
+        run.updated_at = now
+        if state.final:
+            self.live.pop(run.run_id, None)
+            self._wheel.cancel(("expire", run.run_id))
+            for stream in ("stdout", "stderr"):
+                self._out_sizes.pop((run.run_id, stream), None)
+        latest = self.latest.get(run.tid)
+        if latest is None or latest[0] == run.run_id:
+            self.latest[run.tid] = (run.run_id, state)
+        self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
+        return self._store.save_run(run, change)
+
+    def _finish(
+        self, run: Run, state: RunState, reason: str, now: datetime
+    ) -> asyncio.Future[None]:
+        """Make a run final and, for a failure with attempts left, create the next attempt."""
+        if run.ended_at is None:
+            run.ended_at = now
+        fut = self._set_state(run, state, now, reason)
+        self._hub.finished_elsewhere(run.run_id)
+        log_run(
+            run,
+            "Execution Result",
+            f"status={state} duration={_fmt_duration(run.duration)} "
+            f"return_code={run.return_code} reason={reason or '-'}",
+        )
+        task = self.tasks.get(run.tid)
+        retryable = state is S.FAILED or (state is S.TERMINATED and reason == "timed out")
+        if task is not None and retryable and run.attempt <= task.retry_attempts:
+            self._retry(run, task, now)
+        return fut
+
+    def _retry(self, run: Run, task: TaskDef, now: datetime) -> None:
+        nxt = self._new_run(
+            task, run.scheduled_utc, run.run_date, run.local_time, now, run.attempt + 1
+        )
+        nxt.forced, nxt.forced_by = run.forced, run.forced_by
+        nxt.group, nxt.group_run_id = run.group, run.group_run_id
+        reason = f"retry {run.attempt} of {task.retry_attempts} after {run.state}"
+        # Queued in the same batch as the previous attempt's final state: one transaction.
+        self._create(nxt, S.RESTARTING, reason, now)
+        log_run(nxt, "Status Updated", f"{run.state} -> RESTARTING ({reason})")
+        if task.retry_delay:
+            self._wheel.schedule(("retry", nxt.run_id), now + timedelta(seconds=task.retry_delay))
+            self._wake.set()
+        else:
+            self._trigger(nxt, task, now, S.RESTARTING)
+
+    # ----- agent events (RunEvents) -----
+
+    def agent_connected(self, session: AgentSession) -> None:
+        """Reconcile the runs the agent reports with those assigned to it."""
+        now = self._clock.now()
+        self._save_agent(session, now)
+        known = {k.run_id: k for k in session.hello.known_runs}
+        for run in list(self.live.values()):
+            lost = run.state in (S.STARTED, S.RUNNING) and run.run_id not in known
+            if lost and run.agent == session.name:
+                log_run(run, "Status Updated", f"{run.state} -> FAILED (lost control)")
+                self._finish(run, S.FAILED, "lost control", now)
+        for run_id, k in known.items():
+            held = self.live.get(run_id)
+            if held is None:
+                continue
+            run = held
+            self._hub.adopt(session, run_id)
+            if run.state is S.TRIGGER:
+                self._accept(run, session, now)
+            if run.state is S.STARTED and k.state in ("RUNNING", "SUCCESS", "FAILED", "TERMINATED"):
+                self._set_state(run, S.RUNNING, now)
+            for stream, size in (("stdout", k.stdout_size), ("stderr", k.stderr_size)):
+                have = self._out_sizes.get((run_id, stream), 0)
+                if size > have:
+                    session.send(ResendOutput(run_id, stream, have))
+
+    def agent_disconnected(self, session: AgentSession) -> None:
+        # Runs stay as they are; the agent reports them when it is back (spec 7.3).
+        self._save_agent(session, self._clock.now())
+
+    def _save_agent(self, session: AgentSession, now: datetime) -> None:
+        h = session.hello
+        self._store.save_agent(
+            AgentRecord(
+                h.name, h.host, list(h.queues), h.version, h.pid, h.cpu_cores, h.memory_mb,
+                session.connected_at, now,
+            )  # fmt: skip
+        )
+
+    def run_dispatched(self, run_id: str, session: AgentSession) -> None:
+        run = self.live.get(run_id)
+        if run is None:
+            return
+        run.dispatched_at = self._clock.now()
+        run.agent = session.name
+        run.updated_at = run.dispatched_at
+        self._store.save_run(run)
+        log_run(run, "Task Dispatched", f"queue={run.queue} agent={session.name}")
+
+    def run_accepted(self, session: AgentSession, msg: RunAccepted) -> None:
+        run = self.live.get(msg.run_id)
+        now = self._clock.now()
+        if run is None:
+            # Final already (rejected, terminated by an operator) or unknown: stop it there.
+            log.warning("agent %s accepted run %s which is no longer due", session.name, msg.run_id)
+            session.active.discard(msg.run_id)
+            self._hub.kill(session.name, msg.run_id, "run is no longer due")
+            return
+        if run.state is S.TRIGGER:
+            self._accept(run, session, now)
+
+    def _accept(self, run: Run, session: AgentSession, now: datetime) -> None:
+        run.agent = session.name
+        run.host = session.hello.host
+        run.acked_at = now
+        self._set_state(run, S.STARTED, now, "")
+        log_run(run, "Agent Acknowledgment", f"agent={session.name} host={session.hello.host}")
+
+    def run_started(self, session: AgentSession, msg: RunStarted) -> None:
+        run = self.live.get(msg.run_id)
+        if run is None:
+            return
+        now = self._clock.now()
+        if run.state is S.TRIGGER:
+            self._accept(run, session, now)
+        run.pid = msg.pid
+        run.started_at = msg.started_at
+        run.stdout_path = msg.stdout_path
+        run.stderr_path = msg.stderr_path
+        if run.state is S.STARTED:
+            self._set_state(run, S.RUNNING, now)
+            log_run(run, "Status Updated", f"STARTED -> RUNNING pid={msg.pid}")
+        else:
+            self._store.save_run(run)
+
+    def run_output(self, session: AgentSession, msg: OutputChunk) -> None:
+        key = (msg.run_id, msg.stream)
+        if msg.run_id not in self.live:
+            return
+        have = self._out_sizes.get(key, 0)
+        end = msg.offset + len(msg.data)
+        if msg.offset > have:
+            session.send(ResendOutput(msg.run_id, msg.stream, have))
+            return
+        if end <= have:
+            return  # a duplicate after a resend
+        data = msg.data[have - msg.offset :]
+        self._out_sizes[key] = end
+        self._store.append_output(msg.run_id, msg.stream, have, data)
+        self._bus.publish(OutputAppended(msg.run_id, msg.stream, have, data))
+
+    def run_finished(self, session: AgentSession, msg: RunFinished) -> None:
+        run = self.live.get(msg.run_id)
+        if run is None:
+            # Already final (a duplicate, or an operator decided first): ack once stored.
+            log.info("run %s: duplicate or late result from %s ignored", msg.run_id, session.name)
+            self._store.writer.barrier().add_done_callback(
+                lambda f: session.send(ResultAck(msg.run_id))
+            )
+            return
+        now = self._clock.now()
+        if run.state is S.TRIGGER:
+            self._accept(run, session, now)
+        run.pid = msg.pid if msg.pid else run.pid
+        run.return_code = msg.return_code
+        run.started_at = msg.started_at or run.started_at
+        run.ended_at = msg.ended_at
+        run.stdout_path = msg.stdout_path or run.stdout_path
+        run.stderr_path = msg.stderr_path or run.stderr_path
+        run.stdout_range = msg.stdout_range
+        run.stderr_range = msg.stderr_range
+        fut = self._finish(run, msg.state, msg.reason, now)
+        fut.add_done_callback(lambda f: _ack_if_stored(f, session, msg.run_id))
+
+    # ----- queries -----
+
+    def task_status(self, task: TaskDef, now: datetime) -> RunState:
+        """Task status (spec 7.1): latest run if non-final, else PASSIVE/ACTIVE/IDLE."""
+        latest = self.latest.get(task.tid)
+        if latest is not None and not latest[1].final:
+            return latest[1]
+        if not task.active:
+            return S.PASSIVE
+        slot = self.next_slot_of(task.tid)
+        if slot is not None and task.timezone:
+            zone = ZoneInfo(task.timezone)
+            if slot.scheduled_utc.astimezone(zone).date() == now.astimezone(zone).date():
+                return S.ACTIVE
+        return S.IDLE
+
+
+def _ack_if_stored(fut: asyncio.Future[None], session: AgentSession, run_id: str) -> None:
+    if fut.exception() is None:
+        session.send(ResultAck(run_id))
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.3f}s"

@@ -1,0 +1,236 @@
+"""AgentHub: connected agent sessions, queue routing, dispatch, offers and heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from easytask.core.clock import Clock
+from easytask.scheduler.protocol import (
+    AgentHeartbeat,
+    AgentHello,
+    AgentMessage,
+    KillRun,
+    OutputChunk,
+    RunAccepted,
+    RunDeclined,
+    RunFinished,
+    RunOrder,
+    RunStarted,
+    SchedulerHeartbeat,
+    SchedulerMessage,
+)
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10
+OFFLINE_AFTER_SECONDS = 30
+
+
+class RunEvents(Protocol):
+    """What the hub tells the engine. Every method is synchronous and must not block."""
+
+    def agent_connected(self, session: AgentSession) -> None: ...
+    def agent_disconnected(self, session: AgentSession) -> None: ...
+    def run_dispatched(self, run_id: str, session: AgentSession) -> None: ...
+    def run_accepted(self, session: AgentSession, msg: RunAccepted) -> None: ...
+    def run_started(self, session: AgentSession, msg: RunStarted) -> None: ...
+    def run_output(self, session: AgentSession, msg: OutputChunk) -> None: ...
+    def run_finished(self, session: AgentSession, msg: RunFinished) -> None: ...
+
+
+class AgentSession:
+    """One connected agent stream. ``send`` never blocks; the rpc writer drains ``outbox``."""
+
+    def __init__(self, hello: AgentHello, connected_at: datetime, monotonic: float) -> None:
+        self.hello = hello
+        self.name = hello.name
+        self.connected_at = connected_at
+        self.last_seen = monotonic
+        self.heartbeat = AgentHeartbeat()
+        self.offered: dict[str, RunOrder] = {}  # sent, not yet accepted
+        self.active: set[str] = set()  # accepted and not final
+        self._outbox: deque[SchedulerMessage] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    @property
+    def load(self) -> int:
+        return len(self.offered) + len(self.active)
+
+    def send(self, msg: SchedulerMessage) -> None:
+        if not self.closed:
+            self._outbox.append(msg)
+            self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def outgoing(self) -> list[SchedulerMessage] | None:
+        """Wait for messages to send; None once the session is closed and drained."""
+        while not self._outbox:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        batch = list(self._outbox)
+        self._outbox.clear()
+        return batch
+
+
+class AgentHub:
+    """Routes runs to agents by queue: fewest non-final runs first, ties by agent name."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._events: RunEvents | None = None
+        self.sessions: dict[str, AgentSession] = {}
+        self._waiting: dict[str, deque[RunOrder]] = defaultdict(deque)
+        self._pending_kills: dict[str, list[KillRun]] = defaultdict(list)
+
+    def bind(self, events: RunEvents) -> None:
+        self._events = events
+
+    @property
+    def events(self) -> RunEvents:
+        assert self._events is not None, "AgentHub.bind() was not called"
+        return self._events
+
+    # ----- sessions -----
+
+    def connect(self, hello: AgentHello) -> AgentSession:
+        """Register a new stream; an older stream of the same agent name is closed."""
+        old = self.sessions.get(hello.name)
+        if old is not None:
+            log.warning("agent %s connected again; closing its previous stream", hello.name)
+            self.disconnect(old)
+        session = AgentSession(hello, self._clock.now(), self._clock.monotonic())
+        self.sessions[hello.name] = session
+        log.info(
+            "agent %s connected from %s serving queues %s (version %s, %d known runs)",
+            hello.name,
+            hello.host,
+            ",".join(hello.queues),
+            hello.version,
+            len(hello.known_runs),
+        )
+        self.events.agent_connected(session)
+        for kill in self._pending_kills.pop(hello.name, []):
+            session.send(kill)
+        self._drain_waiting(hello.queues)
+        return session
+
+    def disconnect(self, session: AgentSession) -> None:
+        """Forget a stream; runs offered to it and not accepted go to another agent."""
+        if session.closed and self.sessions.get(session.name) is not session:
+            return
+        session.close()
+        if self.sessions.get(session.name) is session:
+            del self.sessions[session.name]
+            log.info("agent %s disconnected (%d runs in progress)", session.name, len(session.active))
+        offered = list(session.offered.values())
+        session.offered.clear()
+        self.events.agent_disconnected(session)
+        for order in offered:
+            self.submit(order)
+
+    def online(self, queue: str) -> list[AgentSession]:
+        return [s for s in self.sessions.values() if queue in s.hello.queues and not s.closed]
+
+    # ----- dispatch -----
+
+    def submit(self, order: RunOrder, exclude: Iterable[str] = ()) -> None:
+        """Offer a run to the least-loaded agent of its queue, or park it until one connects."""
+        skip = set(exclude)
+        candidates = [s for s in self.online(order.queue) if s.name not in skip]
+        if not candidates:
+            self._waiting[order.queue].append(order)
+            return
+        session = min(candidates, key=lambda s: (s.load, s.name))
+        session.offered[order.run_id] = order
+        session.send(order)
+        self.events.run_dispatched(order.run_id, session)
+
+    def adopt(self, session: AgentSession, run_id: str) -> None:
+        """The agent already holds this run (reported in its hello): count it as accepted."""
+        self.withdraw(run_id)
+        session.active.add(run_id)
+
+    def withdraw(self, run_id: str) -> str | None:
+        """Stop offering a run; returns the agent it was offered to, if any."""
+        for session in self.sessions.values():
+            if session.offered.pop(run_id, None) is not None:
+                return session.name
+        for queue in self._waiting.values():
+            for order in queue:
+                if order.run_id == run_id:
+                    queue.remove(order)
+                    return None
+        return None
+
+    def waiting_count(self) -> int:
+        return sum(len(q) for q in self._waiting.values())
+
+    def kill(self, agent: str, run_id: str, reason: str) -> None:
+        """Ask an agent to terminate a run; delivered on reconnect when the agent is offline."""
+        msg = KillRun(run_id, reason)
+        session = self.sessions.get(agent)
+        if session is None:
+            self._pending_kills[agent].append(msg)
+        else:
+            session.send(msg)
+
+    def _drain_waiting(self, queues: Iterable[str]) -> None:
+        for queue in queues:
+            parked = self._waiting.pop(queue, None)
+            while parked:
+                self.submit(parked.popleft())
+
+    # ----- messages from agents -----
+
+    def handle(self, session: AgentSession, msg: AgentMessage) -> None:
+        session.last_seen = self._clock.monotonic()
+        events = self.events
+        if isinstance(msg, OutputChunk):
+            events.run_output(session, msg)
+        elif isinstance(msg, RunAccepted):
+            session.offered.pop(msg.run_id, None)
+            session.active.add(msg.run_id)
+            events.run_accepted(session, msg)
+        elif isinstance(msg, RunStarted):
+            events.run_started(session, msg)
+        elif isinstance(msg, RunFinished):
+            session.offered.pop(msg.run_id, None)
+            session.active.discard(msg.run_id)
+            events.run_finished(session, msg)
+        elif isinstance(msg, RunDeclined):
+            order = session.offered.pop(msg.run_id, None)
+            log.warning("agent %s declined run %s: %s", session.name, msg.run_id, msg.reason)
+            if order is not None:
+                self.submit(order, exclude=[session.name])
+        elif isinstance(msg, AgentHeartbeat):
+            session.heartbeat = msg
+
+    def finished_elsewhere(self, run_id: str) -> None:
+        """A run became final without its agent (operator, expiry): stop counting it."""
+        for session in self.sessions.values():
+            session.active.discard(run_id)
+
+    # ----- liveness -----
+
+    async def watch_heartbeats(self) -> None:
+        """Send heartbeats and drop agents silent for longer than the offline limit."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            now = self._clock.monotonic()
+            for session in list(self.sessions.values()):
+                if now - session.last_seen > OFFLINE_AFTER_SECONDS:
+                    log.warning("agent %s missed heartbeats; marking it offline", session.name)
+                    self.disconnect(session)
+                else:
+                    session.send(SchedulerHeartbeat(self._clock.now()))

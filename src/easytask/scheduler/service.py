@@ -1,0 +1,205 @@
+"""SchedulerService: the composition root of easytask-scheduler (wires and runs everything)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+
+from easytask.core.errors import EasyTaskError
+from easytask.rpc.agent import AgentServicer
+from easytask.rpc.api import ApiServicer
+from easytask.rpc.auth import TokenInterceptor
+from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
+from easytask.scheduler.app import SchedulerApp
+from easytask.scheduler.bus import Bus
+from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook
+from easytask.scheduler.catalog import TaskCatalog
+from easytask.scheduler.clock import SystemClock
+from easytask.scheduler.credentials import CREDENTIALS_FILE, load_or_create
+from easytask.scheduler.engine import Engine
+from easytask.scheduler.hub import AgentHub
+from easytask.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "easytask.db"
+ADDRESS_FILE = "scheduler.addr"
+STOP_GRACE_SECONDS = 2.0
+
+
+class ConfigError(EasyTaskError, ValueError):
+    """The scheduler's settings are unusable (e.g. a public bind without TLS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    home: Path
+    grpc_listen: str = "127.0.0.1:7070"
+    http_listen: str = "127.0.0.1:8002"
+    instance: str = "default"
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    clock_offset: float = 0.0
+
+
+def split_hostport(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"{what} must be HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(config: SchedulerConfig) -> None:
+    """Refuse a non-loopback bind without TLS unless ``insecure`` was asked for."""
+    for value, what in ((config.grpc_listen, "--grpc-listen"), (config.http_listen, "--http-listen")):
+        if not value:
+            continue
+        host, _ = split_hostport(value, what)
+        tls = config.tls_cert is not None and what == "--grpc-listen"
+        if not is_loopback(host) and not tls and not config.insecure:
+            raise ConfigError(
+                f"{what} {value} is not a loopback address: give --tls-cert/--tls-key "
+                "or pass --insecure to serve it unencrypted"
+            )
+
+
+class SchedulerService:
+    """Builds the store, engine, hub, catalog and servers, and runs them in one TaskGroup."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        check_binding(config)
+        self.config = config
+        self._stop = asyncio.Event()
+        self.grpc_port: int | None = None
+        self.http_port: int | None = None
+        self.ready = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the service to stop; idempotent."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        cfg = self.config
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        creds, created = load_or_create(cfg.home)
+        if created:
+            log.info(
+                "created superuser %s; credentials and tokens are in %s (mode 0600)",
+                creds.username,
+                cfg.home / CREDENTIALS_FILE,
+            )
+        clock = SystemClock(cfg.clock_offset)
+        store = await SqliteStore.open(cfg.home / DB_FILE)
+        try:
+            await self._serve(store, clock, creds.api_token, creds.agent_token)
+        finally:
+            await store.close()
+            log.info("scheduler stopped")
+
+    async def _serve(
+        self, store: SqliteStore, clock: SystemClock, api_token: str, agent_token: str
+    ) -> None:
+        cfg = self.config
+        bus = Bus()
+        hub = AgentHub(clock)
+        calendars = CalendarBook(BuiltinCalendars())
+        engine = Engine(
+            instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
+        )
+        async with asyncio.TaskGroup() as tg:
+            writer = tg.create_task(store.writer.run(), name="store-writer")
+            await engine.load()
+            catalog = TaskCatalog(
+                instance=cfg.instance, store=store, engine=engine, calendars=calendars, clock=clock
+            )
+            app = SchedulerApp(
+                instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
+                calendars=calendars, bus=bus, clock=clock,
+            )  # fmt: skip
+            server = await self._start_grpc(app, hub, api_token, agent_token)
+            http = await self._start_http()
+            loops = [
+                tg.create_task(engine.run_timers(), name="engine-timers"),
+                tg.create_task(engine.run_ticks(), name="engine-ticks"),
+                tg.create_task(hub.watch_heartbeats(), name="hub-heartbeats"),
+            ]
+            (cfg.home / ADDRESS_FILE).write_text(f"127.0.0.1:{self.grpc_port}\n", encoding="utf-8")
+            log.info(
+                "scheduler instance %s ready: gRPC on port %s, HTTP on port %s, home %s",
+                cfg.instance, self.grpc_port, self.http_port, cfg.home,
+            )  # fmt: skip
+            self.ready.set()
+            await self._stop.wait()
+            log.info("scheduler stopping")
+            await server.stop(STOP_GRACE_SECONDS)
+            if http is not None:
+                await http.cleanup()
+            for task in loops:
+                task.cancel()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _start_grpc(
+        self, app: SchedulerApp, hub: AgentHub, api_token: str, agent_token: str
+    ) -> grpc.aio.Server:
+        cfg = self.config
+        server = grpc.aio.server(
+            interceptors=[TokenInterceptor(api_token, agent_token)],
+            options=[
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ],
+        )
+        api_pb2_grpc.add_EasyTaskApiServicer_to_server(ApiServicer(app), server)  # type: ignore[no-untyped-call]
+        register_agent = agent_pb2_grpc.add_AgentServiceServicer_to_server
+        register_agent(AgentServicer(hub, cfg.instance), server)  # type: ignore[no-untyped-call]
+        host, port = split_hostport(cfg.grpc_listen, "--grpc-listen")
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            creds = grpc.ssl_server_credentials(
+                [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())]
+            )
+            self.grpc_port = server.add_secure_port(address, creds)
+        else:
+            self.grpc_port = server.add_insecure_port(address)
+        await server.start()
+        return server
+
+    async def _start_http(self) -> web.AppRunner | None:
+        if not self.config.http_listen:
+            return None
+        host, port = split_hostport(self.config.http_listen, "--http-listen")
+        webapp = web.Application()
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.json_response({"status": "HEALTHY", "instance": self.config.instance})
+
+        webapp.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(webapp, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
+        return runner

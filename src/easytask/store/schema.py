@@ -1,0 +1,98 @@
+"""SQLite schema and its migrations, applied in order inside one transaction each."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: tasks, runs, transitions, output, agents, events, meta
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE tasks (
+        tid INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        definition TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        tid INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        run_date TEXT NOT NULL,
+        scheduled_ms INTEGER NOT NULL,
+        local_time TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        final INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        queue TEXT NOT NULL,
+        grp TEXT,
+        group_run_id TEXT,
+        agent TEXT,
+        host TEXT,
+        pid INTEGER,
+        return_code INTEGER,
+        triggered_at TEXT,
+        dispatched_at TEXT,
+        acked_at TEXT,
+        started_at TEXT,
+        ended_at TEXT,
+        stdout_path TEXT,
+        stderr_path TEXT,
+        stdout_start INTEGER,
+        stdout_end INTEGER,
+        stderr_start INTEGER,
+        stderr_end INTEGER,
+        forced INTEGER NOT NULL DEFAULT 0,
+        forced_by TEXT,
+        alert_status TEXT NOT NULL DEFAULT 'none',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_tid ON runs (tid, scheduled_ms);
+    CREATE INDEX runs_by_created ON runs (created_at);
+    CREATE INDEX runs_live ON runs (final) WHERE final = 0;
+    CREATE TABLE run_transitions (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX run_transitions_by_run ON run_transitions (run_id, id);
+    CREATE TABLE run_output (
+        run_id TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run_id, stream, offset)
+    ) WITHOUT ROWID;
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        queues TEXT NOT NULL,
+        version TEXT NOT NULL,
+        pid INTEGER,
+        cpu_cores INTEGER,
+        memory_mb INTEGER,
+        connected_since TEXT,
+        last_seen TEXT
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        args TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        origin TEXT NOT NULL DEFAULT 'API',
+        published_by TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        acked_at TEXT,
+        acked_by TEXT
+    );
+    CREATE INDEX events_by_created ON events (created_at);
+    """,
+)

@@ -1,0 +1,429 @@
+"""SqliteStore: tasks, runs, state history, run output, agents and meta in one SQLite file (WAL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
+from easytask.core.states import RunState
+from easytask.store.schema import MIGRATIONS
+from easytask.store.writer import BatchWriter
+
+_RUN_COLUMNS = (
+    "run_id, tid, name, instance, run_date, scheduled_ms, local_time, timezone, attempt, state, "
+    "final, reason, queue, grp, group_run_id, agent, host, pid, return_code, triggered_at, "
+    "dispatched_at, acked_at, started_at, ended_at, stdout_path, stderr_path, stdout_start, "
+    "stdout_end, stderr_start, stderr_end, forced, forced_by, alert_status, created_at, updated_at"
+)
+_RUN_NAMES = [c.strip() for c in _RUN_COLUMNS.split(",")]
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(_RUN_NAMES))}) "
+    "ON CONFLICT(run_id) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in _RUN_NAMES if c != "run_id")
+)
+_INSERT_CHANGE = (
+    "INSERT INTO run_transitions (run_id, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_OUTPUT = "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Filters of ``list_runs``; empty values match everything."""
+
+    state: str = ""
+    search: str = ""
+    tid: int = 0
+    run_date: str = ""
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    name: str
+    host: str
+    queues: list[str]
+    version: str
+    pid: int | None
+    cpu_cores: int | None
+    memory_mb: int | None
+    connected_since: datetime | None
+    last_seen: datetime | None
+
+
+def _run_row(run: Run) -> tuple[Any, ...]:
+    so = run.stdout_range or (None, None)
+    se = run.stderr_range or (None, None)
+    return (
+        run.run_id,
+        run.tid,
+        run.name,
+        run.instance,
+        run.run_date,
+        to_ms(run.scheduled_utc),
+        run.local_time,
+        run.timezone,
+        run.attempt,
+        run.state.value,
+        int(run.state.final),
+        run.reason,
+        run.queue,
+        run.group,
+        run.group_run_id,
+        run.agent,
+        run.host,
+        run.pid,
+        run.return_code,
+        iso_utc(run.triggered_at) or None,
+        iso_utc(run.dispatched_at) or None,
+        iso_utc(run.acked_at) or None,
+        iso_utc(run.started_at) or None,
+        iso_utc(run.ended_at) or None,
+        run.stdout_path,
+        run.stderr_path,
+        so[0],
+        so[1],
+        se[0],
+        se[1],
+        int(run.forced),
+        run.forced_by,
+        run.alert_status,
+        iso_utc(run.created_at),
+        iso_utc(run.updated_at),
+    )
+
+
+def _range(start: int | None, end: int | None) -> tuple[int, int] | None:
+    return None if start is None or end is None else (start, end)
+
+
+def _row_run(row: aiosqlite.Row) -> Run:
+    ts = parse_iso_utc
+    created = ts(row["created_at"])
+    updated = ts(row["updated_at"])
+    assert created is not None and updated is not None
+    return Run(
+        run_id=row["run_id"],
+        tid=row["tid"],
+        name=row["name"],
+        instance=row["instance"],
+        run_date=row["run_date"],
+        scheduled_utc=from_ms(row["scheduled_ms"]),
+        local_time=row["local_time"],
+        timezone=row["timezone"],
+        attempt=row["attempt"],
+        state=RunState(row["state"]),
+        queue=row["queue"],
+        created_at=created,
+        updated_at=updated,
+        reason=row["reason"],
+        group=row["grp"],
+        group_run_id=row["group_run_id"],
+        agent=row["agent"],
+        host=row["host"],
+        pid=row["pid"],
+        return_code=row["return_code"],
+        triggered_at=ts(row["triggered_at"] or ""),
+        dispatched_at=ts(row["dispatched_at"] or ""),
+        acked_at=ts(row["acked_at"] or ""),
+        started_at=ts(row["started_at"] or ""),
+        ended_at=ts(row["ended_at"] or ""),
+        stdout_path=row["stdout_path"],
+        stderr_path=row["stderr_path"],
+        stdout_range=_range(row["stdout_start"], row["stdout_end"]),
+        stderr_range=_range(row["stderr_start"], row["stderr_end"]),
+        forced=bool(row["forced"]),
+        forced_by=row["forced_by"],
+        alert_status=row["alert_status"],
+    )
+
+
+class SqliteStore:
+    """The embedded store. Writes are batched by one writer task; reads use their own connection.
+
+    Use ``await SqliteStore.open(path)``, run ``store.writer.run()`` as a long-lived task, and
+    ``await store.close()`` at the end.
+    """
+
+    def __init__(self, wdb: aiosqlite.Connection, rdb: aiosqlite.Connection) -> None:
+        self._wdb = wdb
+        self._rdb = rdb
+        self.writer = BatchWriter(wdb)
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        wdb = await aiosqlite.connect(path, isolation_level=None)
+        await wdb.execute("PRAGMA journal_mode=WAL")
+        await wdb.execute("PRAGMA synchronous=NORMAL")
+        await wdb.execute("PRAGMA busy_timeout=5000")
+        await _migrate(wdb)
+        rdb = await aiosqlite.connect(path, isolation_level=None)
+        await rdb.execute("PRAGMA busy_timeout=5000")
+        rdb.row_factory = aiosqlite.Row
+        return cls(wdb, rdb)
+
+    async def close(self) -> None:
+        await self._rdb.close()
+        await self._wdb.close()
+
+    # ----- meta -----
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._rdb.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> asyncio.Future[None]:
+        return self.writer.write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ----- tasks -----
+
+    async def load_tasks(self) -> list[TaskDef]:
+        async with self._rdb.execute("SELECT definition FROM tasks ORDER BY tid") as cur:
+            rows = await cur.fetchall()
+        return [TaskDef.model_validate_json(r[0]) for r in rows]
+
+    async def put_tasks(self, tasks: Iterable[TaskDef], now: datetime) -> None:
+        """Insert or replace task definitions and wait until they are committed."""
+        stamp = iso_utc(now)
+        futs = [
+            self.writer.write(
+                "INSERT INTO tasks (tid, name, definition, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(tid) DO UPDATE SET name = excluded.name, "
+                "definition = excluded.definition, updated_at = excluded.updated_at",
+                (t.tid, t.name, t.model_dump_json(), stamp, stamp),
+            )
+            for t in tasks
+        ]
+        await asyncio.gather(*futs)
+
+    async def delete_tasks(self, tids: Iterable[int]) -> None:
+        futs = [self.writer.write("DELETE FROM tasks WHERE tid = ?", (t,)) for t in tids]
+        await asyncio.gather(*futs)
+
+    # ----- runs -----
+
+    def save_run(self, run: Run, change: StateChange | None = None) -> asyncio.Future[None]:
+        """Queue the run's full row (and its state change); the future resolves on commit."""
+        if change is not None:
+            self.writer.write_nowait(
+                _INSERT_CHANGE,
+                (
+                    change.run_id,
+                    change.from_state.value if change.from_state else None,
+                    change.to_state.value,
+                    iso_utc(change.at),
+                    change.reason,
+                ),
+            )
+        return self.writer.write(_UPSERT_RUN, _run_row(run))
+
+    async def load_live_runs(self) -> list[Run]:
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE final = 0 ORDER BY scheduled_ms"
+        async with self._rdb.execute(sql) as cur:
+            return [_row_run(r) for r in await cur.fetchall()]
+
+    async def latest_run_states(self) -> dict[int, tuple[str, RunState]]:
+        """Per tid, the id and state of its most recently created run."""
+        sql = (
+            "SELECT tid, run_id, state FROM runs r WHERE rowid = "
+            "(SELECT rowid FROM runs WHERE tid = r.tid ORDER BY created_at DESC, rowid DESC "
+            "LIMIT 1)"
+        )
+        async with self._rdb.execute(sql) as cur:
+            return {r[0]: (r[1], RunState(r[2])) for r in await cur.fetchall()}
+
+    async def find_run(self, run_id: str) -> Run | None:
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"
+        async with self._rdb.execute(sql, (run_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _row_run(row)
+
+    async def run_exists(self, run_id: str) -> bool:
+        async with self._rdb.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)) as cur:
+            return await cur.fetchone() is not None
+
+    async def transitions(self, run_id: str) -> list[StateChange]:
+        sql = (
+            "SELECT from_state, to_state, at, reason FROM run_transitions "
+            "WHERE run_id = ? ORDER BY id"
+        )
+        async with self._rdb.execute(sql, (run_id,)) as cur:
+            rows = await cur.fetchall()
+        out = []
+        for r in rows:
+            at = parse_iso_utc(r[2])
+            assert at is not None
+            src = RunState(r[0]) if r[0] else None
+            out.append(StateChange(run_id, src, RunState(r[1]), at, r[3]))
+        return out
+
+    async def list_runs(
+        self, flt: RunFilter, offset: int, limit: int
+    ) -> tuple[list[Run], int, dict[str, int]]:
+        """Runs matching ``flt``, newest first: (page, total, count per state)."""
+        where, params = _run_where(flt)
+        stats_sql = f"SELECT state, COUNT(*) FROM runs {where} GROUP BY state"
+        async with self._rdb.execute(stats_sql, params) as cur:
+            stats = {r[0]: int(r[1]) for r in await cur.fetchall()}
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+            "ORDER BY scheduled_ms DESC, attempt DESC LIMIT ? OFFSET ?"
+        )
+        async with self._rdb.execute(sql, [*params, limit, offset]) as cur:
+            runs = [_row_run(r) for r in await cur.fetchall()]
+        return runs, sum(stats.values()), stats
+
+    async def count_runs_since(self, since: datetime) -> int:
+        sql = "SELECT COUNT(*) FROM runs WHERE created_at >= ?"
+        async with self._rdb.execute(sql, (iso_utc(since),)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # ----- output -----
+
+    def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
+        self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, offset, data))
+
+    async def read_output(self, run_id: str, stream: str) -> bytes:
+        sql = "SELECT data FROM run_output WHERE run_id = ? AND stream = ? ORDER BY offset"
+        async with self._rdb.execute(sql, (run_id, stream)) as cur:
+            return b"".join(r[0] for r in await cur.fetchall())
+
+    async def output_sizes(self, run_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+        """Stored bytes per (run_id, stream), counted as the end of the last stored chunk."""
+        out: dict[tuple[str, str], int] = {}
+        sql = (
+            "SELECT stream, MAX(offset + LENGTH(data)) FROM run_output WHERE run_id = ? "
+            "GROUP BY stream"
+        )
+        for run_id in run_ids:
+            async with self._rdb.execute(sql, (run_id,)) as cur:
+                for stream, size in await cur.fetchall():
+                    out[(run_id, stream)] = int(size)
+        return out
+
+    # ----- agents -----
+
+    def save_agent(self, agent: AgentRecord) -> None:
+        self.writer.write_nowait(
+            "INSERT INTO agents (name, host, queues, version, pid, cpu_cores, memory_mb, "
+            "connected_since, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET host = excluded.host, queues = excluded.queues, "
+            "version = excluded.version, pid = excluded.pid, cpu_cores = excluded.cpu_cores, "
+            "memory_mb = excluded.memory_mb, connected_since = excluded.connected_since, "
+            "last_seen = excluded.last_seen",
+            (
+                agent.name,
+                agent.host,
+                json.dumps(agent.queues),
+                agent.version,
+                agent.pid,
+                agent.cpu_cores,
+                agent.memory_mb,
+                iso_utc(agent.connected_since) or None,
+                iso_utc(agent.last_seen) or None,
+            ),
+        )
+
+    async def load_agents(self) -> list[AgentRecord]:
+        sql = (
+            "SELECT name, host, queues, version, pid, cpu_cores, memory_mb, connected_since, "
+            "last_seen FROM agents ORDER BY name"
+        )
+        async with self._rdb.execute(sql) as cur:
+            rows = await cur.fetchall()
+        return [
+            AgentRecord(
+                r[0],
+                r[1],
+                json.loads(r[2]),
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                parse_iso_utc(r[7] or ""),
+                parse_iso_utc(r[8] or ""),
+            )
+            for r in rows
+        ]
+
+    # ----- events -----
+
+    async def add_event(
+        self,
+        event: str,
+        target: str,
+        args: dict[str, Any],
+        status: str,
+        message: str,
+        origin: str,
+        published_by: str,
+        created_at: datetime,
+        acked_at: datetime | None,
+        acked_by: str,
+    ) -> int:
+        """Record an event and return its id once committed."""
+        await self.writer.flush()
+        cur = await self._wdb.execute(
+            "INSERT INTO events (event, target, args, status, message, origin, published_by, "
+            "created_at, acked_at, acked_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event,
+                target,
+                json.dumps(args),
+                status,
+                message,
+                origin,
+                published_by,
+                iso_utc(created_at),
+                iso_utc(acked_at) or None,
+                acked_by,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+
+def _run_where(flt: RunFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if flt.state:
+        clauses.append("state = ?")
+        params.append(flt.state.upper())
+    if flt.search:
+        clauses.append("name LIKE ? ESCAPE '\\'")
+        escaped = flt.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params.append(f"%{escaped}%")
+    if flt.tid:
+        clauses.append("tid = ?")
+        params.append(flt.tid)
+    if flt.run_date:
+        clauses.append("run_date = ?")
+        params.append(flt.run_date)
+    if flt.since is not None:
+        clauses.append("(created_at >= ? OR final = 0)")
+        params.append(iso_utc(flt.since))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript commits first, so the version bump is in the same script.
+        await db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
