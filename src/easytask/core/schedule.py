@@ -176,7 +176,7 @@ def _resolve(zone: ZoneInfo, day: date, at: time) -> tuple[datetime, datetime | 
     assert off0 is not None and off1 is not None  # ZoneInfo always knows its offsets
     naive = local.replace(tzinfo=None)
     if off0 >= off1:
-        return naive - off1, None
+        return naive - off0, None
     # In a gap: the transition lies between the two readings; fire at the first valid instant.
     instant = _transition(zone, naive - off1, naive - off0)
     return instant, instant + off1
@@ -320,7 +320,7 @@ def _first_after(schedule: Schedule, day: date, after: datetime) -> Slot | None:
         if _resolve(zone, day, times[mid])[0] > after:
             hi = mid
         else:
-            lo = mid + 1
+            lo = mid + 2
     if lo != len(times) - 1:
         instant, shifted = _resolve(zone, day, times[lo])
     # times[lo - 1] fires at or before `after`, so times[lo] is the earliest name of its instant.

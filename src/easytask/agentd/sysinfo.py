@@ -1,0 +1,113 @@
+"""Host facts from /proc: cores, memory, CPU and memory load, process start times, the clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    """The real clock (``core.clock.Clock``): aware UTC wall time and CLOCK_MONOTONIC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep_until(self, when: datetime) -> None:
+        delay = (when - self.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def now_ms() -> int:
+    """Wall-clock Unix milliseconds (hot path: avoids building a datetime)."""
+    return time.time_ns() // 1_000_000
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+
+
+def _meminfo() -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                parts = rest.split()
+                if parts:
+                    out[key] = int(parts[0])  # kB
+    except OSError:
+        pass
+    return out
+
+
+def memory_mb() -> int:
+    return _meminfo().get("MemTotal", 0) // 1024
+
+
+def mem_percent() -> float:
+    info = _meminfo()
+    total = info.get("MemTotal", 0)
+    if not total:
+        return 0.0
+    available = info.get("MemAvailable", info.get("MemFree", 0))
+    return round(100.0 * (total - available) / total, 1)
+
+
+class CpuSampler:
+    """CPU busy percentage between two calls, from the first line of /proc/stat."""
+
+    def __init__(self) -> None:
+        self._last = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return (0, 0)
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields), idle)
+
+    def percent(self) -> float:
+        total, idle = self._read()
+        d_total, d_idle = total - self._last[0], idle - self._last[1]
+        self._last = (total, idle)
+        if d_total <= 0:
+            return 0.0
+        return round(100.0 * (d_total - d_idle) / d_total, 1)
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def proc_environ_has(pid: int, entry: str) -> bool:
+    """True when the initial environment of ``pid`` contains ``entry`` (``KEY=VALUE``)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return entry.encode() in fh.read().split(b"\0")
+    except OSError:
+        return False

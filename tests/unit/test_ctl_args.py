@@ -1,0 +1,431 @@
+"""easytaskctl arguments: every command parses, flags map to task JSON fields, exit codes, and
+each command against an in-process fake of the public API (requests sent, output printed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from easytask.ctl.client import build_config, resolve_token
+from easytask.ctl.main import build_parser, main
+from easytask.ctl.tasks import fields_from_args
+from easytask.rpc.v1 import api_pb2 as pb
+from easytask.rpc.v1 import api_pb2_grpc
+
+TOKEN = "secret-token"
+RUN_ID = "default:1000002:1746793800000:1"
+
+COMMANDS = [
+    ["health"],
+    ["health", "--dashboard", "http://127.0.0.1:8002"],
+    ["tasks", "create", "-f", "task.json"],
+    ["tasks", "create", "-n", "t", "-c", "ls", "--host", "q", "--stdout", "o", "--stderr", "e"],
+    ["tasks", "update", "1001", "-f", "patch.json"],
+    ["tasks", "update", "-n", "t", "--inactive", "--clear", "calendar"],
+    ["tasks", "get", "1001"],
+    ["tasks", "get", "-n", "t", "-o", "yaml"],
+    ["tasks", "list", "--active", "-s", "etl", "-p", "2", "--per-page", "10", "-o", "json"],
+    ["tasks", "delete", "1001", "--cascade"],
+    ["tasks", "export", "-f", "out.json"],
+    ["tasks", "import", "in.json", "--dry-run"],
+    ["events", "force-run", "1001", "--run-date", "20250509"],
+    ["events", "force-run", "-n", "t"],
+    ["scheduler", "task-runs", "-s", "FAILED", "--search", "t", "--tid", "1001", "--since", "2"],
+    ["scheduler", "task-runs", "--run-date", "2025-05-09", "-o", "yaml"],
+    ["scheduler", "task-run-logs", RUN_ID, "--stream", "stderr", "-p", "2", "--per-page", "100"],
+    ["scheduler", "task-run-logs", RUN_ID, "--follow"],
+    ["scheduler", "upcoming", "--task", "1001", "--hours", "48", "--count", "5"],
+    ["scheduler", "upcoming", "--from", "2025-05-01", "--to", "2025-05-31"],
+    ["scheduler", "health", "-o", "json"],
+    ["agents", "list", "-o", "json"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:3]))
+def test_every_command_parses(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert callable(args.handler)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:3]))
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    words = [w for w in argv if not w.startswith("-")][:2]
+    assert main([*words, "-h"]) == 0
+    assert "usage: easytaskctl" in capsys.readouterr().out
+
+
+def test_global_options_before_or_after_the_command() -> None:
+    parser = build_parser()
+    before = parser.parse_args(["--server", "h:1", "--token", "x", "tasks", "get", "1001"])
+    after = parser.parse_args(["tasks", "get", "1001", "--server", "h:1", "--token", "x"])
+    assert (before.server, before.token) == (after.server, after.token) == ("h:1", "x")
+    plain = parser.parse_args(["tasks", "get", "1001"])
+    assert plain.server is None and plain.token is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["bogus"],
+        ["tasks"],
+        ["tasks", "list", "-o", "xml"],
+        ["tasks", "list", "-p", "0"],
+        ["tasks", "create", "--max-run-time", "soon"],
+        ["tasks", "create", "--active", "--inactive"],
+        ["tasks", "create"],  # neither -f nor fields
+        ["tasks", "get"],  # neither TID nor -n
+        ["tasks", "get", "1001", "-n", "t"],
+        ["tasks", "update", "1001"],  # nothing to change
+        ["events", "force-run", "1001", "--run-date", "May 9"],
+        ["scheduler", "task-run-logs"],
+        ["scheduler", "task-run-logs", RUN_ID, "--stream", "both"],
+        ["scheduler", "upcoming", "--from", "2025-05-01"],
+        ["scheduler", "task-runs", "--since", "-1"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--server", "127.0.0.1:1", "--token", "t", *argv]) == 2
+    assert capsys.readouterr().err
+
+
+def test_inline_create_flags_map_to_task_fields() -> None:
+    args = build_parser().parse_args(
+        [
+            "tasks", "create", "-n", "task2", "-c", "ls -l", "--host", "production-server-1",
+            "-d", "desc", "--run-as-user", "bob", "--inactive", "-g", "etl", "-z", "US/Eastern",
+            "--trigger-times", "08:30", "--day-of-week", "MON-FRI",
+            "--ordinal-day", "last day of every month",
+            "--run-frequency", "09:00-17:00-60", "--calendar", "US_HOLIDAYS", "--dependency", "S:a",
+            "--max-run-time", "300", "--retry-attempts", "3", "--stdout", "o.txt", "--stderr",
+            "e.txt", "--profile", "prod", "--task-owner", "admin", "--tid", "1000002",
+            "--retry-delay", "5", "--task-accept-expiry-time", "60", "--team", "ops",
+            "--misfire-policy", "skip", "--misfire-grace", "10",
+        ]
+    )  # fmt: skip
+    assert fields_from_args(args) == {
+        "name": "task2",
+        "tid": 1000002,
+        "cmd": "ls -l",
+        "run_on_host": "production-server-1",
+        "description": "desc",
+        "run_as_user": "bob",
+        "task_group": "etl",
+        "timezone": "US/Eastern",
+        "trigger_times": "08:30",
+        "day_of_week": "1111100",
+        "ordinal_day": "last day of every month",
+        "run_frequency": "09:00-17:00-60",
+        "calendar": "US_HOLIDAYS",
+        "dependency": "S:a",
+        "stdout": "o.txt",
+        "stderr": "e.txt",
+        "profile": "prod",
+        "task_owner": "admin",
+        "team": "ops",
+        "misfire_policy": "skip",
+        "max_run_time": 300,
+        "retry_attempts": 3,
+        "retry_delay": 5,
+        "task_accept_expiry_time": 60,
+        "misfire_grace": 10,
+        "active": False,
+    }
+
+
+def test_update_flags_rename_and_clear() -> None:
+    args = build_parser().parse_args(
+        ["tasks", "update", "-n", "old", "--new-name", "new", "--active", "--clear", "calendar"]
+    )
+    assert args.ref_name == "old"
+    assert fields_from_args(args) == {"name": "new", "active": True, "calendar": None}
+
+
+def test_token_resolution_order(tmp_path: Path) -> None:
+    (tmp_path / "credentials.json").write_text(json.dumps({"api_token": "from-file"}))
+    env = {"EASYTASK_HOME": str(tmp_path)}
+    assert resolve_token(None, None, env)[0] == "from-file"
+    assert resolve_token(None, None, {**env, "EASYTASK_TOKEN": "from-env"})[0] == "from-env"
+    assert resolve_token("from-flag", None, {**env, "EASYTASK_TOKEN": "e"})[0] == "from-flag"
+    assert resolve_token(None, str(tmp_path / "nowhere"), env) == (None, "")
+    config = build_config(
+        server=None, token=None, home=str(tmp_path), tls_ca=None, timeout=None, environ={}
+    )
+    assert config.server == "127.0.0.1:7070"
+    assert config.metadata == (("authorization", "Bearer from-file"),)
+    assert build_config(
+        server=None, token=None, home=None, tls_ca=None, timeout=None,
+        environ={"EASYTASK_SERVER": "h:9", "EASYTASK_HOME": str(tmp_path / "x")},
+    ).server == "h:9"  # fmt: skip
+
+
+# ---- against a fake API -----------------------------------------------------------------------
+
+
+class FakeApi(api_pb2_grpc.EasyTaskApiServicer):
+    """Records requests; answers like the spec says the scheduler does."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def _auth(self, context: Any) -> None:
+        if ("authorization", f"Bearer {TOKEN}") not in tuple(context.invocation_metadata()):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
+
+    def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:
+        self._auth(context)
+        self.requests.append(request)
+        task = json.loads(request.task_json)
+        if "cmd" not in task:
+            errors = [
+                {"field": "cmd", "message": "cmd is required"},
+                {"field": "tid", "message": "tid must be > 1000"},
+            ]
+            context.set_trailing_metadata((("easytask-field-errors", json.dumps(errors)),))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "cmd: cmd is required")
+        return pb.TaskReply(task_json=json.dumps({"tid": 1001, **task}))
+
+    def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:
+        self._auth(context)
+        self.requests.append(request)
+        return pb.TaskReply(task_json=json.dumps({"tid": 1001, "name": request.ref.name}))
+
+    def GetTask(self, request: pb.TaskRef, context: Any) -> pb.TaskReply:
+        self._auth(context)
+        if request.tid != 1001:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.tid} not found")
+        task = {"tid": 1001, "name": "task2", "day_of_week": "1111100", "cmd": "ls"}
+        return pb.TaskReply(task_json=json.dumps(task))
+
+    def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:
+        self._auth(context)
+        self.requests.append(request)
+        task = {"tid": 1001, "name": "task2", "active": True, "run_on_host": "q1"}
+        task |= {"day_of_week": "1111100", "trigger_times": "08:30"}
+        return pb.ListTasksReply(
+            tasks_json=[json.dumps(task)], task_status=["IDLE"], total=52, page=2, per_page=25
+        )
+
+    def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:
+        self._auth(context)
+        return pb.DeleteTaskReply(tid=1001, name="task2", dependencies_cleared=request.cascade)
+
+    def ImportTasks(self, request: pb.ImportTasksRequest, context: Any) -> pb.ImportTasksReply:
+        self._auth(context)
+        self.requests.append(request)
+        errors = [pb.ImportError(name="bad", message="cmd: cmd is required")]
+        return pb.ImportTasksReply(created=2, updated=1, deleted=0, errors=errors)
+
+    def ForceRun(self, request: pb.ForceRunRequest, context: Any) -> pb.EventReply:
+        self._auth(context)
+        self.requests.append(request)
+        if request.ref.tid == 1002:
+            return pb.EventReply(status="FAILURE", message="task 1002 does not exist")
+        return pb.EventReply(
+            event_id=7,
+            status="SUCCESS",
+            message="Force run triggered for task 1001 (task2)\nRun date: 20250509",
+            run_id=RUN_ID,
+            run_date="20250509",
+        )
+
+    def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsReply:
+        self._auth(context)
+        self.requests.append(request)
+        run = pb.Run(
+            run_id=RUN_ID, tid=1001, name="task2", run_date="20250509", local_time="08:30",
+            attempt=1, state="SUCCESS", state_code=3, has_return_code=True, return_code=0,
+            started_at="2025-05-09T12:30:01.000Z", ended_at="2025-05-09T12:35:33.000Z",
+            has_duration=True, duration=332.0, agent="agent-1",
+        )  # fmt: skip
+        return pb.ListRunsReply(runs=[run], total=1, page=1, per_page=25, stats={"SUCCESS": 1})
+
+    def FollowRunLogs(self, request: pb.FollowRunLogsRequest, context: Any) -> Iterator[Any]:
+        self._auth(context)
+        yield pb.LogChunk(stream="stdout", data=b"hello ")
+        yield pb.LogChunk(stream="stderr", data=b"oops\n")
+        yield pb.LogChunk(stream="stdout", data=b"world\n")
+        yield pb.LogChunk(final_state="SUCCESS")
+
+    def ListAgents(self, request: pb.ListAgentsRequest, context: Any) -> pb.ListAgentsReply:
+        self._auth(context)
+        return pb.ListAgentsReply(
+            agents=[
+                pb.Agent(name="a1", status="online", host="h1", queues=["q1", "q2"],
+                         cpu_percent=12.5, mem_percent=40.0, uptime_seconds=3723.0, running=2),
+                pb.Agent(name="a2", status="offline", host="h2", queues=["q3"]),
+            ]
+        )  # fmt: skip
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[FakeApi, list[str]]]:
+    fake = FakeApi()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    api_pb2_grpc.add_EasyTaskApiServicer_to_server(fake, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield fake, ["--server", f"127.0.0.1:{port}", "--token", TOKEN, "--timeout", "10"]
+    server.stop(None).wait()
+
+
+Api = tuple[FakeApi, list[str]]
+
+
+def test_create_inline_sends_fields(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, conn = api
+    argv = ["tasks", "create", "-n", "t", "-c", "ls", "--max-run-time", "30", "--active"]
+    assert main([*argv, *conn]) == 0
+    assert capsys.readouterr().out == (
+        "Task validation completed\nTask inserted successfully (tid 1001)\n"
+    )
+    sent = json.loads(fake.requests[0].task_json)
+    assert sent == {"name": "t", "cmd": "ls", "max_run_time": 30, "active": True}
+
+
+def test_create_file_sent_as_is(api: Api, tmp_path: Path) -> None:
+    fake, conn = api
+    text = '{"name": "t", "cmd": "ls", "retry_attempts": "3"}\n'
+    (tmp_path / "t.json").write_text(text)
+    assert main(["tasks", "create", "-f", str(tmp_path / "t.json"), *conn]) == 0
+    assert fake.requests[0].task_json == text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object, got an array")],
+)
+def test_create_bad_file_is_a_client_error(
+    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    fake, conn = api
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["tasks", "create", "-f", str(path), *conn]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {path}: ") and message in err
+    assert fake.requests == []
+
+
+def test_validation_errors_listed(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["tasks", "create", "-n", "t", *conn]) == 1
+    assert capsys.readouterr().err == (
+        "Error: validation failed\n  cmd: cmd is required\n  tid: tid must be > 1000\n"
+    )
+
+
+def test_not_found_exit_1(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["tasks", "get", "5", *conn]) == 1
+    assert capsys.readouterr().err == "Error: task 5 not found\n"
+
+
+def test_wrong_token_exit_3(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["tasks", "get", "1001", *conn, "--token", "wrong"]) == 3
+    assert capsys.readouterr().err.startswith("Error: not authenticated: invalid token")
+
+
+def test_unreachable_exit_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["--server", f"127.0.0.1:{port}", "--home", str(tmp_path), "--timeout", "5"]
+    assert main(["tasks", "list", *argv]) == 3
+    assert capsys.readouterr().err.startswith(f"Error: server unreachable at 127.0.0.1:{port}")
+    assert main(["health", *argv]) == 3
+    assert capsys.readouterr().out.startswith("✘ API reachable")
+
+
+def test_get_panel_and_json(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["tasks", "get", "1001", *conn]) == 0
+    out = capsys.readouterr().out
+    assert "Task 1001 (task2)" in out and "MON,TUE,WED,THU,FRI" in out
+    assert main(["tasks", "get", "1001", "-o", "json", *conn]) == 0
+    assert json.loads(capsys.readouterr().out)["day_of_week"] == "1111100"
+
+
+def test_list_table_and_paging(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, conn = api
+    assert main(["tasks", "list", "--inactive", "-s", "ta", "-p", "2", *conn]) == 0
+    out = capsys.readouterr().out
+    assert "MON-FRI 08:30" in out and "IDLE" in out and "task2" in out
+    assert out.rstrip().endswith("Page 2 of 3 (52 total items)")
+    request = fake.requests[0]
+    assert (request.active, request.search, request.page) == (2, "ta", 2)
+
+
+def test_delete_cascade(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["tasks", "delete", "1001", "--cascade", *conn]) == 0
+    assert capsys.readouterr().out == (
+        "Task deleted: task2 (tid 1001)\nDependencies cascade deleted.\n"
+    )
+
+
+def test_import_errors_exit_1(api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, conn = api
+    (tmp_path / "in.json").write_text('{"tasks": [], "groups": []}')
+    assert main(["tasks", "import", str(tmp_path / "in.json"), *conn]) == 1
+    assert capsys.readouterr().out == (
+        "Import complete: 2 created, 1 updated, 0 deleted\n"
+        "Errors:\n"
+        '- Task "bad": cmd: cmd is required\n'
+    )
+    assert fake.requests[0].dry_run is False
+
+
+def test_force_run(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, conn = api
+    assert main(["events", "force-run", "1001", "--run-date", "2025-05-09", *conn]) == 0
+    assert capsys.readouterr().out == (
+        f"Force run triggered for task 1001 (task2)\nRun date: 20250509\nRun ID: {RUN_ID}\n"
+    )
+    assert fake.requests[0].run_date == "20250509" and fake.requests[0].origin == "CLI"
+    assert main(["events", "force-run", "1002", *conn]) == 1
+    assert capsys.readouterr().err == "Error: task 1002 does not exist\n"
+
+
+def test_task_runs(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, conn = api
+    assert main(["scheduler", "task-runs", "-s", "success", "--since", "2", *conn]) == 0
+    out = capsys.readouterr().out
+    assert "Stats" in out and "SUCCESS: 1" in out
+    assert RUN_ID in out and "5m 32s" in out and "agent-1" in out
+    assert "Page 1 of 1 (1 total items)" in out
+    assert (fake.requests[0].status, fake.requests[0].since_hours) == ("SUCCESS", 2.0)
+    assert main(["scheduler", "task-runs", "-o", "json", *conn]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["run_id"] == RUN_ID and run["return_code"] == 0 and run["acked_at"] is None
+
+
+def test_follow_logs_raw(api: Api, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    _, conn = api
+    assert main(["scheduler", "task-run-logs", RUN_ID, "--follow", *conn]) == 0
+    captured = capfdbinary.readouterr()
+    assert captured.out == b"hello world\n"
+    assert captured.err == b"oops\nRun finished: SUCCESS\n"
+
+
+def test_agents_list(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["agents", "list", *conn]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 online, 1 offline\n")
+    assert "q1,q2" in out and "12.5" in out and "1h 2m 3s" in out and "—" in out
+
+
+def test_parse_namespace_has_no_stray_fields() -> None:
+    args = build_parser().parse_args(["tasks", "create", "-n", "x"])
+    assert isinstance(args, argparse.Namespace)
+    assert fields_from_args(args) == {"name": "x"}
