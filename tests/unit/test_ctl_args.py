@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from concurrent import futures
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -429,3 +431,32 @@ def test_parse_namespace_has_no_stray_fields() -> None:
     args = build_parser().parse_args(["tasks", "create", "-n", "x"])
     assert isinstance(args, argparse.Namespace)
     assert fields_from_args(args) == {"name": "x"}
+
+
+class _Healthz(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_health_with_dashboard(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    httpd = HTTPServer(("127.0.0.1", 0), _Healthz)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        # The fake has no Health method: UNIMPLEMENTED counts as a failed API check.
+        assert main(["health", "--dashboard", url, *conn]) == 3
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("✘ API reachable")
+        assert out[1] == "✔ Dashboard reachable"
+        assert main(["health", "--dashboard", url + "/nope", *conn]) == 3
+        assert capsys.readouterr().out.splitlines()[1] == "✘ Dashboard reachable (HTTP 404)"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

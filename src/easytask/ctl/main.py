@@ -12,7 +12,6 @@ from easytask.ctl.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
     EXIT_FAILED,
-    EXIT_USAGE,
     Connector,
     CtlError,
     build_config,
@@ -110,5 +109,3 @@ def main(argv: Sequence[str] | None = None, *, connector: Connector = connect) -
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["EXIT_USAGE", "build_parser", "main"]

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from easytask.core.models import TASK_FIELDS
+from easytask.ctl.render import NONE_MARK
 from easytask.rpc.v1 import api_pb2 as pb
 
 Record = dict[str, Any]
@@ -243,7 +244,7 @@ def task_fields(task: Mapping[str, Any]) -> list[tuple[str, object]]:
     keys = [*TASK_FIELDS, *(k for k in task if k not in TASK_FIELDS)]
     rows: list[tuple[str, object]] = []
     for key in keys:
-        value = task.get(key)
+        value = task.get(key, NONE_MARK)
         if key == "day_of_week" and isinstance(value, str):
             value = day_of_week_list(value)
         elif isinstance(value, dict | list):

@@ -104,7 +104,7 @@ def render_table(
     title: str | None = None,
 ) -> Table:
     """A table whose cells are plain text (never rich markup)."""
-    table = Table(box=box.SIMPLE_HEAVY, title=title, title_justify="left")
+    table = Table(box=box.SIMPLE_HEAVY, show_edge=False, title=title, title_justify="left")
     for header in headers:
         table.add_column(header, no_wrap=header in no_wrap, overflow="fold")
     for row in rows:
@@ -131,6 +131,7 @@ def render_text_panel(title: str, body: str, subtitle: str | None = None) -> Pan
         subtitle=Text(subtitle) if subtitle else None,
         subtitle_align="left",
         box=box.ROUNDED,
+        expand=False,
     )
 
 
