@@ -168,7 +168,9 @@ class Cluster:
             self._channel = grpc.insecure_channel(self.server)
         return api_pb2_grpc.EasyTaskApiStub(self._channel)
 
-    def ctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def ctl(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         argv = [str(BIN / "easytaskctl"), "--server", self.server, *args]
         res = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and res.returncode != 0:
@@ -200,7 +202,9 @@ class Cluster:
         return self.wait_state(run_id, FINAL, timeout)
 
 
-def task_json(tid: int, name: str, queue: str, cmd: str, out_dir: Path, **extra: Any) -> dict[str, Any]:
+def task_json(
+    tid: int, name: str, queue: str, cmd: str, out_dir: Path, **extra: Any
+) -> dict[str, Any]:
     """A valid single task for tests; schedule defaults to a daily time far from now."""
     task: dict[str, Any] = {
         "tid": tid,

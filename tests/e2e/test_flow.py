@@ -1,4 +1,4 @@
-"""The end-to-end task flow with real processes: CLI -> scheduler -> gRPC -> agent -> final state."""
+"""End-to-end task flow with real processes: CLI -> scheduler -> gRPC -> agent -> final state."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def test_seed_example_inserted_and_forced_runs_to_success(cluster: Cluster, tmp_
     states = [c.to_state for c in cluster.run(run_id).transitions]
     assert states == ["TRIGGER", "STARTED", "RUNNING", "SUCCESS"]
 
-    runs = json.loads(cluster.ctl("scheduler", "task-runs", "--tid", "1000002", "-o", "json").stdout)
+    runs = json.loads(
+        cluster.ctl("scheduler", "task-runs", "--tid", "1000002", "-o", "json").stdout
+    )
     assert [(r["run_id"], r["state"], r["return_code"]) for r in runs] == [(run_id, "SUCCESS", 0)]
 
     sched_log = (cluster.home / "logs" / "scheduler.log").read_text()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 def to_ms(when: datetime) -> int:
     """Unix milliseconds of an aware datetime."""
-    return int(round(when.timestamp() * 1000))
+    return round(when.timestamp() * 1000)
 
 
 def from_ms(ms: int) -> datetime:

@@ -32,7 +32,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._hub = hub
         self._instance = instance
 
-    async def Connect(  # noqa: N802
+    async def Connect(
         self,
         request_iterator: AsyncIterator[apb.AgentMessage],
         context: grpc.aio.ServicerContext,
@@ -62,9 +62,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         finally:
             self._hub.disconnect(session)
 
-    async def _read(
-        self, messages: AsyncIterator[apb.AgentMessage], session: AgentSession
-    ) -> None:
+    async def _read(self, messages: AsyncIterator[apb.AgentMessage], session: AgentSession) -> None:
         try:
             async for raw in messages:
                 try:

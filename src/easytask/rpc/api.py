@@ -92,14 +92,14 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
         return pb.TaskReply(task_json=json.dumps(task.to_json()))
 
     @errors_mapped
-    async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:  # noqa: N802
+    async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:
         raw = _json_object(request.task_json, "task")
         task = await self._app.catalog.create(raw, _user(context))
         log.info("task %d (%s) created", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
-    async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:  # noqa: N802
+    async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:
         patch = _json_object(request.patch_json, "task")
         task = await self._app.catalog.update(
             request.ref.tid, request.ref.name, patch, _user(context)
@@ -108,11 +108,11 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
         return self._task_reply(task)
 
     @errors_mapped
-    async def GetTask(self, request: pb.TaskRef, context: Any) -> pb.TaskReply:  # noqa: N802
+    async def GetTask(self, request: pb.TaskRef, context: Any) -> pb.TaskReply:
         return self._task_reply(self._app.catalog.get(request.tid, request.name))
 
     @errors_mapped
-    async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:  # noqa: N802
+    async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:
         active = {0: None, 1: True, 2: False}[request.active]
         page, per_page = _page(request.page, request.per_page)
         tasks, total = self._app.catalog.list(active, request.search, page, per_page)
@@ -126,20 +126,22 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
         )
 
     @errors_mapped
-    async def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:  # noqa: N802
+    async def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:
         task = await self._app.catalog.delete(request.ref.tid, request.ref.name)
         log.info("task %d (%s) deleted", task.tid, task.name)
         return pb.DeleteTaskReply(tid=task.tid, name=task.name)
 
     @errors_mapped
-    async def ExportTasks(self, request: pb.ExportTasksRequest, context: Any) -> pb.ExportTasksReply:  # noqa: N802
+    async def ExportTasks(
+        self, request: pb.ExportTasksRequest, context: Any
+    ) -> pb.ExportTasksReply:
         return pb.ExportTasksReply(json=json.dumps(self._app.catalog.export(), indent=2))
 
     @errors_mapped
-    async def ImportTasks(self, request: pb.ImportTasksRequest, context: Any) -> pb.ImportTasksReply:  # noqa: N802
-        result = await self._app.catalog.import_tasks(
-            request.json, _user(context), request.dry_run
-        )
+    async def ImportTasks(
+        self, request: pb.ImportTasksRequest, context: Any
+    ) -> pb.ImportTasksReply:
+        result = await self._app.catalog.import_tasks(request.json, _user(context), request.dry_run)
         return pb.ImportTasksReply(
             created=result.created,
             updated=result.updated,
@@ -150,7 +152,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
     # ----- events -----
 
     @errors_mapped
-    async def ForceRun(self, request: pb.ForceRunRequest, context: Any) -> pb.EventReply:  # noqa: N802
+    async def ForceRun(self, request: pb.ForceRunRequest, context: Any) -> pb.EventReply:
         run_date = request.run_date
         if run_date and not (len(run_date) == 8 and run_date.isdigit()):
             raise ValidationError([FieldError("run_date", "run_date must be YYYYMMDD")])
@@ -168,7 +170,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
     # ----- runs -----
 
     @errors_mapped
-    async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsReply:  # noqa: N802
+    async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsReply:
         if request.status and request.status.upper() not in RunState.__members__:
             raise ValidationError([FieldError("status", f"unknown state {request.status}")])
         hours = request.since_hours or 24.0
@@ -190,12 +192,12 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
         )
 
     @errors_mapped
-    async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:  # noqa: N802
+    async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
         run, changes = await self._app.get_run(request.run_id)
         return run_to_proto(run, changes)
 
     @errors_mapped
-    async def GetRunLogs(self, request: pb.RunLogsRequest, context: Any) -> pb.RunLogsReply:  # noqa: N802
+    async def GetRunLogs(self, request: pb.RunLogsRequest, context: Any) -> pb.RunLogsReply:
         run, output = await self._app.run_output(request.run_id)
         page, per_page = _page(request.page, request.per_page or 500)
         reply = pb.RunLogsReply(state=run.state.value)
@@ -209,7 +211,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
                 target.total_bytes = len(data)
         return reply
 
-    async def FollowRunLogs(  # noqa: N802
+    async def FollowRunLogs(
         self, request: pb.FollowRunLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.LogChunk]:
         streams = tuple(s for s in ("stdout", "stderr") if _wants(request.stream, s))
@@ -225,7 +227,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
     # ----- schedule, health, agents -----
 
     @errors_mapped
-    async def Upcoming(self, request: pb.UpcomingRequest, context: Any) -> pb.UpcomingReply:  # noqa: N802
+    async def Upcoming(self, request: pb.UpcomingRequest, context: Any) -> pb.UpcomingReply:
         now = self._app.clock.now()
         start, end = now, now + timedelta(hours=request.hours or 24)
         if request.from_date or request.to_date:
@@ -248,7 +250,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
         )
 
     @errors_mapped
-    async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthReply:  # noqa: N802
+    async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthReply:
         h = await self._app.health()
         return pb.HealthReply(
             instance=h.instance,
@@ -263,7 +265,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
         )
 
     @errors_mapped
-    async def ListAgents(self, request: pb.ListAgentsRequest, context: Any) -> pb.ListAgentsReply:  # noqa: N802
+    async def ListAgents(self, request: pb.ListAgentsRequest, context: Any) -> pb.ListAgentsReply:
         views = await self._app.agents()
         return pb.ListAgentsReply(
             agents=[

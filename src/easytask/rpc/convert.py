@@ -56,9 +56,7 @@ def agent_message_from_proto(msg: apb.AgentMessage) -> p.AgentMessage | None:
         return p.RunAccepted(msg.accepted.run_id, _ms(msg.accepted.accepted_at_ms))
     if kind == "started":
         s = msg.started
-        return p.RunStarted(
-            s.run_id, s.pid, from_ms(s.started_at_ms), s.stdout_path, s.stderr_path
-        )
+        return p.RunStarted(s.run_id, s.pid, from_ms(s.started_at_ms), s.stdout_path, s.stderr_path)
     if kind == "finished":
         return _finished_from_proto(msg.finished)
     if kind == "declined":

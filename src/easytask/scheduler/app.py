@@ -162,9 +162,7 @@ class SchedulerApp:
 
     # ----- schedule preview -----
 
-    def upcoming(
-        self, tid: int, start: datetime, end: datetime, count: int
-    ) -> list[UpcomingRun]:
+    def upcoming(self, tid: int, start: datetime, end: datetime, count: int) -> list[UpcomingRun]:
         """The next ``count`` occurrences in (start, end], merged across tasks in time order."""
         tasks = [self.catalog.get(tid)] if tid else list(self.catalog.tasks.values())
         heap: list[tuple[datetime, int, Slot]] = []

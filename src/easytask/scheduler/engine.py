@@ -186,9 +186,11 @@ class Engine:
         upcoming = next_slot(schedule, slot.scheduled_utc, self._business_holiday(task))
         if upcoming is not None:
             self._wheel.schedule(("task", tid), upcoming.scheduled_utc, upcoming)
-        holiday = self._calendars.holiday_reason(task.calendar, slot.local_date) if (
-            task.calendar
-        ) else None
+        holiday = (
+            self._calendars.holiday_reason(task.calendar, slot.local_date)
+            if (task.calendar)
+            else None
+        )
         run = self._new_run(task, slot.scheduled_utc, slot.run_date, slot.local_time, now)
         if run.run_id in self.live:
             return
@@ -232,7 +234,9 @@ class Engine:
             updated_at=now,
         )
 
-    def _create(self, run: Run, state: RunState, reason: str, now: datetime) -> asyncio.Future[None]:
+    def _create(
+        self, run: Run, state: RunState, reason: str, now: datetime
+    ) -> asyncio.Future[None]:
         """Record a new run in its initial state."""
         run.state = state
         run.reason = reason
@@ -410,9 +414,16 @@ class Engine:
         h = session.hello
         self._store.save_agent(
             AgentRecord(
-                h.name, h.host, list(h.queues), h.version, h.pid, h.cpu_cores, h.memory_mb,
-                session.connected_at, now,
-            )  # fmt: skip
+                h.name,
+                h.host,
+                list(h.queues),
+                h.version,
+                h.pid,
+                h.cpu_cores,
+                h.memory_mb,
+                session.connected_at,
+                now,
+            )
         )
 
     def run_dispatched(self, run_id: str, session: AgentSession) -> None:

@@ -132,7 +132,9 @@ class AgentHub:
         session.close()
         if self.sessions.get(session.name) is session:
             del self.sessions[session.name]
-            log.info("agent %s disconnected (%d runs in progress)", session.name, len(session.active))
+            log.info(
+                "agent %s disconnected (%d runs in progress)", session.name, len(session.active)
+            )
         offered = list(session.offered.values())
         session.offered.clear()
         self.events.agent_disconnected(session)

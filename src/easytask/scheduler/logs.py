@@ -1,4 +1,4 @@
-"""Log set-up and the spec's run log line: ``<ts> <LEVEL> <component> run=… tid=… task=… <Step>: …``."""
+"""Log set-up and the spec's run log line (``<ts> <LEVEL> <component> run=… <Step>: …``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ RUN_LOG = logging.getLogger("easytask.runs")
 class UtcFormatter(logging.Formatter):
     """Timestamps as ISO 8601 UTC with milliseconds and Z."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{base}.{int(record.msecs):03d}Z"
 

@@ -81,9 +81,7 @@ class AgentHeartbeat:
     running: int = 0
 
 
-AgentMessage = (
-    RunAccepted | RunDeclined | RunStarted | OutputChunk | RunFinished | AgentHeartbeat
-)
+AgentMessage = RunAccepted | RunDeclined | RunStarted | OutputChunk | RunFinished | AgentHeartbeat
 
 # ----- scheduler -> agent -----
 

@@ -68,7 +68,10 @@ def is_loopback(host: str) -> bool:
 
 def check_binding(config: SchedulerConfig) -> None:
     """Refuse a non-loopback bind without TLS unless ``insecure`` was asked for."""
-    for value, what in ((config.grpc_listen, "--grpc-listen"), (config.http_listen, "--http-listen")):
+    for value, what in (
+        (config.grpc_listen, "--grpc-listen"),
+        (config.http_listen, "--http-listen"),
+    ):
         if not value:
             continue
         host, _ = split_hostport(value, what)

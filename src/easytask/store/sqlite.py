@@ -33,7 +33,9 @@ _UPSERT_RUN = (
 _INSERT_CHANGE = (
     "INSERT INTO run_transitions (run_id, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?)"
 )
-_INSERT_OUTPUT = "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
+_INSERT_OUTPUT = (
+    "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)

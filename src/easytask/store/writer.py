@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -91,10 +92,9 @@ class BatchWriter:
             await self._db.execute("COMMIT")
         except Exception as exc:
             log.error("store write of %d statements failed: %s", len(batch), exc)
-            try:
+            # A rollback after a failed BEGIN has nothing to undo and raises; that is fine.
+            with contextlib.suppress(Exception):
                 await self._db.execute("ROLLBACK")
-            except Exception:  # rollback after a failed BEGIN has nothing to undo
-                pass
             err = StoreWriteError(f"store write failed: {exc}")
             for _, _, fut in batch:
                 if fut is not None and not fut.done():

@@ -1,0 +1,198 @@
+"""Benchmark: runs/s and start lag of bursts of `bash -c true` runs through EasyTask, vs the floor.
+
+The floor is the same number of `bash -c true` processes spawned directly by one asyncio process,
+16 at a time. EasyTask's figure is measured from the instant the runs are due to the commit of the
+last final state, with N tasks due at the same instant through one local agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from easytask.rpc.v1 import api_pb2 as pb
+from easytask.rpc.v1 import api_pb2_grpc
+
+BIN = Path(sys.executable).parent
+
+
+async def floor(n: int, parallel: int = 16) -> float:
+    """Seconds to spawn and reap n `bash -c true`, `parallel` at a time."""
+    sem = asyncio.Semaphore(parallel)
+
+    async def one() -> None:
+        async with sem:
+            proc = await asyncio.create_subprocess_exec(
+                "bash", "-c", "true", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            await proc.wait()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - start
+
+
+def parse_ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Bench:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = 0
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start_scheduler(self, offset: float) -> tuple[subprocess.Popen[bytes], float]:
+        addr = self.home / "scheduler.addr"
+        addr.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        log = (self.home / "scheduler.out").open("ab")
+        proc = subprocess.Popen(
+            [str(BIN / "easytask-scheduler"), "--home", str(self.home), "--grpc-listen",
+             f"127.0.0.1:{self.port}", "--http-listen", "", "--clock-offset", f"{offset:.3f}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        while not (addr.exists() and addr.read_text().strip()):
+            if proc.poll() is not None:
+                raise SystemExit(f"scheduler exited; see {self.home}/scheduler.out")
+            time.sleep(0.01)
+        started = time.perf_counter() - t0
+        self.port = int(addr.read_text().strip().rsplit(":", 1)[1])
+        self.procs.append(proc)
+        return proc, started
+
+    def start_agent(self) -> subprocess.Popen[bytes]:
+        token = json.loads((self.home / "credentials.json").read_text())["agent_token"]
+        log = (self.home / "agent.out").open("ab")
+        proc = subprocess.Popen(
+            [str(BIN / "easytask-agentd"), "--server", f"127.0.0.1:{self.port}", "--home",
+             str(self.home / "agent"), "--name", "bench", "--queues", "bench", "--token", token],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def api(self) -> tuple[api_pb2_grpc.EasyTaskApiStub, tuple[tuple[str, str], ...]]:
+        token = json.loads((self.home / "credentials.json").read_text())["api_token"]
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        return api_pb2_grpc.EasyTaskApiStub(channel), (("authorization", f"Bearer {token}"),)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+
+def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
+    home = workdir / f"burst-{n}"
+    bench = Bench(home)
+    # Load the tasks while the scheduler's clock is far from their trigger time.
+    bench.start_scheduler(offset=0.0)
+    api, md = bench.api()
+    tasks = [
+        {"tid": 1001 + i, "name": f"bench-{i}", "cmd": "true", "run_on_host": "bench",
+         "stdout": "/dev/null", "stderr": "/dev/null", "timezone": "UTC",
+         "day_of_week": "1111111", "trigger_times": "12:00"}
+        for i in range(n)
+    ]  # fmt: skip
+    reply = api.ImportTasks(pb.ImportTasksRequest(json=json.dumps({"tasks": tasks})), metadata=md)
+    assert not reply.errors, reply.errors[:3]
+    bench.stop()
+    # Restart with the clock 4 s before 12:00 UTC of the next day, then connect the agent.
+    due = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    due = due.fromtimestamp(due.timestamp() + 86400, UTC)
+    offset = due.timestamp() - 4.0 - time.time()
+    _, startup = bench.start_scheduler(offset)
+    bench.start_agent()
+    api, md = bench.api()
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            stats = api.ListRuns(pb.ListRunsRequest(per_page=1, since_hours=48), metadata=md).stats
+            done = sum(v for k, v in stats.items() if k in ("SUCCESS", "FAILED", "TERMINATED"))
+            if done >= n:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"burst of {n}: only {done} runs final after 600 s")
+            time.sleep(0.25)
+        runs: list[pb.Run] = []
+        page = 1
+        while len(runs) < n:
+            reply = api.ListRuns(
+                pb.ListRunsRequest(per_page=5000, page=page, since_hours=48), metadata=md
+            )
+            runs.extend(reply.runs)
+            page += 1
+            if not reply.runs:
+                break
+    finally:
+        bench.stop()
+    due_ts = due.timestamp()
+    failed = sum(1 for r in runs if r.state != "SUCCESS")
+    last_commit = max(parse_ts(r.updated_at) for r in runs)
+    lags = sorted(parse_ts(r.started_at) + offset - due_ts for r in runs if r.started_at)
+    trig = sorted(parse_ts(r.triggered_at) - due_ts for r in runs)
+    total = last_commit - due_ts
+    return {
+        "runs": n,
+        "failed": failed,
+        "seconds": total,
+        "runs_per_s": n / total,
+        "start_lag_p50": statistics.median(lags),
+        "start_lag_p99": lags[int(len(lags) * 0.99) - 1],
+        "start_lag_max": lags[-1],
+        "trigger_lag_p99_ms": trig[int(len(trig) * 0.99) - 1] * 1000,
+        "startup_s": startup,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", default="1000,10000", help="comma-separated burst sizes")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.runs.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="easytask-bench-") as tmp:
+        for n in sizes:
+            floor_s = asyncio.run(floor(n))
+            floor_rate = n / floor_s
+            res = easytask_burst(n, Path(tmp))
+            res["floor_runs_per_s"] = floor_rate
+            res["ratio"] = res["runs_per_s"] / floor_rate
+            results.append(res)
+            print(
+                f"burst {n:>6}: EasyTask {res['runs_per_s']:7.1f} runs/s "
+                f"({res['seconds']:.2f} s, {int(res['failed'])} not SUCCESS) | "
+                f"floor {floor_rate:7.1f} runs/s | ratio {res['ratio']:.2f} | "
+                f"start lag p50 {res['start_lag_p50'] * 1000:.0f} ms "
+                f"p99 {res['start_lag_p99'] * 1000:.0f} ms max {res['start_lag_max'] * 1000:.0f} ms"
+                f" | trigger lag p99 {res['trigger_lag_p99_ms']:.1f} ms"
+                f" | scheduler start {res['startup_s']:.2f} s",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()
