@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from aiohttp import web
 
+from easytask.core.clock import Clock
 from easytask.core.errors import EasyTaskError
 from easytask.rpc.agent import AgentServicer
 from easytask.rpc.api import ApiServicer
@@ -86,9 +87,11 @@ def check_binding(config: SchedulerConfig) -> None:
 class SchedulerService:
     """Builds the store, engine, hub, catalog and servers, and runs them in one TaskGroup."""
 
-    def __init__(self, config: SchedulerConfig) -> None:
+    def __init__(self, config: SchedulerConfig, clock: Clock | None = None) -> None:
         check_binding(config)
         self.config = config
+        self.clock: Clock = clock or SystemClock(config.clock_offset)
+        self.app: SchedulerApp | None = None
         self._stop = asyncio.Event()
         self.grpc_port: int | None = None
         self.http_port: int | None = None
@@ -108,7 +111,7 @@ class SchedulerService:
                 creds.username,
                 cfg.home / CREDENTIALS_FILE,
             )
-        clock = SystemClock(cfg.clock_offset)
+        clock = self.clock
         store = await SqliteStore.open(cfg.home / DB_FILE)
         try:
             await self._serve(store, clock, creds.api_token, creds.agent_token)
@@ -117,7 +120,7 @@ class SchedulerService:
             log.info("scheduler stopped")
 
     async def _serve(
-        self, store: SqliteStore, clock: SystemClock, api_token: str, agent_token: str
+        self, store: SqliteStore, clock: Clock, api_token: str, agent_token: str
     ) -> None:
         cfg = self.config
         bus = Bus()
@@ -136,6 +139,7 @@ class SchedulerService:
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
                 calendars=calendars, bus=bus, clock=clock,
             )  # fmt: skip
+            self.app = app
             server = await self._start_grpc(app, hub, api_token, agent_token)
             http = await self._start_http()
             loops = [

@@ -1,0 +1,265 @@
+"""The scheduler side of the agent protocol, over real gRPC, with a FakeClock."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import grpc
+import pytest
+
+from easytask.rpc.v1 import agent_pb2 as apb
+from easytask.rpc.v1 import api_pb2 as pb
+from tests.integration.conftest import Harness, ScriptedAgent, eventually
+
+NOON_MS = 1780315200000  # 2026-06-01T12:00:00Z
+
+
+def finished(run_id: str, state: str = "SUCCESS", rc: int = 0, **kw: object) -> apb.RunFinished:
+    return apb.RunFinished(run_id=run_id, state=state, has_return_code=True, return_code=rc,
+                           pid=42, started_at_ms=NOON_MS + 100, ended_at_ms=NOON_MS + 600,
+                           reason="" if state == "SUCCESS" else f"exit code {rc}",
+                           **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+async def run_through(agent: ScriptedAgent, run_id: str) -> None:
+    await agent.send(accepted=apb.RunAccepted(run_id=run_id))
+    await agent.send(started=apb.RunStarted(run_id=run_id, pid=42, started_at_ms=NOON_MS + 100,
+                                            stdout_path="/o", stderr_path="/e"))  # fmt: skip
+
+
+async def test_trigger_time_fires_dispatches_and_records_the_lifecycle(harness: Harness) -> None:
+    await harness.create(tid=2001)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    assert order.run_id == f"default:2001:{NOON_MS}:1"
+    assert (order.cmd, order.queue, order.run_date, order.local_time) == (
+        "true", "q1", "20260601", "12:00",
+    )  # fmt: skip
+    run = await harness.wait_state(order.run_id, "TRIGGER")
+    assert run.agent == "a1" and run.dispatched_at
+
+    await run_through(agent, order.run_id)
+    await agent.send(output=apb.OutputChunk(run_id=order.run_id, stream=apb.STDOUT, offset=0,
+                                            data=b"hello\n"))  # fmt: skip
+    await harness.wait_state(order.run_id, "RUNNING")
+    await agent.send(finished=finished(order.run_id, stdout_path="/o", stdout_start=0,
+                                       stdout_end=6))  # fmt: skip
+    ack = await agent.recv("result_ack")
+    assert ack.run_id == order.run_id
+    run = await harness.run(order.run_id)
+    assert (run.state, run.return_code, run.pid, run.host) == ("SUCCESS", 0, 42, "a1.host")
+    assert [c.to_state for c in run.transitions] == ["TRIGGER", "STARTED", "RUNNING", "SUCCESS"]
+    assert list(run.stdout_range) == [0, 6]
+    logs = await harness.api.GetRunLogs(pb.RunLogsRequest(run_id=order.run_id), metadata=harness.md)
+    assert list(logs.stdout.lines) == ["hello"]
+
+
+async def test_duplicate_result_is_applied_once_and_acked_again(harness: Harness) -> None:
+    await harness.create(tid=2002)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+    await agent.send(finished=finished(order.run_id, "FAILED", 2))
+    await agent.recv("result_ack")
+    await agent.send(finished=finished(order.run_id, "SUCCESS", 0))
+    await agent.recv("result_ack")
+    run = await harness.run(order.run_id)
+    assert (run.state, run.return_code) == ("FAILED", 2)
+    assert [c.to_state for c in run.transitions].count("FAILED") == 1
+    assert "SUCCESS" not in [c.to_state for c in run.transitions]
+
+
+async def test_reconnect_without_the_run_means_lost_control(harness: Harness) -> None:
+    await harness.create(tid=2003)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+    await harness.wait_state(order.run_id, "RUNNING")
+    await agent.close()
+    await harness.agent("a1", ["q1"], known=[])
+    run = await harness.wait_state(order.run_id, "FAILED")
+    assert run.reason == "lost control"
+
+
+async def test_reconnect_with_the_run_keeps_it_and_asks_for_missing_output(
+    harness: Harness,
+) -> None:
+    await harness.create(tid=2004)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+    await harness.wait_state(order.run_id, "RUNNING")
+    await agent.close()
+    known = apb.KnownRun(run_id=order.run_id, state="RUNNING", stdout_size=11)
+    again = await harness.agent("a1", ["q1"], known=[known])
+    resend = await again.recv("resend_output")
+    assert (resend.run_id, resend.stream, resend.offset) == (order.run_id, apb.STDOUT, 0)
+    await again.send(output=apb.OutputChunk(run_id=order.run_id, stream=apb.STDOUT, offset=0,
+                                            data=b"hello world"))  # fmt: skip
+    await again.send(finished=finished(order.run_id))
+    await again.recv("result_ack")
+    run = await harness.run(order.run_id)
+    assert run.state == "SUCCESS"
+    logs = await harness.api.GetRunLogs(pb.RunLogsRequest(run_id=order.run_id), metadata=harness.md)
+    assert list(logs.stdout.lines) == ["hello world"]
+
+
+async def test_output_gap_asks_for_a_resend_and_duplicates_are_dropped(harness: Harness) -> None:
+    await harness.create(tid=2005)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+
+    def chunk(offset: int, data: bytes) -> apb.OutputChunk:
+        return apb.OutputChunk(run_id=order.run_id, stream=apb.STDERR, offset=offset, data=data)
+
+    await agent.send(output=chunk(0, b"abc"))
+    await agent.send(output=chunk(5, b"fg"))  # gap: 3..5 missing
+    resend = await agent.recv("resend_output")
+    assert (resend.stream, resend.offset) == (apb.STDERR, 3)
+    await agent.send(output=chunk(0, b"abcde"))  # overlaps what is stored
+    await agent.send(output=chunk(5, b"fg"))
+    await agent.send(finished=finished(order.run_id))
+    await agent.recv("result_ack")
+    logs = await harness.api.GetRunLogs(pb.RunLogsRequest(run_id=order.run_id), metadata=harness.md)
+    assert list(logs.stderr.lines) == ["abcdefg"]
+
+
+async def test_failed_attempt_is_retried_after_retry_delay(harness: Harness) -> None:
+    await harness.create(tid=2006, retry_attempts=1, retry_delay=60)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    first = await agent.recv("run")
+    await run_through(agent, first.run_id)
+    await agent.send(finished=finished(first.run_id, "FAILED", 1))
+    await agent.recv("result_ack")
+    second_id = f"default:2006:{NOON_MS}:2"
+    await harness.wait_state(second_id, "RESTARTING")
+    await harness.clock.advance(59)
+    assert (await harness.run(second_id)).state == "RESTARTING"
+    await harness.clock.advance(1)
+    second = await agent.recv("run")
+    assert (second.run_id, second.attempt) == (second_id, 2)
+    await run_through(agent, second_id)
+    await agent.send(finished=finished(second_id, "FAILED", 1))
+    await agent.recv("result_ack")
+    await harness.wait_state(second_id, "FAILED")
+    assert [(r.attempt, r.state) for r in await harness.runs(2006)] == [
+        (1, "FAILED"),
+        (2, "FAILED"),
+    ]
+
+
+async def test_unaccepted_run_is_rejected_after_expiry(harness: Harness) -> None:
+    await harness.create(tid=2007, task_accept_expiry_time=30)
+    await harness.clock.advance(60)
+    run_id = f"default:2007:{NOON_MS}:1"
+    await harness.wait_state(run_id, "TRIGGER")
+    await harness.clock.advance(29)
+    assert (await harness.run(run_id)).state == "TRIGGER"
+    await harness.clock.advance(2)
+    run = await harness.wait_state(run_id, "REJECTED")
+    assert run.reason == "not accepted within 30 s"
+
+
+async def test_dispatch_goes_to_the_least_loaded_agent_then_by_name(harness: Harness) -> None:
+    await harness.create(tid=2008, name="first")
+    await harness.create(tid=2009, name="second", trigger_times="12:01")
+    b = await harness.agent("b", ["q1"])
+    a = await harness.agent("a", ["q1"])
+    await harness.clock.advance(60)
+    assert (await a.recv("run")).tid == 2008  # tie on load: name order
+    await harness.clock.advance(60)
+    assert (await b.recv("run")).tid == 2009  # a holds one run
+
+
+async def test_declined_run_is_offered_to_another_agent(harness: Harness) -> None:
+    await harness.create(tid=2010)
+    a = await harness.agent("a", ["q1"])
+    b = await harness.agent("b", ["q1"])
+    await harness.clock.advance(60)
+    order = await a.recv("run")
+    await a.send(declined=apb.RunDeclined(run_id=order.run_id, reason="shutting down"))
+    again = await b.recv("run")
+    assert again.run_id == order.run_id
+
+
+async def test_holiday_slot_is_recorded_skipped(harness: Harness) -> None:
+    # 2026-07-03 is Independence Day (observed) in US_HOLIDAYS.
+    await harness.clock.advance(32 * 86400)  # 2026-07-03T11:59Z
+    await harness.create(tid=2011, calendar="US_HOLIDAYS")
+    await harness.clock.advance(60)
+    run_id = "default:2011:1783080000000:1"
+    run = await harness.wait_state(run_id, "SKIPPED")
+    assert run.reason == "holiday in calendar US_HOLIDAYS: Independence Day (observed)"
+
+
+async def test_changed_trigger_time_replaces_the_wheel_entry(harness: Harness) -> None:
+    await harness.create(tid=2012, trigger_times="12:30")
+    agent = await harness.agent("a1", ["q1"])
+    patch = json.dumps({"trigger_times": "12:00"})
+    await harness.api.UpdateTask(pb.UpdateTaskRequest(ref=pb.TaskRef(tid=2012), patch_json=patch),
+                                 metadata=harness.md)  # fmt: skip
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    assert order.run_id == f"default:2012:{NOON_MS}:1"
+    await harness.clock.advance(30 * 60)
+    with pytest.raises(TimeoutError):
+        await agent.recv("run", timeout=0.3)
+
+
+async def test_malformed_agent_message_is_dropped_and_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await harness.create(tid=2013)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+    with caplog.at_level(logging.WARNING):
+        await agent.send(finished=apb.RunFinished(run_id=order.run_id, state="BOGUS"))
+        await eventually("the warning", _async(lambda: "malformed" in caplog.text))
+    await agent.send(finished=finished(order.run_id))
+    await agent.recv("result_ack")
+    assert (await harness.run(order.run_id)).state == "SUCCESS"
+
+
+def _async(fn):  # type: ignore[no-untyped-def]
+    async def check():  # type: ignore[no-untyped-def]
+        return fn()
+
+    return check
+
+
+async def test_stream_must_start_with_hello(harness: Harness) -> None:
+    agent = ScriptedAgent(harness.port, harness.agent_token, "x", ["q1"])
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{harness.port}")
+    from easytask.rpc.v1 import agent_pb2_grpc
+
+    call = agent_pb2_grpc.AgentServiceStub(channel).Connect(
+        metadata=(("authorization", f"Bearer {agent.token}"),)
+    )
+    await call.write(apb.AgentMessage(heartbeat=apb.Heartbeat()))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call.read()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await channel.close()
+
+
+async def test_wrong_agent_token_is_unauthenticated(harness: Harness) -> None:
+    agent = ScriptedAgent(harness.port, "not-the-token", "x", ["q1"])
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await agent.connect()
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    await agent.close()
+    # The API token is not an agent token either.
+    agent = ScriptedAgent(harness.port, harness.api_token, "x", ["q1"])
+    with pytest.raises(grpc.aio.AioRpcError):
+        await agent.connect()
+    await agent.close()
