@@ -13,9 +13,8 @@ import grpc
 import pytest
 
 from easytask.rpc.v1 import agent_pb2 as apb
-from easytask.rpc.v1 import agent_pb2_grpc
+from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
 from easytask.rpc.v1 import api_pb2 as pb
-from easytask.rpc.v1 import api_pb2_grpc
 from easytask.scheduler.service import SchedulerConfig, SchedulerService
 from tests.support.fakeclock import FakeClock
 
