@@ -190,6 +190,7 @@ class SqliteStore:
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
+            durable=True,
         )
 
     # ----- tasks -----
@@ -232,7 +233,7 @@ class SqliteStore:
                     change.reason,
                 ),
             )
-        return self.writer.write(_UPSERT_RUN, _run_row(run))
+        return self.writer.write(_UPSERT_RUN, _run_row(run), durable=True)
 
     async def load_live_runs(self) -> list[Run]:
         sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE final = 0 ORDER BY scheduled_ms"

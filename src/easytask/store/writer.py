@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -16,51 +17,69 @@ log = logging.getLogger(__name__)
 
 Params = Sequence[Any]
 _BARRIER = "-- barrier"
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class StoreWriteError(EasyTaskError):
     """A batch could not be committed (disk full, I/O error); nothing of it was stored."""
 
 
+@dataclass(slots=True)
+class _Write:
+    sql: str
+    params: Params
+    fut: asyncio.Future[None] | None
+    durable: bool
+
+
 class BatchWriter:
     """Queues (sql, params) writes and commits everything queued so far in one transaction.
 
-    ``write`` never waits for the disk; ``await writer.write(...)`` or ``await writer.flush()``
-    when the caller must know the row is committed (the dispatch path does).
+    ``write`` never waits for the disk; await its future when the caller must know the row is
+    committed (the dispatch path does). When a commit fails (disk full, I/O error), *durable*
+    writes (run state, output) stay queued and are retried with backoff until they commit, so the
+    engine never loses a state change; other writes fail at once with StoreWriteError so an API
+    caller gets an answer.
     """
 
     MAX_BATCH = 20_000
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
-        self._queue: list[tuple[str, Params, asyncio.Future[None] | None]] = []
+        self._queue: list[_Write] = []
         self._wake = asyncio.Event()
         self._closed = False
+        self._failures = 0
 
-    def write(self, sql: str, params: Params) -> asyncio.Future[None]:
+    def write(self, sql: str, params: Params, durable: bool = False) -> asyncio.Future[None]:
         """Queue one statement; the returned future resolves when its batch is committed."""
         if self._closed:
             raise StoreWriteError("store is closed")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((sql, params, fut))
+        self._queue.append(_Write(sql, params, fut, durable))
         self._wake.set()
         return fut
 
-    def write_nowait(self, sql: str, params: Params) -> None:
+    def write_nowait(self, sql: str, params: Params, durable: bool = True) -> None:
         """Queue one statement whose commit nobody waits for."""
         if self._closed:
             raise StoreWriteError("store is closed")
-        self._queue.append((sql, params, None))
+        self._queue.append(_Write(sql, params, None, durable))
         self._wake.set()
 
     def barrier(self) -> asyncio.Future[None]:
         """A future that resolves once everything queued before this call is committed."""
-        return self.write(_BARRIER, ())
+        return self.write(_BARRIER, (), durable=True)
 
     async def flush(self) -> None:
         """Return once everything queued before this call is committed."""
         if self._queue or self._wake.is_set():
             await self.barrier()
+
+    @property
+    def failing(self) -> bool:
+        """True while the last commit attempt failed."""
+        return self._failures > 0
 
     async def run(self) -> None:
         """The writer loop; runs until cancelled, then commits what is left."""
@@ -69,38 +88,53 @@ class BatchWriter:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._queue:
-                    await self._commit_some()
+                    if not await self._commit_some():
+                        delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** min(self._failures, 8))
+                        await asyncio.sleep(delay)
         finally:
             self._closed = True
-            # Commit what is queued before the loop was cancelled (shutdown drains).
-            while self._queue:
+            # Commit what is queued before the loop was cancelled (shutdown drains once).
+            if self._queue:
                 await asyncio.shield(self._commit_some())
 
-    async def _commit_some(self) -> None:
+    async def _commit_some(self) -> bool:
         batch = self._queue[: self.MAX_BATCH]
         del self._queue[: self.MAX_BATCH]
         # Group by statement so each group is one executemany; order within a group is kept,
         # and statements of different groups touch rows independently (full-row upserts).
         groups: dict[str, list[Params]] = {}
-        for sql, params, _ in batch:
-            if sql is not _BARRIER:
-                groups.setdefault(sql, []).append(params)
+        for item in batch:
+            if item.sql is not _BARRIER:
+                groups.setdefault(item.sql, []).append(item.params)
         try:
             await self._db.execute("BEGIN IMMEDIATE")
             for sql, rows in groups.items():
                 await self._db.executemany(sql, rows)
             await self._db.execute("COMMIT")
         except Exception as exc:
-            log.error("store write of %d statements failed: %s", len(batch), exc)
             # A rollback after a failed BEGIN has nothing to undo and raises; that is fine.
             with contextlib.suppress(Exception):
                 await self._db.execute("ROLLBACK")
-            err = StoreWriteError(f"store write failed: {exc}")
-            for _, _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_exception(err)
-                    fut.exception()  # a caller that did not wait must not warn "never retrieved"
-            return
-        for _, _, fut in batch:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            self._fail(batch, exc)
+            return False
+        if self._failures:
+            log.warning("store writes succeed again after %d failed attempts", self._failures)
+        self._failures = 0
+        for item in batch:
+            if item.fut is not None and not item.fut.done():
+                item.fut.set_result(None)
+        return True
+
+    def _fail(self, batch: list[_Write], exc: Exception) -> None:
+        self._failures += 1
+        kept = [item for item in batch if item.durable]
+        log.error(
+            "store write of %d statements failed (attempt %d): %s; %d kept for retry",
+            len(batch), self._failures, exc, len(kept),
+        )  # fmt: skip
+        err = StoreWriteError(f"store write failed: {exc}")
+        for item in batch:
+            if not item.durable and item.fut is not None and not item.fut.done():
+                item.fut.set_exception(err)
+                item.fut.exception()  # a caller that did not wait must not warn "never retrieved"
+        self._queue[:0] = kept

@@ -1,0 +1,143 @@
+"""SqliteStore contract: what the engine and API rely on, against a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.runid import make_run_id
+from easytask.core.states import RunState
+from easytask.store.sqlite import RunFilter, SqliteStore
+from easytask.store.writer import StoreWriteError
+
+T0 = datetime(2026, 5, 9, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await SqliteStore.open(tmp_path / "db" / "easytask.db")
+    writer = asyncio.create_task(s.writer.run())
+    try:
+        yield s
+    finally:
+        writer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        await s.close()
+
+
+def task(tid: int, name: str) -> TaskDef:
+    return TaskDef(tid=tid, name=name, cmd="true", run_on_host="q", stdout="o", stderr="e",
+                   timezone="UTC", day_of_week="1111111", trigger_times="08:30")  # fmt: skip
+
+
+def run(tid: int, minute: int, state: RunState = RunState.TRIGGER, attempt: int = 1) -> Run:
+    at = T0 + timedelta(minutes=minute)
+    return Run(run_id=make_run_id("default", tid, at, attempt), tid=tid, name=f"t{tid}",
+               instance="default", run_date="20260509", scheduled_utc=at, local_time="12:30",
+               timezone="UTC", attempt=attempt, state=state, queue="q", created_at=at,
+               updated_at=at)  # fmt: skip
+
+
+async def test_tasks_round_trip_and_delete(store: SqliteStore) -> None:
+    await store.put_tasks([task(1001, "a"), task(1002, "b")], T0)
+    assert [t.name for t in await store.load_tasks()] == ["a", "b"]
+    await store.put_tasks([task(1001, "a2")], T0)
+    await store.delete_tasks([1002])
+    assert [(t.tid, t.name) for t in await store.load_tasks()] == [(1001, "a2")]
+
+
+async def test_run_rows_are_upserted_with_their_history(store: SqliteStore) -> None:
+    r = run(1001, 0)
+    store.save_run(r, StateChange(r.run_id, None, RunState.TRIGGER, T0))
+    r.state, r.pid, r.return_code = RunState.SUCCESS, 42, 0
+    r.stdout_range = (10, 20)
+    r.started_at, r.ended_at = T0, T0 + timedelta(seconds=3)
+    await store.save_run(r, StateChange(r.run_id, RunState.TRIGGER, RunState.SUCCESS, T0, "ok"))
+    found = await store.find_run(r.run_id)
+    assert found is not None
+    assert (found.state, found.pid, found.return_code, found.stdout_range) == (
+        RunState.SUCCESS, 42, 0, (10, 20),
+    )  # fmt: skip
+    assert found.duration == 3.0
+    assert [(c.from_state, c.to_state, c.reason) for c in await store.transitions(r.run_id)] == [
+        (None, RunState.TRIGGER, ""),
+        (RunState.TRIGGER, RunState.SUCCESS, "ok"),
+    ]
+    assert await store.load_live_runs() == []
+
+
+async def test_list_runs_filters_pages_and_counts(store: SqliteStore) -> None:
+    for minute in range(5):
+        store.save_run(run(1001, minute, RunState.SUCCESS))
+    store.save_run(run(1002, 0, RunState.FAILED))
+    await store.save_run(run(1002, 1, RunState.RUNNING))
+    page, total, stats = await store.list_runs(RunFilter(tid=1001), offset=0, limit=2)
+    assert total == 5 and len(page) == 2
+    assert page[0].scheduled_utc > page[1].scheduled_utc  # newest first
+    _, total, stats = await store.list_runs(RunFilter(), 0, 100)
+    assert stats == {"SUCCESS": 5, "FAILED": 1, "RUNNING": 1} and total == 7
+    only, _, _ = await store.list_runs(RunFilter(state="failed"), 0, 100)
+    assert [r.tid for r in only] == [1002]
+    assert [r.state for r in await store.load_live_runs()] == [RunState.RUNNING]
+    latest = await store.latest_run_states()
+    assert latest[1002][1] is RunState.RUNNING
+
+
+async def test_search_escapes_like_wildcards(store: SqliteStore) -> None:
+    a, b = run(1001, 0), run(1002, 0)
+    a.name, b.name = "load_x", "loadyx"
+    store.save_run(a)
+    await store.save_run(b)
+    found, _, _ = await store.list_runs(RunFilter(search="d_x"), 0, 10)
+    assert [r.name for r in found] == ["load_x"]
+
+
+async def test_output_chunks_append_in_order_and_ignore_duplicates(store: SqliteStore) -> None:
+    store.append_output("r1", "stdout", 0, b"hello ")
+    store.append_output("r1", "stdout", 6, b"world")
+    store.append_output("r1", "stdout", 6, b"WORLD")  # same offset again: ignored
+    store.append_output("r1", "stderr", 0, b"err")
+    await store.writer.flush()
+    assert await store.read_output("r1", "stdout") == b"hello world"
+    assert await store.output_sizes(["r1"]) == {("r1", "stdout"): 11, ("r1", "stderr"): 3}
+
+
+async def test_disk_full_keeps_run_writes_queued_until_space_returns(
+    store: SqliteStore,
+) -> None:
+    await store.put_tasks([task(1001, "a")], T0)
+    db = store._wdb  # simulate a full disk at the SQLite layer
+    async with db.execute("PRAGMA page_count") as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    await db.execute(f"PRAGMA max_page_count = {row[0]}")
+
+    big = run(1001, 0)
+    big.reason = "x" * 200_000  # needs new pages
+    pending = store.save_run(big)
+    with pytest.raises(StoreWriteError, match="full"):
+        await store.put_tasks([task(1002, "b" * 100)] * 1, T0)
+    assert not pending.done(), "a run state change must not be dropped"
+    assert store.writer.failing
+    assert [t.tid for t in await store.load_tasks()] == [1001], "nothing half-written"
+
+    await db.execute("PRAGMA max_page_count = 1073741823")
+    await asyncio.wait_for(pending, 10)
+    stored = await store.find_run(big.run_id)
+    assert stored is not None and stored.reason == big.reason
+    assert not store.writer.failing
+
+
+async def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    first = await SqliteStore.open(path)
+    await first.close()
+    second = await SqliteStore.open(path)
+    assert await second.get_meta("nothing") is None
+    await second.close()
