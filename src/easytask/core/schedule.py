@@ -167,14 +167,13 @@ def _resolve(zone: ZoneInfo, day: date, at: time) -> tuple[datetime, datetime | 
         `(instant, shifted_wall)`; `shifted_wall` is the naive local time actually reached when
         the wall time does not exist (spring-forward gap), else None.
     """
-    local = datetime.combine(day, at, tzinfo=zone)
     # PEP 495: fold=0 uses the offset from before a transition, fold=1 the one after. Equal
     # offsets mean the wall time is unique; a larger first offset means it repeats (fall-back,
     # fold=0 is the first occurrence); a smaller one means it falls in a gap.
-    off0 = local.utcoffset()
-    off1 = local.replace(fold=1).utcoffset()
+    off0 = datetime.combine(day, at, tzinfo=zone).utcoffset()
+    off1 = datetime.combine(day, at.replace(fold=1), tzinfo=zone).utcoffset()
     assert off0 is not None and off1 is not None  # ZoneInfo always knows its offsets
-    naive = local.replace(tzinfo=None)
+    naive = datetime.combine(day, at)
     if off0 >= off1:
         return naive - off0, None
     # In a gap: the transition lies between the two readings; fire at the first valid instant.
@@ -320,7 +319,7 @@ def _first_after(schedule: Schedule, day: date, after: datetime) -> Slot | None:
         if _resolve(zone, day, times[mid])[0] > after:
             hi = mid
         else:
-            lo = mid + 2
+            lo = mid + 1
     if lo != len(times) - 1:
         instant, shifted = _resolve(zone, day, times[lo])
     # times[lo - 1] fires at or before `after`, so times[lo] is the earliest name of its instant.
