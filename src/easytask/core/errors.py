@@ -1,13 +1,13 @@
 """The exception tree of EasyTask.
 
-    EasyTaskError
-    ├── ValidationError (ValueError)        a record has field errors; carries every one of them
-    ├── NotFoundError (LookupError)
-    │   ├── TaskNotFoundError
-    │   └── RunNotFoundError
-    ├── ConflictError (ValueError)          the request clashes with stored state
-    ├── TransitionError (ValueError)        a run state change the table refuses
-    └── AuthError                           missing or wrong token
+EasyTaskError
+├── ValidationError (ValueError)        a record has field errors; carries every one of them
+├── NotFoundError (LookupError)
+│   ├── TaskNotFoundError
+│   └── RunNotFoundError
+├── ConflictError (ValueError)          the request clashes with stored state
+├── TransitionError (ValueError)        a run state change the table refuses
+└── AuthError                           missing or wrong token
 """
 
 from __future__ import annotations
