@@ -83,7 +83,9 @@ class Journal:
             data = b""
         lines = data.split(b"\n")
         if lines and lines[-1]:
-            log.warning("journal %s: ignoring a torn last line (%d bytes)", self._path, len(lines[-1]))
+            log.warning(
+                "journal %s: ignoring a torn last line (%d bytes)", self._path, len(lines[-1])
+            )
         for raw in lines[:-1]:
             if not raw.strip():
                 continue

@@ -5,9 +5,19 @@ Proto types stay in ``session.py``; everything behind it speaks these dataclasse
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names: tuple[str, ...] | None = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 class Stream(IntEnum):
@@ -37,7 +47,7 @@ class TaskSpec:
     queue: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
@@ -56,17 +66,14 @@ class StartInfo:
     stderr_path: str
     stdout_start: int
     stderr_start: int
-
-    @property
-    def same_file(self) -> bool:
-        return self.stdout_path == self.stderr_path
+    same_file: bool = False  # stdout and stderr are one file: streamed once, as STDOUT
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StartInfo:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,7 +94,7 @@ class RunResult:
     stderr_end: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:

@@ -91,9 +91,12 @@ class CpuSampler:
 
 def proc_start_ticks(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22); None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
+    try:  # os-level calls: this runs once per spawn
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
@@ -111,3 +114,31 @@ def proc_environ_has(pid: int, entry: str) -> bool:
             return entry.encode() in fh.read().split(b"\0")
     except OSError:
         return False
+
+
+def find_group_leaders(env_entries: dict[str, str]) -> dict[str, int]:
+    """Live process-group leaders whose environment holds one of ``env_entries`` (entry -> key).
+
+    Scans /proc once; used at start-up only, for runs whose spawn was never journaled.
+    """
+    found: dict[str, int] = {}
+    if not env_entries:
+        return found
+    wanted = {entry.encode(): key for entry, key in env_entries.items()}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            if os.getpgid(pid) != pid:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                entries = fh.read().split(b"\0")
+        except OSError:
+            continue
+        for entry in entries:
+            key = wanted.get(entry)
+            if key is not None:
+                found[key] = pid
+                break
+    return found

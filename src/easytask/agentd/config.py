@@ -1,0 +1,115 @@
+"""Command line and settings of easytask-agentd (flags, environment, credentials file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from easytask.agentd.sysinfo import hostname
+from easytask.core.errors import AuthError
+
+DEFAULT_SERVER = "127.0.0.1:7070"
+DEFAULT_PROFILES_DIR = "/etc/easytask/profiles"
+
+
+@dataclass(slots=True, frozen=True)
+class AgentConfig:
+    server: str
+    name: str
+    queues: tuple[str, ...]
+    home: Path
+    token: str
+    tls_ca: Path | None
+    profiles_dir: Path
+    kill_grace: float
+    max_parallel: int
+    log_level: str
+
+    @property
+    def agent_dir(self) -> Path:
+        return self.home / "agent" / self.name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="easytask-agentd",
+        description="EasyTask agent: runs commands for the scheduler it dials out to.",
+    )
+    p.add_argument(
+        "--server", help="scheduler HOST:PORT (env EASYTASK_SERVER, default %(default)s)"
+    )
+    p.add_argument("--name", help="unique agent name (default: hostname)")
+    p.add_argument("--queues", help="comma-separated queues served (default: hostname)")
+    p.add_argument("--home", help="data directory (env EASYTASK_HOME, default ./.easytask)")
+    p.add_argument(
+        "--token", help="agent token (else env EASYTASK_TOKEN, else <home>/credentials.json)"
+    )
+    p.add_argument("--tls-ca", help="PEM CA bundle: use TLS to reach the scheduler")
+    p.add_argument("--profiles-dir", default=DEFAULT_PROFILES_DIR, help="default %(default)s")
+    p.add_argument(
+        "--kill-grace", type=float, default=10.0, help="SIGTERM to SIGKILL, seconds (default 10)"
+    )
+    p.add_argument(
+        "--max-parallel",
+        type=int,
+        default=64,
+        help="commands running at once; more wait in arrival order (default 64)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentConfig:
+    """Parse flags (argparse exits 2 on misuse); AuthError when no token can be found."""
+    args = build_parser().parse_args(argv)
+    host = hostname()
+    name = args.name or host
+    queues = tuple(q.strip() for q in (args.queues or host).split(",") if q.strip()) or (host,)
+    home = Path(args.home or env.get("EASYTASK_HOME") or ".easytask").absolute()
+    if args.kill_grace < 0 or args.max_parallel < 1:
+        build_parser().error("--kill-grace must be >= 0 and --max-parallel >= 1")
+    return AgentConfig(
+        server=args.server or env.get("EASYTASK_SERVER") or DEFAULT_SERVER,
+        name=name,
+        queues=queues,
+        home=home,
+        token=find_token(args.token, env, home),
+        tls_ca=Path(args.tls_ca) if args.tls_ca else None,
+        profiles_dir=Path(args.profiles_dir),
+        kill_grace=args.kill_grace,
+        max_parallel=args.max_parallel,
+        log_level=args.log_level,
+    )
+
+
+def find_token(flag: str | None, env: Mapping[str, str], home: Path) -> str:
+    """--token, else $EASYTASK_TOKEN, else ``agent_token`` of ``<home>/credentials.json``."""
+    if flag:
+        return flag
+    if env.get("EASYTASK_TOKEN"):
+        return env["EASYTASK_TOKEN"]
+    path = home / "credentials.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AuthError(
+            f"no agent token: pass --token, set EASYTASK_TOKEN, or provide {path}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"cannot read agent token from {path}: {exc}") from None
+    token = data.get("agent_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthError(f"no agent_token in {path}")
+    return token
+
+
+def read_tls_ca(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+def process_env() -> dict[str, str]:
+    return dict(os.environ)

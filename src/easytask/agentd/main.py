@@ -1,0 +1,129 @@
+"""easytask-agentd entry point: the composition root of the agent process.
+
+Exit codes: 0 after SIGTERM/SIGINT, 2 usage error, 3 no token or token refused on the first
+connect. On SIGTERM/SIGINT the agent declines new RunTasks, closes its stream and exits; running
+commands are left running (own process groups, output straight to files) and are adopted from
+the journal by the next agent process with the same ``--home`` and ``--name``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import easytask
+from easytask.agentd.config import AgentConfig, load_config, read_tls_ca
+from easytask.agentd.journal import Journal
+from easytask.agentd.logs import setup_logging
+from easytask.agentd.outbox import Outbox
+from easytask.agentd.placeholders import CommandPreparer
+from easytask.agentd.recovery import restore_runs
+from easytask.agentd.runner import ProcessRunner
+from easytask.agentd.runs import RunManager
+from easytask.agentd.session import AgentIdentity, AgentSession
+from easytask.agentd.sysinfo import SystemClock, cpu_cores, hostname, memory_mb
+from easytask.core.errors import AuthError
+
+log = logging.getLogger("easytask.agentd.main")  # not __name__: it is "__main__" under -m
+
+EXIT_AUTH = 3
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv, os.environ)
+    except AuthError as exc:
+        sys.stderr.write(f"easytask-agentd: error: {exc}\n")
+        return EXIT_AUTH
+    return asyncio.run(serve(config))
+
+
+async def serve(config: AgentConfig) -> int:
+    """Wire the agent together and run it until SIGTERM/SIGINT (0) or a refused token (3)."""
+    setup_logging(config.home, config.name, config.log_level)
+    clock = SystemClock()
+    journal = Journal(config.agent_dir / "journal.jsonl")
+    entries = journal.load()
+    runner = ProcessRunner(config.agent_dir, clock, kill_grace=config.kill_grace)
+    preparer = CommandPreparer(config.profiles_dir, os.environ, clock)
+    outbox = Outbox()
+    manager = RunManager(
+        journal=journal,
+        runner=runner,
+        preparer=preparer,
+        outbox=outbox,
+        max_parallel=config.max_parallel,
+    )
+    identity = AgentIdentity(
+        name=config.name,
+        host=hostname(),
+        queues=config.queues,
+        version=easytask.__version__,
+        pid=os.getpid(),
+        cpu_cores=cpu_cores(),
+        memory_mb=memory_mb(),
+    )
+    session = AgentSession(
+        target=config.server,
+        token=config.token,
+        tls_ca=read_tls_ca(config.tls_ca),
+        identity=identity,
+        manager=manager,
+        outbox=outbox,
+    )
+    stop = asyncio.Event()
+    exit_code = 0
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def connect() -> None:
+        nonlocal exit_code
+        try:
+            await session.run()
+        except AuthError:
+            exit_code = EXIT_AUTH
+            stop.set()
+
+    log.info(
+        "agent %s (pid %d, version %s) starting: home %s, queues %s, server %s",
+        config.name,
+        os.getpid(),
+        easytask.__version__,
+        config.home,
+        ",".join(config.queues),
+        config.server,
+    )
+    try:
+        async with asyncio.TaskGroup() as tg:
+            writer = tg.create_task(journal.run(), name="journal")
+            ticker = tg.create_task(runner.run_ticker(), name="output ticker")
+            runs = tg.create_task(manager.serve(restore_runs(entries, runner, preparer, clock)))
+            link = tg.create_task(connect(), name="session")
+            await stop.wait()
+            log.info("agent %s stopping; running commands are left running", config.name)
+            manager.stop_accepting()
+            for task in (link, runs):
+                task.cancel()
+                await asyncio.wait({task})
+            await journal.close()
+            await asyncio.wait({writer})
+            ticker.cancel()
+    finally:
+        runner.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("agent %s stopped (exit code %d)", config.name, exit_code)
+    return exit_code
+
+
+if __name__ == "__main__":
+    main()

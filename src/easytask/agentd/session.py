@@ -1,0 +1,372 @@
+"""The agent's gRPC session: dial out, authenticate, speak AgentService.Connect, reconnect.
+
+One stream at a time. On each stream the agent sends, in this order: Hello (with every run it
+holds), RunStarted for every run that is running, RunFinished for every result not yet
+acknowledged, then live messages. One reader task dispatches scheduler messages on
+``WhichOneof``; one writer task drains the bounded outbox; a heartbeat task queues a Heartbeat
+every ``heartbeat_seconds`` (Welcome may change it). All three live in one TaskGroup, so losing
+either side ends the stream. Runs are not affected by a lost stream.
+
+Reconnect: exponential backoff from 0.1 s doubling to 5 s, with jitter; it resets after a stream
+that got a Welcome. UNAUTHENTICATED: if the agent has never been welcomed since it started, the
+token is wrong from the start and ``run()`` raises ``AuthError`` (the daemon exits 3); after a
+successful session it is logged as an error and retried every 30 s, runs keep going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+import grpc
+
+from easytask.agentd.messages import (
+    Accepted,
+    Beat,
+    Declined,
+    Finished,
+    KnownRun,
+    Outbound,
+    Output,
+    Started,
+    Stream,
+    TaskSpec,
+)
+from easytask.agentd.outbox import Outbox
+from easytask.agentd.runs import RunManager
+from easytask.agentd.sysinfo import CpuSampler, mem_percent, now_ms
+from easytask.core.errors import AuthError
+from easytask.rpc.v1 import agent_pb2 as pb
+from easytask.rpc.v1 import agent_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 5.0
+AUTH_RETRY = 30.0
+# The channel's own reconnect backoff (default 1 s growing to 120 s) would otherwise override
+# ours after a scheduler restart.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", int(BACKOFF_MIN * 1000)),
+    ("grpc.min_reconnect_backoff_ms", int(BACKOFF_MIN * 1000)),
+    ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
+)
+
+
+@dataclass(slots=True, frozen=True)
+class AgentIdentity:
+    """What Hello says about this agent."""
+
+    name: str
+    host: str
+    queues: tuple[str, ...]
+    version: str
+    pid: int
+    cpu_cores: int
+    memory_mb: int
+
+
+class StreamEndedError(Exception):
+    """The scheduler closed the stream, or stopped answering heartbeats."""
+
+
+class AgentSession:
+    """Keeps one AgentService.Connect stream open to the scheduler, reconnecting as needed.
+
+    Args:
+        target: ``HOST:PORT`` of the scheduler.
+        token: the agent token, sent as ``authorization: Bearer <token>`` (never logged).
+        tls_ca: PEM root certificates for a TLS channel; None for an insecure channel.
+    """
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        token: str,
+        tls_ca: bytes | None,
+        identity: AgentIdentity,
+        manager: RunManager,
+        outbox: Outbox,
+        heartbeat_seconds: float = 10.0,
+    ) -> None:
+        self._target = target
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._tls_ca = tls_ca
+        self._identity = identity
+        self._manager = manager
+        self._outbox = outbox
+        self._default_heartbeat = heartbeat_seconds
+        self._heartbeat = heartbeat_seconds
+        self._cpu = CpuSampler()
+        self._welcomed_ever = False
+        self._welcomed = False
+        self._last_rx = 0.0
+        self._scheduler_beats = False
+        self._dispatch_later: pb.SchedulerMessage | None = None
+
+    async def run(self) -> None:
+        """Connect and reconnect until cancelled; AuthError if the token is refused at once."""
+        if self._tls_ca is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=self._tls_ca)
+            channel = grpc.aio.secure_channel(self._target, creds, options=CHANNEL_OPTIONS)
+        else:
+            channel = grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS)
+        backoff = BACKOFF_MIN
+        try:
+            while True:
+                self._welcomed = False
+                try:
+                    await self._stream(channel)
+                    reason = "stream closed by the scheduler"
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                        await self._refused(exc)
+                        continue
+                    reason = f"{exc.code().name}: {exc.details()}"
+                except StreamEndedError as exc:
+                    reason = str(exc)
+                if self._welcomed:
+                    backoff = BACKOFF_MIN
+                delay = backoff * random.uniform(0.5, 1.0)
+                log.warning(
+                    "disconnected from %s (%s); reconnecting in %.2f s", self._target, reason, delay
+                )
+                await asyncio.sleep(delay)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+        finally:
+            self._outbox.close()
+            await channel.close(grace=None)
+
+    async def _refused(self, exc: grpc.aio.AioRpcError) -> None:
+        if not self._welcomed_ever:
+            log.error(
+                "scheduler %s refused the agent token (UNAUTHENTICATED: %s); check --token, "
+                "$EASYTASK_TOKEN or credentials.json",
+                self._target,
+                exc.details(),
+            )
+            raise AuthError(f"scheduler {self._target} refused the agent token") from None
+        log.error(
+            "scheduler %s refused the agent token (UNAUTHENTICATED: %s); retrying in %.0f s",
+            self._target,
+            exc.details(),
+            AUTH_RETRY,
+        )
+        await asyncio.sleep(AUTH_RETRY)
+
+    async def _stream(self, channel: grpc.aio.Channel) -> None:
+        stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
+        call = stub.Connect(metadata=self._metadata)
+        # Snapshot and opening the outbox happen in one step: every later message is queued
+        # behind the replay, every earlier one is covered by it.
+        known, replay = self._manager.snapshot()
+        self._outbox.open()
+        try:
+            await call.write(pb.AgentMessage(hello=self._hello(known)))
+            first = await call.read()
+            if first is grpc.aio.EOF:
+                raise await _status_error(call, "stream closed before Welcome")
+            self._on_first(first)
+            loop = asyncio.get_running_loop()
+            self._last_rx = loop.time()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._reader(call))
+                    tg.create_task(self._writer(call, replay))
+                    tg.create_task(self._beat())
+            except BaseExceptionGroup as group:
+                raise _first(group) from None
+        except (grpc.aio.AioRpcError, StreamEndedError):
+            raise
+        except Exception as exc:  # a write/read on a finished call: report its status instead
+            raise await _status_error(call, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._outbox.close()
+            call.cancel()
+
+    def _hello(self, known: list[KnownRun]) -> pb.Hello:
+        me = self._identity
+        return pb.Hello(
+            name=me.name,
+            host=me.host,
+            queues=list(me.queues),
+            version=me.version,
+            pid=me.pid,
+            cpu_cores=me.cpu_cores,
+            memory_mb=me.memory_mb,
+            known_runs=[
+                pb.KnownRun(
+                    run_id=k.run_id,
+                    state=k.state,
+                    stdout_size=k.stdout_size,
+                    stderr_size=k.stderr_size,
+                )
+                for k in known
+            ],
+        )
+
+    def _on_first(self, msg: pb.SchedulerMessage) -> None:
+        self._welcomed = self._welcomed_ever = True
+        if msg.WhichOneof("msg") != "welcome":
+            log.warning("scheduler did not start with Welcome (got %s)", msg.WhichOneof("msg"))
+            self._dispatch_later = msg
+            return
+        welcome = msg.welcome
+        self._heartbeat = float(welcome.heartbeat_seconds or self._default_heartbeat)
+        self._scheduler_beats = False
+        log.info(
+            "connected to scheduler %s (instance %s, version %s) as agent %s serving %s",
+            self._target,
+            welcome.instance or "-",
+            welcome.scheduler_version or "-",
+            self._identity.name,
+            ",".join(self._identity.queues),
+        )
+
+    async def _reader(self, call: grpc.aio.StreamStreamCall) -> None:
+        loop = asyncio.get_running_loop()
+        pending, self._dispatch_later = self._dispatch_later, None
+        if pending is not None:
+            await self._dispatch(pending)
+        while True:
+            msg = await call.read()
+            if msg is grpc.aio.EOF:
+                raise await _status_error(call, "stream closed by the scheduler")
+            self._last_rx = loop.time()
+            await self._dispatch(msg)
+
+    async def _dispatch(self, msg: pb.SchedulerMessage) -> None:
+        kind = msg.WhichOneof("msg")
+        if kind == "run":
+            await self._manager.on_run_task(_spec(msg.run))
+        elif kind == "result_ack":
+            self._manager.on_ack(msg.result_ack.run_id)
+        elif kind == "kill":
+            self._manager.on_kill(msg.kill.run_id, msg.kill.reason)
+        elif kind == "resend_output":
+            req = msg.resend_output
+            if req.stream in (pb.STDOUT, pb.STDERR):
+                self._manager.on_resend(req.run_id, Stream(int(req.stream)), req.offset)
+            else:
+                log.warning("run=%s ResendOutput without a stream; ignored", req.run_id)
+        elif kind == "heartbeat":
+            self._scheduler_beats = True
+        elif kind == "welcome":
+            log.debug("extra Welcome ignored")
+        else:
+            log.warning("unknown scheduler message %r ignored", kind)
+
+    async def _writer(self, call: grpc.aio.StreamStreamCall, replay: list[Outbound]) -> None:
+        for msg in replay:
+            await call.write(_to_proto(msg))
+        while True:
+            msg = await self._outbox.get()
+            await call.write(_to_proto(msg))
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            silent = loop.time() - self._last_rx
+            if self._scheduler_beats and silent > 3 * self._heartbeat:
+                raise StreamEndedError(f"no message from the scheduler for {silent:.0f} s")
+            beat = Beat(now_ms(), self._cpu.percent(), mem_percent(), self._manager.running)
+            await self._outbox.put(beat)
+
+
+async def _status_error(call: grpc.aio.StreamStreamCall, fallback: str) -> Exception:
+    """The call's final status as an AioRpcError when it has one, else StreamEndedError."""
+    if call.done():
+        code = await call.code()
+        if code is not None and code != grpc.StatusCode.OK:
+            details = await call.details()
+            error: Exception = grpc.aio.AioRpcError(
+                code, grpc.aio.Metadata(), grpc.aio.Metadata(), details
+            )
+            return error
+    return StreamEndedError(fallback)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _spec(run: pb.RunTask) -> TaskSpec:
+    return TaskSpec(
+        run_id=run.run_id,
+        tid=run.tid,
+        name=run.name,
+        cmd=run.cmd,
+        stdout=run.stdout,
+        stderr=run.stderr,
+        run_as_user=run.run_as_user,
+        profile=run.profile,
+        max_run_time=run.max_run_time,
+        attempt=run.attempt,
+        run_date=run.run_date,
+        local_time=run.local_time,
+        timezone=run.timezone,
+        queue=run.queue,
+    )
+
+
+_STREAMS = {Stream.STDOUT: pb.STDOUT, Stream.STDERR: pb.STDERR}
+
+
+def _to_proto(msg: Outbound) -> pb.AgentMessage:
+    if isinstance(msg, Output):
+        return pb.AgentMessage(
+            output=pb.OutputChunk(
+                run_id=msg.run_id, stream=_STREAMS[msg.stream], offset=msg.offset, data=msg.data
+            )
+        )
+    if isinstance(msg, Accepted):
+        return pb.AgentMessage(
+            accepted=pb.RunAccepted(run_id=msg.run_id, accepted_at_ms=msg.accepted_at_ms)
+        )
+    if isinstance(msg, Started):
+        return pb.AgentMessage(
+            started=pb.RunStarted(
+                run_id=msg.run_id,
+                pid=msg.pid,
+                started_at_ms=msg.started_at_ms,
+                stdout_path=msg.stdout_path,
+                stderr_path=msg.stderr_path,
+            )
+        )
+    if isinstance(msg, Finished):
+        r = msg.result
+        return pb.AgentMessage(
+            finished=pb.RunFinished(
+                run_id=msg.run_id,
+                state=r.state,
+                reason=r.reason,
+                has_return_code=r.return_code is not None,
+                return_code=r.return_code or 0,
+                pid=r.pid,
+                started_at_ms=r.started_at_ms,
+                ended_at_ms=r.ended_at_ms,
+                stdout_path=r.stdout_path,
+                stderr_path=r.stderr_path,
+                stdout_start=r.stdout_start,
+                stdout_end=r.stdout_end,
+                stderr_start=r.stderr_start,
+                stderr_end=r.stderr_end,
+            )
+        )
+    if isinstance(msg, Declined):
+        return pb.AgentMessage(declined=pb.RunDeclined(run_id=msg.run_id, reason=msg.reason))
+    return pb.AgentMessage(
+        heartbeat=pb.Heartbeat(
+            sent_at_ms=msg.sent_at_ms,
+            cpu_percent=msg.cpu_percent,
+            mem_percent=msg.mem_percent,
+            running=msg.running,
+        )
+    )
