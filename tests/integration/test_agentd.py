@@ -86,7 +86,7 @@ async def test_success_reports_output_ranges_and_log_steps(env: Env) -> None:
     fin = await env.fs.finished("r-ok")
 
     assert (fin.state, fin.reason, fin.has_return_code, fin.return_code) == (
-        "SUCCESS", "exit code 0", True, 0,
+        "SUCCESS", "", True, 0,
     )  # fmt: skip
     assert out.read_bytes() == b"old line\nhi\n"
     assert (fin.stdout_path, fin.stdout_start, fin.stdout_end) == (str(out), 9, 12)

@@ -115,7 +115,7 @@ class RcFiles:
 def judge(code: int | None) -> tuple[str, str, int | None]:
     """State, reason and return code for an exit code (or minus a signal number)."""
     if code == 0:
-        return ("SUCCESS", "exit code 0", 0)
+        return ("SUCCESS", "", 0)
     if code is None:
         return ("FAILED", "lost control", None)
     if code > 0:

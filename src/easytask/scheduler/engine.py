@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
 from easytask.core.errors import ConflictError, TaskNotFoundError
+from easytask.core.misfire import CATCH_UP_REASON, MISSED_REASON, plan_misfires
 from easytask.core.models import Run, StateChange, TaskDef
-from easytask.core.runid import make_run_id
+from easytask.core.runid import make_run_id, to_ms
 from easytask.core.schedule import Schedule, Slot, next_slot
 from easytask.core.states import RunState, check_transition
 from easytask.core.timerwheel import TimerWheel
@@ -69,17 +70,45 @@ class Engine:
     # ----- start-up -----
 
     async def load(self) -> None:
-        """Load tasks and non-final runs from the store and build the wheel."""
+        """Load tasks and non-final runs, build the wheel, and settle slots missed while down."""
         now = self._clock.now()
+        last_tick = await self._store.get_meta("last_tick")
+        since = datetime.fromisoformat(last_tick) if last_tick else None
+        fired = await self._store.fired_slots(since, now) if since else set()
+        missed: list[tuple[TaskDef, list[Slot]]] = []
         for task in await self._store.load_tasks():
-            self.put_task(task, now)
+            slots = self.put_task(task, now, since)
+            slots = [s for s in slots if (task.tid, to_ms(s.scheduled_utc)) not in fired]
+            if slots:
+                missed.append((task, slots))
         self.latest = await self._store.latest_run_states()
         live = await self._store.load_live_runs()
         self._out_sizes = await self._store.output_sizes(r.run_id for r in live)
         for run in live:
             self.live[run.run_id] = run
             self._resume(run, now)
-        log.info("engine loaded %d tasks and %d runs in progress", len(self.tasks), len(live))
+        for task, slots in missed:
+            self._settle_missed(task, slots, now)
+        log.info(
+            "engine loaded %d tasks and %d runs in progress; %d tasks missed slots since %s",
+            len(self.tasks), len(live), len(missed), last_tick or "never",
+        )  # fmt: skip
+
+    def _settle_missed(self, task: TaskDef, slots: list[Slot], now: datetime) -> None:
+        """Apply the task's misfire policy to the slots it missed while the scheduler was down."""
+        for slot, run_now in plan_misfires(task.misfire_policy, task.misfire_grace, slots, now):
+            run = self._new_run(task, slot.scheduled_utc, slot.run_date, slot.local_time, now)
+            holiday = self._holiday(task, slot)
+            if holiday is not None:
+                log_run(run, "Task Validated", f"skipped: {holiday}")
+                self._create(run, S.SKIPPED, holiday, now)
+            elif run_now:
+                log_run(run, "Task Triggered", f"run_date={run.run_date} local={run.local_time} "
+                        f"{run.timezone} attempt=1 forced=false ({CATCH_UP_REASON})")  # fmt: skip
+                self._trigger(run, task, now, None, CATCH_UP_REASON)
+            else:
+                log_run(run, "Task Validated", f"skipped: {MISSED_REASON}")
+                self._create(run, S.SKIPPED, MISSED_REASON, now)
 
     def _resume(self, run: Run, now: datetime) -> None:
         task = self.tasks.get(run.tid)
@@ -93,22 +122,31 @@ class Engine:
 
     # ----- definitions -----
 
-    def put_task(self, task: TaskDef, now: datetime) -> None:
-        """Add or replace a task; its next occurrence is recomputed at once."""
+    def put_task(self, task: TaskDef, now: datetime, since: datetime | None = None) -> list[Slot]:
+        """Add or replace a task; its next occurrence is recomputed at once.
+
+        With ``since`` (start-up after downtime), returns the slots in (since, now] as well.
+        """
         self.tasks[task.tid] = task
         key: WheelKey = ("task", task.tid)
         if task.task_group is not None or not task.active:
             self._schedules.pop(task.tid, None)
             self._wheel.cancel(key)
-            return
+            return []
         schedule = Schedule.from_task(task)
         self._schedules[task.tid] = schedule
-        slot = next_slot(schedule, now, self._business_holiday(task))
+        holidays = self._business_holiday(task)
+        slot = next_slot(schedule, since or now, holidays)
+        missed: list[Slot] = []
+        while slot is not None and slot.scheduled_utc <= now:
+            missed.append(slot)
+            slot = next_slot(schedule, slot.scheduled_utc, holidays)
         if slot is None:
             self._wheel.cancel(key)
         else:
             self._wheel.schedule(key, slot.scheduled_utc, slot)
         self._wake.set()
+        return missed
 
     def remove_task(self, tid: int) -> None:
         self.tasks.pop(tid, None)
@@ -186,11 +224,7 @@ class Engine:
         upcoming = next_slot(schedule, slot.scheduled_utc, self._business_holiday(task))
         if upcoming is not None:
             self._wheel.schedule(("task", tid), upcoming.scheduled_utc, upcoming)
-        holiday = (
-            self._calendars.holiday_reason(task.calendar, slot.local_date)
-            if (task.calendar)
-            else None
-        )
+        holiday = self._holiday(task, slot)
         run = self._new_run(task, slot.scheduled_utc, slot.run_date, slot.local_time, now)
         if run.run_id in self.live:
             return
@@ -201,11 +235,17 @@ class Engine:
             f"utc={slot.scheduled_utc:%H:%M} attempt=1 forced=false",
         )
         if holiday is not None:
-            reason = f"holiday in calendar {task.calendar}: {holiday}"
-            log_run(run, "Task Validated", f"skipped: {reason}")
-            self._create(run, S.SKIPPED, reason, now)
+            log_run(run, "Task Validated", f"skipped: {holiday}")
+            self._create(run, S.SKIPPED, holiday, now)
             return
         self._trigger(run, task, now, None)
+
+    def _holiday(self, task: TaskDef, slot: Slot) -> str | None:
+        """The SKIPPED reason when the slot's local date is a holiday of the task's calendar."""
+        if not task.calendar:
+            return None
+        reason = self._calendars.holiday_reason(task.calendar, slot.local_date)
+        return None if reason is None else f"holiday in calendar {task.calendar}: {reason}"
 
     # ----- run creation and dispatch -----
 
@@ -250,12 +290,14 @@ class Engine:
         self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
         return self._store.save_run(run, StateChange(run.run_id, None, state, now, reason))
 
-    def _trigger(self, run: Run, task: TaskDef, now: datetime, src: RunState | None) -> None:
+    def _trigger(
+        self, run: Run, task: TaskDef, now: datetime, src: RunState | None, reason: str = ""
+    ) -> None:
         """Put a run in TRIGGER, commit it, then offer it to an agent (invariant 1)."""
         checks = f"active={'yes' if task.active else 'no'} calendar=ok queue={task.run_on_host}"
         log_run(run, "Task Validated", checks)
         if src is None:
-            fut = self._create(run, S.TRIGGER, "", now)
+            fut = self._create(run, S.TRIGGER, reason, now)
         else:
             run.triggered_at = now
             fut = self._set_state(run, S.TRIGGER, now, "")

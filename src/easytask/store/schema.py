@@ -95,4 +95,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_by_created ON events (created_at);
     """,
+    # 2: start-up looks up runs by scheduled instant across tasks (misfire detection)
+    """
+    CREATE INDEX runs_by_scheduled ON runs (scheduled_ms);
+    """,
 )

@@ -250,6 +250,15 @@ class SqliteStore:
         async with self._rdb.execute(sql) as cur:
             return {r[0]: (r[1], RunState(r[2])) for r in await cur.fetchall()}
 
+    async def fired_slots(self, since: datetime, until: datetime) -> set[tuple[int, int]]:
+        """(tid, scheduled ms) of every slot in (since, until] that already has a run."""
+        sql = (
+            "SELECT DISTINCT tid, scheduled_ms FROM runs "
+            "WHERE scheduled_ms > ? AND scheduled_ms <= ?"
+        )
+        async with self._rdb.execute(sql, (to_ms(since), to_ms(until))) as cur:
+            return {(int(r[0]), int(r[1])) for r in await cur.fetchall()}
+
     async def find_run(self, run_id: str) -> Run | None:
         sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"
         async with self._rdb.execute(sql, (run_id,)) as cur:
