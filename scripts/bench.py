@@ -55,6 +55,7 @@ class Bench:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start_scheduler(self, offset: float) -> tuple[subprocess.Popen[bytes], float]:
+        self.home.mkdir(parents=True, exist_ok=True)
         addr = self.home / "scheduler.addr"
         addr.unlink(missing_ok=True)
         t0 = time.perf_counter()
@@ -88,6 +89,18 @@ class Bench:
         token = json.loads((self.home / "credentials.json").read_text())["api_token"]
         channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         return api_pb2_grpc.EasyTaskApiStub(channel), (("authorization", f"Bearer {token}"),)
+
+    def cpu_seconds(self) -> list[float]:
+        """CPU seconds (user + system) used so far by each started process."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = []
+        for proc in self.procs:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                out.append((int(fields[11]) + int(fields[12])) / tick)
+            except (FileNotFoundError, IndexError):
+                out.append(float("nan"))
+        return out
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -143,6 +156,7 @@ def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
             page += 1
             if not reply.runs:
                 break
+        sched_cpu, agent_cpu = bench.cpu_seconds()
     finally:
         bench.stop()
     due_ts = due.timestamp()
@@ -161,6 +175,8 @@ def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
         "start_lag_max": lags[-1],
         "trigger_lag_p99_ms": trig[int(len(trig) * 0.99) - 1] * 1000,
         "startup_s": startup,
+        "scheduler_cpu_s": sched_cpu,
+        "agent_cpu_s": agent_cpu,
     }
 
 
@@ -186,7 +202,8 @@ def main() -> None:
                 f"start lag p50 {res['start_lag_p50'] * 1000:.0f} ms "
                 f"p99 {res['start_lag_p99'] * 1000:.0f} ms max {res['start_lag_max'] * 1000:.0f} ms"
                 f" | trigger lag p99 {res['trigger_lag_p99_ms']:.1f} ms"
-                f" | scheduler start {res['startup_s']:.2f} s",
+                f" | scheduler start {res['startup_s']:.2f} s"
+                f" | CPU scheduler {res['scheduler_cpu_s']:.1f} s agent {res['agent_cpu_s']:.1f} s",
                 flush=True,
             )
     if args.json:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_ZERO = timedelta(0)
 
 
 def to_ms(when: datetime) -> int:
@@ -31,7 +33,9 @@ def iso_utc(when: datetime | None) -> str:
     """ISO 8601 UTC with milliseconds and Z (spec conventions); '' for None."""
     if when is None:
         return ""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    if when.utcoffset() != _ZERO:
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_iso_utc(text: str) -> datetime | None:

@@ -474,8 +474,8 @@ class Engine:
             return
         run.dispatched_at = self._clock.now()
         run.agent = session.name
-        run.updated_at = run.dispatched_at
-        self._store.save_run(run)
+        # Not saved on its own: the acknowledgment (STARTED) follows within milliseconds and
+        # carries it; a restart in between re-dispatches the TRIGGER run anyway.
         log_run(run, "Task Dispatched", f"queue={run.queue} agent={session.name}")
 
     def run_accepted(self, session: AgentSession, msg: RunAccepted) -> None:

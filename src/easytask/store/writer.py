@@ -43,6 +43,8 @@ class BatchWriter:
     """
 
     MAX_BATCH = 20_000
+    LINGER_SECONDS = 0.002
+    LINGER_BELOW = 256
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -86,6 +88,9 @@ class BatchWriter:
         try:
             while True:
                 await self._wake.wait()
+                if len(self._queue) < self.LINGER_BELOW:
+                    # Group commit: let a burst gather so one transaction carries it.
+                    await asyncio.sleep(self.LINGER_SECONDS)
                 self._wake.clear()
                 while self._queue:
                     if not await self._commit_some():
