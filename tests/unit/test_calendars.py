@@ -7,7 +7,12 @@ from datetime import UTC, date, datetime
 import pytest
 
 from easytask.core.schedule import Schedule, next_slot
-from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook, HolidaySpan
+from easytask.scheduler.calendars import (
+    BuiltinCalendars,
+    CalendarBook,
+    CalendarRecord,
+    HolidaySpan,
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +119,69 @@ def test_first_business_day_with_builtin_calendar(builtins: BuiltinCalendars) ->
     with_calendar = next_slot(sched, after, book.holiday_check("US_HOLIDAYS"))
     assert plain is not None and plain.run_date == "20260101"
     assert with_calendar is not None and with_calendar.run_date == "20260102"
+
+
+def span(start: str, end: str, reason: str, entry_id: int, calendar: str) -> HolidaySpan:
+    return HolidaySpan(date.fromisoformat(start), date.fromisoformat(end), reason, entry_id,
+                       calendar)  # fmt: skip
+
+
+def test_user_range_is_inclusive_and_edits_apply_at_once(builtins: BuiltinCalendars) -> None:
+    book = CalendarBook(builtins, calendars=[CalendarRecord("Ops", "change freezes")])
+    assert book.exists("Ops") and book.is_user("Ops") and book.entries("Ops") == ()
+    assert book.holiday_reason("Ops", date(2026, 6, 1)) is None
+    book.put_entry(span("2026-05-30", "2026-06-01", "maintenance", 1, "Ops"))
+    book.put_entry(span("2026-05-01", "2026-05-01", "May day", 2, "Ops"))
+    assert [e.id for e in book.entries("Ops")] == [2, 1]  # by start date
+    assert book.holiday_reason("Ops", date(2026, 5, 29)) is None
+    assert book.holiday_reason("Ops", date(2026, 5, 30)) == "maintenance"
+    assert book.holiday_reason("Ops", date(2026, 6, 1)) == "maintenance"
+    assert book.holiday_reason("Ops", date(2026, 6, 2)) is None
+    check = book.holiday_check("Ops")
+    assert check is not None and check(date(2026, 5, 31))
+
+    assert book.drop_entry("Ops", 1) is not None
+    assert book.drop_entry("Ops", 1) is None
+    assert book.holiday_reason("Ops", date(2026, 5, 31)) is None
+    assert not check(date(2026, 5, 31))  # a test handed out earlier sees the change too
+    book.drop_calendar("Ops")
+    assert not book.exists("Ops") and book.entries("Ops") == ()
+
+
+def test_user_entry_on_a_builtin_date_wins(builtins: BuiltinCalendars) -> None:
+    book = CalendarBook(builtins)
+    independence = date(2026, 7, 3)
+    assert book.holiday_reason("US_HOLIDAYS", independence) == "Independence Day (observed)"
+    book.put_entry(span("2026-07-03", "2026-07-06", "long weekend", 7, "US_HOLIDAYS"))
+    assert book.holiday_reason("US_HOLIDAYS", independence) == "long weekend"
+    assert book.holiday_reason("US_HOLIDAYS", date(2026, 7, 6)) == "long weekend"
+    # Generated dates outside the entry are untouched; the built-in stays a built-in.
+    assert book.holiday_reason("US_HOLIDAYS", date(2026, 12, 25)) == "Christmas Day"
+    assert not book.is_user("US_HOLIDAYS")
+    assert book.user_calendars() == []
+    assert book.names_with_entries() == ["US_HOLIDAYS"]
+    book.drop_entry("US_HOLIDAYS", 7)
+    assert book.holiday_reason("US_HOLIDAYS", independence) == "Independence Day (observed)"
+
+
+def test_replace_swaps_everything(builtins: BuiltinCalendars) -> None:
+    book = CalendarBook(builtins, {"Old": [HolidaySpan(date(2026, 1, 2), date(2026, 1, 2), "x")]})
+    assert book.exists("Old") and book.entries("Old")[0].calendar == "Old"
+    book.replace(
+        [CalendarRecord("New")],
+        [span("2026-03-01", "2026-03-01", "new day", 4, "New"),
+         span("2026-03-02", "2026-03-02", "orphan", 5, "Lost")],
+    )  # fmt: skip
+    assert not book.exists("Old")
+    assert book.holiday_reason("New", date(2026, 3, 1)) == "new day"
+    # An entry whose calendar row is missing still names a (user) calendar.
+    assert [c.name for c in book.user_calendars()] == ["Lost", "New"]
+
+
+def test_generated_holidays_of_a_year(builtins: BuiltinCalendars) -> None:
+    days = builtins.holidays_of("US_HOLIDAYS", 2026)
+    assert (date(2026, 7, 3), "Independence Day (observed)") in days
+    assert days == sorted(days) and all(d.year == 2026 for d, _ in days)
+    assert builtins.holidays_of("Ops", 2026) == []
+    assert builtins.describe("US_HOLIDAYS").startswith("US public holidays")
+    assert builtins.describe("NYSE_HOLIDAYS") == "NYSE market closure days"

@@ -48,6 +48,14 @@ COMMANDS = [
     ["scheduler", "upcoming", "--from", "2025-05-01", "--to", "2025-05-31"],
     ["scheduler", "health", "-o", "json"],
     ["agents", "list", "-o", "json"],
+    ["calendars", "list", "--builtin", "-o", "yaml", "-p", "2"],
+    ["calendars", "get", "US_HOLIDAYS", "--year", "2026", "-o", "json"],
+    ["calendars", "create", "Ops freeze", "-d", "change freezes"],
+    ["calendars", "add-holiday", "Ops", "--date", "20260601", "--to", "20260603", "--reason", "m"],
+    ["calendars", "remove-holiday", "Ops", "--entry", "3"],
+    ["calendars", "delete", "Ops"],
+    ["calendars", "delete", "Ops", "--entry", "3"],
+    ["events", "refresh-calendar"],
 ]
 
 
@@ -92,6 +100,11 @@ def test_global_options_before_or_after_the_command() -> None:
         ["scheduler", "task-run-logs", RUN_ID, "--stream", "both"],
         ["scheduler", "upcoming", "--from", "2025-05-01"],
         ["scheduler", "task-runs", "--since", "-1"],
+        ["calendars", "get"],
+        ["calendars", "add-holiday", "Ops", "--date", "2026-06-01"],  # no --reason
+        ["calendars", "add-holiday", "Ops", "--date", "June 1", "--reason", "r"],
+        ["calendars", "remove-holiday", "Ops"],
+        ["calendars", "delete", "Ops", "--entry", "x"],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

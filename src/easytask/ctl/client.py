@@ -245,6 +245,31 @@ class ApiClient:
     def list_agents(self) -> pb.ListAgentsReply:
         return self._call("ListAgents", pb.ListAgentsRequest(), pb.ListAgentsReply)
 
+    def refresh_calendars(self, origin: str) -> pb.EventReply:
+        request = pb.RefreshCalendarsRequest(origin=origin)
+        return self._call("RefreshCalendars", request, pb.EventReply)
+
+    def list_calendars(self, request: pb.ListCalendarsRequest) -> pb.ListCalendarsReply:
+        return self._call("ListCalendars", request, pb.ListCalendarsReply)
+
+    def get_calendar(self, name: str, year: int) -> pb.GetCalendarReply:
+        request = pb.GetCalendarRequest(name=name, year=year)
+        return self._call("GetCalendar", request, pb.GetCalendarReply)
+
+    def create_calendar(self, name: str, description: str) -> pb.Calendar:
+        request = pb.CreateCalendarRequest(name=name, description=description)
+        return self._call("CreateCalendar", request, pb.Calendar)
+
+    def add_holiday(self, request: pb.AddHolidayRequest) -> pb.HolidayEntry:
+        return self._call("AddHoliday", request, pb.HolidayEntry)
+
+    def remove_holiday(self, name: str, entry_id: int) -> pb.HolidayEntry:
+        request = pb.RemoveHolidayRequest(name=name, entry_id=entry_id)
+        return self._call("RemoveHoliday", request, pb.HolidayEntry)
+
+    def delete_calendar(self, name: str) -> pb.Calendar:
+        return self._call("DeleteCalendar", pb.DeleteCalendarRequest(name=name), pb.Calendar)
+
 
 def connect(config: ClientConfig) -> ApiClient:
     """Open a channel to ``config.server`` (TLS when ``tls_ca`` is set). The one place clients

@@ -1,4 +1,4 @@
-"""``easytaskctl events …``: operator events (spec 10). Issue scope: force-run."""
+"""``easytaskctl events …``: operator events (spec 10). Issue scope: force-run, refresh-calendar."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def cmd_force_run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_refresh_calendar(args: argparse.Namespace, ctx: Context) -> int:
+    reply = ctx.client().refresh_calendars(ORIGIN)
+    if reply.status != "SUCCESS":
+        raise CtlError(reply.message or "refreshing the holiday calendars failed")
+    print(reply.message)
+    return EXIT_OK
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -43,3 +51,8 @@ def register(
         help="run date (default: today in the task's time zone)",
     )
     p.set_defaults(handler=cmd_force_run)
+
+    p = cmds.add_parser(
+        "refresh-calendar", parents=[common], help="reload every holiday calendar from the store"
+    )
+    p.set_defaults(handler=cmd_refresh_calendar)

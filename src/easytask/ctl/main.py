@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from easytask import __version__
-from easytask.ctl import agents, events, health, scheduler, tasks
+from easytask.ctl import agents, calendars, events, health, scheduler, tasks
 from easytask.ctl.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.register(sub, common)
     scheduler.register(sub, common)
     agents.register(sub, common)
+    calendars.register(sub, common)
     return parser
 
 

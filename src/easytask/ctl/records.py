@@ -91,6 +91,30 @@ def agent_to_dict(agent: pb.Agent) -> Record:
     }
 
 
+def calendar_to_dict(calendar: pb.Calendar) -> Record:
+    return {
+        "name": calendar.name,
+        "kind": calendar.kind,
+        "description": calendar.description,
+        "entries": calendar.entries,
+        "created_by": _opt(calendar.created_by),
+        "created_at": _opt(calendar.created_at),
+    }
+
+
+def holiday_to_dict(entry: pb.HolidayEntry) -> Record:
+    """A calendar entry (spec 5); generated built-in dates have no id."""
+    return {
+        "id": entry.id or None,
+        "start_date": entry.start_date,
+        "end_date": entry.end_date,
+        "reason": entry.reason,
+        "source": entry.source,
+        "created_by": _opt(entry.created_by),
+        "created_at": _opt(entry.created_at),
+    }
+
+
 def upcoming_to_dict(entry: pb.UpcomingEntry) -> Record:
     return {
         "tid": entry.tid,

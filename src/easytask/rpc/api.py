@@ -20,10 +20,11 @@ from easytask.core.errors import (
 )
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
-from easytask.rpc.convert import run_to_proto
+from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_proto
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 from easytask.scheduler.app import SchedulerApp
+from easytask.scheduler.holidays import USER, ListedHoliday
 from easytask.store.sqlite import RunFilter
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,64 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
             run_id=outcome.run.run_id if outcome.run else "",
             run_date=outcome.run.run_date if outcome.run else "",
         )
+
+    @errors_mapped
+    async def RefreshCalendars(
+        self, request: pb.RefreshCalendarsRequest, context: Any
+    ) -> pb.EventReply:
+        outcome = await self._app.refresh_calendars(_user(context), request.origin or "API")
+        return pb.EventReply(
+            event_id=outcome.event_id, status=outcome.status, message=outcome.message
+        )
+
+    # ----- calendars -----
+
+    @errors_mapped
+    async def ListCalendars(
+        self, request: pb.ListCalendarsRequest, context: Any
+    ) -> pb.ListCalendarsReply:
+        page, per_page = _page(request.page, request.per_page)
+        views, total = self._app.holidays.calendars(request.include_builtin, page, per_page)
+        return pb.ListCalendarsReply(
+            calendars=[calendar_to_proto(v) for v in views],
+            total=total,
+            page=page,
+            per_page=per_page,
+        )
+
+    @errors_mapped
+    async def GetCalendar(
+        self, request: pb.GetCalendarRequest, context: Any
+    ) -> pb.GetCalendarReply:
+        detail = self._app.holidays.get(request.name, request.year)
+        return pb.GetCalendarReply(
+            calendar=calendar_to_proto(detail.calendar),
+            year=detail.year,
+            entries=[holiday_to_proto(h) for h in detail.holidays],
+        )
+
+    @errors_mapped
+    async def CreateCalendar(self, request: pb.CreateCalendarRequest, context: Any) -> pb.Calendar:
+        view = await self._app.holidays.create(request.name, request.description, _user(context))
+        return calendar_to_proto(view)
+
+    @errors_mapped
+    async def AddHoliday(self, request: pb.AddHolidayRequest, context: Any) -> pb.HolidayEntry:
+        span = await self._app.holidays.add_holiday(
+            request.name, request.start_date, request.end_date, request.reason, _user(context)
+        )
+        return holiday_to_proto(ListedHoliday(span, USER))
+
+    @errors_mapped
+    async def RemoveHoliday(
+        self, request: pb.RemoveHolidayRequest, context: Any
+    ) -> pb.HolidayEntry:
+        span = await self._app.holidays.remove_holiday(request.name, request.entry_id)
+        return holiday_to_proto(ListedHoliday(span, USER))
+
+    @errors_mapped
+    async def DeleteCalendar(self, request: pb.DeleteCalendarRequest, context: Any) -> pb.Calendar:
+        return calendar_to_proto(await self._app.holidays.delete(request.name))
 
     # ----- runs -----
 

@@ -10,6 +10,7 @@ from easytask.core.states import RunState
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.scheduler import protocol as p
+from easytask.scheduler.holidays import CalendarView, ListedHoliday
 
 
 class MalformedMessageError(ValueError):
@@ -184,3 +185,28 @@ def run_to_proto(run: Run, transitions: list[StateChange] | None = None) -> pb.R
             )
         )
     return out
+
+
+def calendar_to_proto(view: CalendarView) -> pb.Calendar:
+    return pb.Calendar(
+        name=view.name,
+        kind=view.kind,
+        description=view.description,
+        entries=view.entries,
+        created_by=view.created_by,
+        created_at=iso_utc(view.created_at),
+    )
+
+
+def holiday_to_proto(holiday: ListedHoliday) -> pb.HolidayEntry:
+    span = holiday.span
+    return pb.HolidayEntry(
+        id=span.id,
+        calendar=span.calendar,
+        start_date=span.start_date.isoformat(),
+        end_date=span.end_date.isoformat(),
+        reason=span.reason,
+        source=holiday.source,
+        created_by=span.created_by,
+        created_at=iso_utc(span.created_at),
+    )

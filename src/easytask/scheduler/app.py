@@ -18,6 +18,7 @@ from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.engine import Engine
+from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
 from easytask.store.sqlite import AgentRecord, RunFilter, SqliteStore
 
@@ -72,6 +73,7 @@ class SchedulerApp:
         hub: AgentHub,
         catalog: TaskCatalog,
         calendars: CalendarBook,
+        holidays: HolidayService,
         bus: Bus,
         clock: Clock,
     ) -> None:
@@ -81,6 +83,7 @@ class SchedulerApp:
         self.hub = hub
         self.catalog = catalog
         self.calendars = calendars
+        self.holidays = holidays
         self.bus = bus
         self.clock = clock
         self.started_at = clock.now()
@@ -160,6 +163,22 @@ class SchedulerApp:
         )  # fmt: skip
         return EventOutcome(event_id, "SUCCESS", message, run)
 
+    async def refresh_calendars(self, user: str, origin: str) -> EventOutcome:
+        """REFRESH_CALENDAR: reload every calendar from the store, recorded as an event."""
+        created = self.clock.now()
+        try:
+            await self.holidays.load()
+        except Exception as exc:
+            message = str(exc.args[0]) if exc.args else str(exc)
+            status = "FAILURE"
+        else:
+            message, status = "Holiday calendars refreshed.", "SUCCESS"
+        event_id = await self.store.add_event(
+            "REFRESH_CALENDAR", "", {}, status, message, origin, user, created, self.clock.now(),
+            self.instance,
+        )  # fmt: skip
+        return EventOutcome(event_id, status, message, None)
+
     # ----- schedule preview -----
 
     def upcoming(self, tid: int, start: datetime, end: datetime, count: int) -> list[UpcomingRun]:
@@ -170,7 +189,7 @@ class SchedulerApp:
             schedule = self.engine.schedule_of(task.tid)
             if schedule is None:
                 continue
-            slot = next_slot(schedule, start)
+            slot = next_slot(schedule, start, self.calendars.holiday_check(task.calendar))
             if slot is not None and slot.scheduled_utc <= end:
                 heap.append((slot.scheduled_utc, task.tid, slot))
         heapq.heapify(heap)
@@ -180,7 +199,8 @@ class SchedulerApp:
             task = self.catalog.tasks[task_tid]
             out.append(UpcomingRun(task, slot, self._note(task, slot)))
             schedule = self.engine.schedule_of(task_tid)
-            nxt = next_slot(schedule, slot.scheduled_utc) if schedule else None
+            holidays = self.calendars.holiday_check(task.calendar)
+            nxt = next_slot(schedule, slot.scheduled_utc, holidays) if schedule else None
             if nxt is not None and nxt.scheduled_utc <= end:
                 heapq.heappush(heap, (nxt.scheduled_utc, task_tid, nxt))
         return out

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 
 import holidays
 
-__all__ = ["BuiltinCalendars", "CalendarBook", "HolidaySpan"]
+from easytask.store.calendars import CalendarRecord, HolidaySpan
+
+__all__ = ["BuiltinCalendars", "CalendarBook", "CalendarRecord", "HolidaySpan"]
 
 _SUFFIX = "_HOLIDAYS"
 _BUILTIN_NAME_RE = re.compile(r"([A-Z][A-Z0-9]*)_HOLIDAYS")
@@ -46,6 +48,15 @@ class BuiltinCalendars:
         """Tell whether `name` is a supported built-in calendar, e.g. `US_HOLIDAYS`."""
         return self._code(name) is not None
 
+    def describe(self, name: str) -> str:
+        """What a supported built-in calendar holds, e.g. `US public holidays`."""
+        code = self._code(name)
+        if code is None:
+            return ""
+        if code in self._countries:
+            return f"{code} public holidays (observed days included)"
+        return f"{code} market closure days"
+
     def names(self) -> list[str]:
         """Return every built-in calendar name, sorted."""
         return sorted(code + _SUFFIX for code in self._countries | self._markets)
@@ -58,13 +69,19 @@ class BuiltinCalendars:
             day: The local date to test.
         """
         code = self._code(name)
-        if code is None:
-            return None
-        key = (code, day.year)
+        return None if code is None else self._table(code, day.year).get(day)
+
+    def holidays_of(self, name: str, year: int) -> list[tuple[date, str]]:
+        """Every generated holiday of calendar `name` in `year`, by date (none if unknown)."""
+        code = self._code(name)
+        return [] if code is None else sorted(self._table(code, year).items())
+
+    def _table(self, code: str, year: int) -> dict[date, str]:
+        key = (code, year)
         table = self._cache.get(key)
         if table is None:
-            table = self._cache[key] = self._generate(code, day.year)
-        return table.get(day)
+            table = self._cache[key] = self._generate(code, year)
+        return table
 
     def _generate(self, code: str, year: int) -> dict[date, str]:
         is_country = code in self._countries
@@ -77,48 +94,109 @@ class BuiltinCalendars:
         return {day: str(reason) for day, reason in generated.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class HolidaySpan:
-    """A user entry of a calendar: `start`..`end` inclusive, with its reason."""
-
-    start: date
-    end: date
-    reason: str
-
-
 class CalendarBook:
-    """Answers calendar questions over the built-in calendars and user entries.
+    """Answers calendar questions over the built-in calendars and user calendars and entries.
 
-    User entries (spec 5) are not stored yet; `entries` lets them be passed in, and entries for
-    a built-in name merge with its generated dates.
+    The book is the scheduler's in-memory copy of the stored calendars: loaded at start and
+    changed right after each committed edit, and the engine asks it when an occurrence fires, so
+    an edit applies from the next occurrence on. Entries filed under a built-in name merge with
+    its generated dates; on a date both list, the user entry's reason wins.
     """
 
     def __init__(
         self,
         builtins: BuiltinCalendars,
         entries: Mapping[str, Sequence[HolidaySpan]] | None = None,
+        calendars: Iterable[CalendarRecord] = (),
     ) -> None:
-        self._builtins = builtins
-        self._entries: dict[str, tuple[HolidaySpan, ...]] = {
-            name: tuple(spans) for name, spans in (entries or {}).items()
-        }
+        """Build a book.
+
+        Args:
+            builtins: The generated calendars.
+            entries: User entries per calendar name; a name that is not built in is a user
+                calendar even without a record in ``calendars``.
+            calendars: User calendar records.
+        """
+        self.builtins = builtins
+        self._calendars: dict[str, CalendarRecord] = {}
+        self._entries: dict[str, tuple[HolidaySpan, ...]] = {}
+        spans = [
+            replace(span, calendar=name) for name, ss in (entries or {}).items() for span in ss
+        ]
+        self.replace(calendars, spans)
+
+    # ----- questions -----
 
     def exists(self, name: str) -> bool:
         """Tell whether `name` is a built-in calendar or a user calendar."""
-        return self._builtins.exists(name) or name in self._entries
+        return name in self._calendars or self.builtins.exists(name)
+
+    def is_user(self, name: str) -> bool:
+        return name in self._calendars
+
+    def user_calendar(self, name: str) -> CalendarRecord | None:
+        return self._calendars.get(name)
+
+    def user_calendars(self) -> list[CalendarRecord]:
+        """User calendars by name."""
+        return [self._calendars[name] for name in sorted(self._calendars)]
+
+    def entries(self, name: str) -> tuple[HolidaySpan, ...]:
+        """The user entries of calendar `name` (user or built-in), by start date and id."""
+        return self._entries.get(name, ())
+
+    def names_with_entries(self) -> list[str]:
+        return sorted(self._entries)
 
     def holiday_reason(self, name: str, day: date) -> str | None:
         """Return why `day` is a holiday in calendar `name`, or None if it is not one."""
-        reason = self._builtins.holiday_reason(name, day)
-        if reason is not None:
-            return reason
         for span in self._entries.get(name, ()):
-            if span.start <= day <= span.end:
+            if span.start_date <= day <= span.end_date:
                 return span.reason
-        return None
+        return self.builtins.holiday_reason(name, day)
 
     def holiday_check(self, name: str | None) -> Callable[[date], bool] | None:
         """Return a holiday test to pass as `is_business_holiday`, or None without a calendar."""
         if name is None:
             return None
         return lambda day: self.holiday_reason(name, day) is not None
+
+    # ----- changes (after the store has committed them) -----
+
+    def replace(self, calendars: Iterable[CalendarRecord], entries: Iterable[HolidaySpan]) -> None:
+        """Swap in a whole new set of user calendars and entries (start-up, REFRESH_CALENDAR)."""
+        records = {c.name: c for c in calendars}
+        grouped: dict[str, list[HolidaySpan]] = {}
+        for span in entries:
+            grouped.setdefault(span.calendar, []).append(span)
+            if span.calendar not in records and not self.builtins.exists(span.calendar):
+                records[span.calendar] = CalendarRecord(span.calendar)
+        self._calendars = records
+        self._entries = {name: _ordered(spans) for name, spans in grouped.items()}
+
+    def put_calendar(self, calendar: CalendarRecord) -> None:
+        self._calendars[calendar.name] = calendar
+
+    def drop_calendar(self, name: str) -> None:
+        """Forget a user calendar and its entries."""
+        self._calendars.pop(name, None)
+        self._entries.pop(name, None)
+
+    def put_entry(self, span: HolidaySpan) -> None:
+        self._entries[span.calendar] = _ordered([*self._entries.get(span.calendar, ()), span])
+
+    def drop_entry(self, name: str, entry_id: int) -> HolidaySpan | None:
+        """Remove entry `entry_id` of calendar `name`; return it, or None if it is not there."""
+        spans = self._entries.get(name, ())
+        kept = tuple(s for s in spans if s.id != entry_id)
+        if len(kept) == len(spans):
+            return None
+        if kept:
+            self._entries[name] = kept
+        else:
+            del self._entries[name]
+        return next(s for s in spans if s.id == entry_id)
+
+
+def _ordered(spans: Iterable[HolidaySpan]) -> tuple[HolidaySpan, ...]:
+    return tuple(sorted(spans, key=lambda s: (s.start_date, s.id)))

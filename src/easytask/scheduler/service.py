@@ -25,6 +25,7 @@ from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.clock import SystemClock
 from easytask.scheduler.credentials import CREDENTIALS_FILE, load_or_create
 from easytask.scheduler.engine import Engine
+from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
 from easytask.store.sqlite import SqliteStore
 
@@ -129,15 +130,18 @@ class SchedulerService:
         engine = Engine(
             instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
         )
+        holidays = HolidayService(store=store.calendars, book=calendars, engine=engine, clock=clock)
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(store.writer.run(), name="store-writer")
+            # Calendars first: loading the engine settles missed slots, holidays included.
+            await holidays.load()
             await engine.load()
             catalog = TaskCatalog(
                 instance=cfg.instance, store=store, engine=engine, calendars=calendars, clock=clock
             )
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
-                calendars=calendars, bus=bus, clock=clock,
+                calendars=calendars, holidays=holidays, bus=bus, clock=clock,
             )  # fmt: skip
             self.app = app
             server = await self._start_grpc(app, hub, api_token, agent_token)

@@ -99,4 +99,24 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX runs_by_scheduled ON runs (scheduled_ms);
     """,
+    # 3: user holiday calendars and their entries (entries may also name a built-in calendar).
+    # AUTOINCREMENT: an entry id is never reused, so a stale id cannot remove another entry.
+    """
+    CREATE TABLE calendars (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE calendar_entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        calendar TEXT NOT NULL,
+        start_date TEXT NOT NULL,
+        end_date TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX calendar_entries_by_calendar ON calendar_entries (calendar, start_date);
+    """,
 )

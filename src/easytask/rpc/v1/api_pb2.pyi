@@ -1097,3 +1097,310 @@ class ListAgentsReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAgentsReply: _TypeAlias = ListAgentsReply  # noqa: Y015
+
+@_typing.final
+class Calendar(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    kind: _builtins.str
+    """builtin / user"""
+    description: _builtins.str
+    entries: _builtins.int
+    """user entries (for a built-in calendar: the extra ones)"""
+    created_by: _builtins.str
+    """empty for built-in calendars"""
+    created_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        description: _builtins.str = ...,
+        entries: _builtins.int = ...,
+        created_by: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "description", b"description", "entries", b"entries", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Calendar: _TypeAlias = Calendar  # noqa: Y015
+
+@_typing.final
+class ListCalendarsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_BUILTIN_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    include_builtin: _builtins.bool
+    """also every built-in name (those with extra entries always appear)"""
+    page: _builtins.int
+    """1-based; 0 = 1"""
+    per_page: _builtins.int
+    """0 = 25"""
+    def __init__(
+        self,
+        *,
+        include_builtin: _builtins.bool = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_builtin", b"include_builtin", "page", b"page", "per_page", b"per_page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarsRequest: _TypeAlias = ListCalendarsRequest  # noqa: Y015
+
+@_typing.final
+class ListCalendarsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDARS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    page: _builtins.int
+    per_page: _builtins.int
+    @_builtins.property
+    def calendars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Calendar]:
+        """user calendars first, then built-ins, each by name"""
+
+    def __init__(
+        self,
+        *,
+        calendars: _abc.Iterable[Global___Calendar] | None = ...,
+        total: _builtins.int = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendars", b"calendars", "page", b"page", "per_page", b"per_page", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarsReply: _TypeAlias = ListCalendarsReply  # noqa: Y015
+
+@_typing.final
+class GetCalendarRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    year: _builtins.int
+    """0 = user entries of every year and built-in dates of the current year"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCalendarRequest: _TypeAlias = GetCalendarRequest  # noqa: Y015
+
+@_typing.final
+class HolidayEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """0 for generated built-in dates"""
+    calendar: _builtins.str
+    start_date: _builtins.str
+    """YYYY-MM-DD"""
+    end_date: _builtins.str
+    """YYYY-MM-DD, inclusive (equal to start_date for a single date)"""
+    reason: _builtins.str
+    source: _builtins.str
+    """builtin / user"""
+    created_by: _builtins.str
+    created_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        calendar: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        source: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "created_at", b"created_at", "created_by", b"created_by", "end_date", b"end_date", "id", b"id", "reason", b"reason", "source", b"source", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolidayEntry: _TypeAlias = HolidayEntry  # noqa: Y015
+
+@_typing.final
+class GetCalendarReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """the year of the built-in dates"""
+    @_builtins.property
+    def calendar(self) -> Global___Calendar: ...
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___HolidayEntry]:
+        """by start date"""
+
+    def __init__(
+        self,
+        *,
+        calendar: Global___Calendar | None = ...,
+        year: _builtins.int = ...,
+        entries: _abc.Iterable[Global___HolidayEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "entries", b"entries", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCalendarReply: _TypeAlias = GetCalendarReply  # noqa: Y015
+
+@_typing.final
+class CreateCalendarRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCalendarRequest: _TypeAlias = CreateCalendarRequest  # noqa: Y015
+
+@_typing.final
+class AddHolidayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """calendar (user or built-in)"""
+    start_date: _builtins.str
+    """YYYY-MM-DD"""
+    end_date: _builtins.str
+    """YYYY-MM-DD; empty = start_date"""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "name", b"name", "reason", b"reason", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddHolidayRequest: _TypeAlias = AddHolidayRequest  # noqa: Y015
+
+@_typing.final
+class RemoveHolidayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ENTRY_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    entry_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        entry_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry_id", b"entry_id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveHolidayRequest: _TypeAlias = RemoveHolidayRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCalendarRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCalendarRequest: _TypeAlias = DeleteCalendarRequest  # noqa: Y015
+
+@_typing.final
+class RefreshCalendarsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    """CLI, UI, API"""
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshCalendarsRequest: _TypeAlias = RefreshCalendarsRequest  # noqa: Y015

@@ -109,6 +109,41 @@ class EasyTaskApiStub:
                 request_serializer=easytask_dot_v1_dot_api__pb2.ListAgentsRequest.SerializeToString,
                 response_deserializer=easytask_dot_v1_dot_api__pb2.ListAgentsReply.FromString,
                 _registered_method=True)
+        self.ListCalendars = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListCalendars',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListCalendarsRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListCalendarsReply.FromString,
+                _registered_method=True)
+        self.GetCalendar = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/GetCalendar',
+                request_serializer=easytask_dot_v1_dot_api__pb2.GetCalendarRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.GetCalendarReply.FromString,
+                _registered_method=True)
+        self.CreateCalendar = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/CreateCalendar',
+                request_serializer=easytask_dot_v1_dot_api__pb2.CreateCalendarRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.Calendar.FromString,
+                _registered_method=True)
+        self.AddHoliday = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/AddHoliday',
+                request_serializer=easytask_dot_v1_dot_api__pb2.AddHolidayRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.HolidayEntry.FromString,
+                _registered_method=True)
+        self.RemoveHoliday = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/RemoveHoliday',
+                request_serializer=easytask_dot_v1_dot_api__pb2.RemoveHolidayRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.HolidayEntry.FromString,
+                _registered_method=True)
+        self.DeleteCalendar = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/DeleteCalendar',
+                request_serializer=easytask_dot_v1_dot_api__pb2.DeleteCalendarRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.Calendar.FromString,
+                _registered_method=True)
+        self.RefreshCalendars = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/RefreshCalendars',
+                request_serializer=easytask_dot_v1_dot_api__pb2.RefreshCalendarsRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.EventReply.FromString,
+                _registered_method=True)
 
 
 class EasyTaskApiServicer:
@@ -205,6 +240,52 @@ class EasyTaskApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCalendars(self, request, context):
+        """Holiday calendars (spec 5). Built-in `<CODE>_HOLIDAYS` calendars cannot be created or
+        deleted, but entries may be added to them. Unknown calendars and entries are NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCalendar(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCalendar(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddHoliday(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveHoliday(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCalendar(self, request, context):
+        """FAILED_PRECONDITION while tasks or groups reference the calendar, or for a built-in one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshCalendars(self, request, context):
+        """REFRESH_CALENDAR: reload every calendar from the store; recorded as an event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EasyTaskApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -282,6 +363,41 @@ def add_EasyTaskApiServicer_to_server(servicer, server):
                     servicer.ListAgents,
                     request_deserializer=easytask_dot_v1_dot_api__pb2.ListAgentsRequest.FromString,
                     response_serializer=easytask_dot_v1_dot_api__pb2.ListAgentsReply.SerializeToString,
+            ),
+            'ListCalendars': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalendars,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListCalendarsRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListCalendarsReply.SerializeToString,
+            ),
+            'GetCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCalendar,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.GetCalendarRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.GetCalendarReply.SerializeToString,
+            ),
+            'CreateCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCalendar,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.CreateCalendarRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.Calendar.SerializeToString,
+            ),
+            'AddHoliday': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddHoliday,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.AddHolidayRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.HolidayEntry.SerializeToString,
+            ),
+            'RemoveHoliday': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveHoliday,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.RemoveHolidayRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.HolidayEntry.SerializeToString,
+            ),
+            'DeleteCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCalendar,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.DeleteCalendarRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.Calendar.SerializeToString,
+            ),
+            'RefreshCalendars': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshCalendars,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.RefreshCalendarsRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.EventReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -689,6 +805,195 @@ class EasyTaskApi:
             '/easytask.v1.EasyTaskApi/ListAgents',
             easytask_dot_v1_dot_api__pb2.ListAgentsRequest.SerializeToString,
             easytask_dot_v1_dot_api__pb2.ListAgentsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalendars(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListCalendars',
+            easytask_dot_v1_dot_api__pb2.ListCalendarsRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListCalendarsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/GetCalendar',
+            easytask_dot_v1_dot_api__pb2.GetCalendarRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.GetCalendarReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/CreateCalendar',
+            easytask_dot_v1_dot_api__pb2.CreateCalendarRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.Calendar.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddHoliday(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/AddHoliday',
+            easytask_dot_v1_dot_api__pb2.AddHolidayRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.HolidayEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveHoliday(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/RemoveHoliday',
+            easytask_dot_v1_dot_api__pb2.RemoveHolidayRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.HolidayEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/DeleteCalendar',
+            easytask_dot_v1_dot_api__pb2.DeleteCalendarRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.Calendar.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshCalendars(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/RefreshCalendars',
+            easytask_dot_v1_dot_api__pb2.RefreshCalendarsRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.EventReply.FromString,
             options,
             channel_credentials,
             insecure,
