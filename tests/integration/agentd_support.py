@@ -64,15 +64,18 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
             while (msg := await out.get()) is not None:  # None: drop() after what is queued
                 await context.write(msg)
 
-        tasks = [asyncio.create_task(pump_in()), asyncio.create_task(pump_out())]
+        reader, writer = asyncio.create_task(pump_in()), asyncio.create_task(pump_out())
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([reader, writer], return_when=asyncio.FIRST_COMPLETED)
+            if writer.done() and not reader.done():
+                # drop(): end the RPC with a status; that also completes the pending read.
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "stream dropped by the test")
         finally:
             if self._out is out:
                 self._out = None
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.cancel()
+            reader.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
 
     # ---------- test side ----------
 
@@ -216,10 +219,18 @@ class AgentProcess:
         return await asyncio.to_thread(self.proc.wait, timeout)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Signal the agent and return its exit code; SIGKILL and fail if it does not exit."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return await self.wait(timeout)
+        try:
+            return await self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            await self.wait(timeout)
+            raise AssertionError(
+                f"agent did not exit within {timeout} s after signal {sig}"
+            ) from None
 
     def log_text(self) -> str:
         path = self.home / "logs" / f"agent-{self.name}.log"

@@ -356,7 +356,8 @@ async def test_wrong_token_is_refused_and_the_agent_exits_3(
     fs, port = sched
     agent = AgentProcess(tmp_path / "home", port, "wrong-token-zzz").start()
     assert await agent.wait(timeout=15) == 3
-    assert fs.refusals == ["Bearer wrong-token-zzz"]
+    # Usually one attempt; grpc may report a write racing the abort as INTERNAL, then retry.
+    assert fs.refusals and set(fs.refusals) == {"Bearer wrong-token-zzz"}
     log = agent.log_text()
     assert "refused the agent token (UNAUTHENTICATED" in log
     assert "wrong-token-zzz" not in log

@@ -111,6 +111,7 @@ async def serve(config: AgentConfig) -> int:
             await stop.wait()
             log.info("agent %s stopping; running commands are left running", config.name)
             manager.stop_accepting()
+            session.close()
             for task in (link, runs):
                 task.cancel()
                 await asyncio.wait({task})

@@ -18,13 +18,15 @@ class Outbox:
     """Bounded, generation-stamped outbound queue (one generation per stream).
 
     Producers blocked on a full queue wait in FIFO order and are woken one per freed slot.
-    When the stream is backlogged, a RunStarted still queued when its run's RunFinished is
-    queued is dropped: RunFinished carries the same pid, start time and paths, and the
-    scheduler takes STARTED -> final directly (as it must after a reconnect anyway).
+    When the stream is backlogged (``coalesce_depth`` or more messages queued), a RunStarted
+    still queued when its run's RunFinished is queued is dropped: RunFinished carries the same
+    pid, start time and paths, and the scheduler takes STARTED -> final directly (as it must
+    after a reconnect anyway). Without a backlog every RunStarted is sent.
     """
 
-    def __init__(self, maxsize: int = 1024) -> None:
+    def __init__(self, maxsize: int = 1024, coalesce_depth: int = 64) -> None:
         self._max = maxsize
+        self._coalesce_depth = coalesce_depth
         self._items: deque[Outbound] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._getter: asyncio.Future[None] | None = None
@@ -71,7 +73,7 @@ class Outbox:
                     self._queued_started[msg.run_id] = msg
                 elif isinstance(msg, Finished):
                     started = self._queued_started.pop(msg.run_id, None)
-                    if started is not None:
+                    if started is not None and len(self._items) > self._coalesce_depth:
                         self._superseded.add(id(started))
                 getter = self._getter
                 if getter is not None and not getter.done():

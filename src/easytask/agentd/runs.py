@@ -325,9 +325,6 @@ class RunManager:
             )
         else:
             self._runner.rc.forget_later(spec.run_id)
-        # Only now is the result reported anywhere (snapshot, duplicate RunTask, this message).
-        entry.result, entry.phase = result, Phase.FINISHED
-        await self._outbox.put(Finished(spec.run_id, result))
         if result.started_at_ms:
             duration = max(0, result.ended_at_ms - result.started_at_ms) / 1000
             details = f"ended_at={iso_utc(from_ms(result.ended_at_ms))} duration={duration:.3f}s"
@@ -336,6 +333,9 @@ class RunManager:
         rc = "-" if result.return_code is None else result.return_code
         details = f"return_code={rc} state={result.state} reason={result.reason}"
         log_step(log, spec, logs.RETURN_CODE, details, level)
+        # Only now is the result reported anywhere (snapshot, duplicate RunTask, this message).
+        entry.result, entry.phase = result, Phase.FINISHED
+        await self._outbox.put(Finished(spec.run_id, result))
 
 
 def _unstarted(state: str, reason: str) -> RunResult:

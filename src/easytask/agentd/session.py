@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
 AUTH_RETRY = 30.0
+STATUS_WAIT = 2.0
 # The channel's own reconnect backoff (default 1 s growing to 120 s) would otherwise override
 # ours after a scheduler restart.
 CHANNEL_OPTIONS = (
@@ -106,6 +107,18 @@ class AgentSession:
         self._last_rx = 0.0
         self._scheduler_beats = False
         self._dispatch_later: pb.SchedulerMessage | None = None
+        self._closing = False
+
+    def close(self) -> None:
+        """Mark the session as closing; the owner then cancels ``run()``."""
+        self._closing = True
+
+    def _raise_if_closing(self) -> None:
+        # A TaskGroup whose child failed raises that error even when its parent is being
+        # cancelled at the same moment, swallowing the cancellation (and Task.cancelling() is
+        # not reliable after a TaskGroup abort in 3.11): so a closing flag decides.
+        if self._closing:
+            raise asyncio.CancelledError
 
     async def run(self) -> None:
         """Connect and reconnect until cancelled; AuthError if the token is refused at once."""
@@ -122,11 +135,13 @@ class AgentSession:
                     await self._stream(channel)
                     reason = "stream closed by the scheduler"
                 except grpc.aio.AioRpcError as exc:
+                    self._raise_if_closing()
                     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                         await self._refused(exc)
                         continue
                     reason = f"{exc.code().name}: {exc.details()}"
                 except StreamEndedError as exc:
+                    self._raise_if_closing()
                     reason = str(exc)
                 if self._welcomed:
                     backoff = BACKOFF_MIN
@@ -178,10 +193,12 @@ class AgentSession:
                     tg.create_task(self._writer(call, replay))
                     tg.create_task(self._beat())
             except BaseExceptionGroup as group:
+                self._raise_if_closing()
                 raise _first(group) from None
         except (grpc.aio.AioRpcError, StreamEndedError):
             raise
         except Exception as exc:  # a write/read on a finished call: report its status instead
+            self._raise_if_closing()
             raise await _status_error(call, f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._outbox.close()
@@ -279,14 +296,16 @@ class AgentSession:
 
 async def _status_error(call: grpc.aio.StreamStreamCall, fallback: str) -> Exception:
     """The call's final status as an AioRpcError when it has one, else StreamEndedError."""
-    if call.done():
-        code = await call.code()
-        if code is not None and code != grpc.StatusCode.OK:
-            details = await call.details()
-            error: Exception = grpc.aio.AioRpcError(
-                code, grpc.aio.Metadata(), grpc.aio.Metadata(), details
-            )
-            return error
+    try:  # a failed read/write can come a moment before the status it is due to
+        code = await asyncio.wait_for(call.code(), STATUS_WAIT)
+    except TimeoutError:
+        code = None
+    if code is not None and code != grpc.StatusCode.OK:
+        details = await call.details()
+        error: Exception = grpc.aio.AioRpcError(
+            code, grpc.aio.Metadata(), grpc.aio.Metadata(), details
+        )
+        return error
     return StreamEndedError(fallback)
 
 
