@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -180,14 +181,106 @@ def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
     }
 
 
+def load_tasks_directly(home: Path, n: int) -> None:
+    """Write n validated tasks straight into the store (the API would take minutes for 100,000).
+
+    Each task fires once a day at a minute spread over the day, so about n / 1440 fire together.
+    """
+    from easytask.core.validation import TaskContext, validate_task
+    from easytask.store.sqlite import SqliteStore
+
+    zones = ["UTC", "US/Eastern", "Europe/London", "Asia/Kolkata", "Australia/Sydney"]
+    ctx = TaskContext(
+        instance="default", default_owner="bench", tid_exists=lambda _: False,
+        name_tid=lambda _: None, next_tid=lambda: 0, calendar_exists=lambda _: True,
+        group_exists=lambda _: False,
+    )  # fmt: skip
+
+    async def run() -> None:
+        store = await SqliteStore.open(home / "easytask.db")
+        writer = asyncio.create_task(store.writer.run())
+        batch = []
+        for i in range(n):
+            minute = i % 1440
+            zone = zones[i % len(zones)] if i >= 1440 * 2 else "UTC"
+            raw = {"tid": 1001 + i, "name": f"scale-{i}", "cmd": "true", "run_on_host": "none",
+                   "stdout": "/dev/null", "stderr": "/dev/null", "timezone": zone,
+                   "day_of_week": "1111100" if i % 3 else "1111111",
+                   "trigger_times": f"{minute // 60:02d}:{minute % 60:02d}"}  # fmt: skip
+            batch.append(validate_task(raw, ctx))
+            if len(batch) == 5000:
+                await store.put_tasks(batch, datetime.now(UTC))
+                batch = []
+        if batch:
+            await store.put_tasks(batch, datetime.now(UTC))
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        await store.close()
+
+    asyncio.run(run())
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def scale(n: int, workdir: Path) -> dict[str, float]:
+    """Start-up time, resident memory and idle fire lag with n tasks in one instance."""
+    home = workdir / f"scale-{n}"
+    home.mkdir(parents=True)
+    bench = Bench(home)
+    t0 = time.perf_counter()
+    load_tasks_directly(home, n)
+    load_s = time.perf_counter() - t0
+    # Wednesday 2027-04-07, scheduler clock 3 s before 12:00 UTC; watch 12:00 and 12:01 fire.
+    due = datetime(2027, 4, 7, 12, 0, tzinfo=UTC)
+    offset = due.timestamp() - 3.0 - time.time()
+    proc, startup = bench.start_scheduler(offset)
+    rss_start = rss_mb(proc.pid)
+    api, md = bench.api()
+    try:
+        time.sleep(3.0 + 60.0 + 2.0)
+        rss_after = rss_mb(proc.pid)
+        runs = api.ListRuns(pb.ListRunsRequest(per_page=10000, since_hours=1e6), metadata=md).runs
+    finally:
+        bench.stop()
+    lags = sorted((parse_ts(r.triggered_at) - parse_ts(r.scheduled_utc)) * 1000 for r in runs)
+    return {
+        "tasks": n,
+        "store_load_s": load_s,
+        "startup_s": startup,
+        "rss_mb_ready": rss_start,
+        "rss_mb_after_fires": rss_after,
+        "fired": len(runs),
+        "fire_lag_p50_ms": statistics.median(lags) if lags else float("nan"),
+        "fire_lag_p99_ms": lags[max(0, int(len(lags) * 0.99) - 1)] if lags else float("nan"),
+        "fire_lag_max_ms": lags[-1] if lags else float("nan"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", default="1000,10000", help="comma-separated burst sizes")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--scale", type=int, default=0, help="also measure N tasks (e.g. 100000)")
     args = parser.parse_args()
-    sizes = [int(x) for x in args.runs.split(",")]
-    results = []
+    sizes = [int(x) for x in args.runs.split(",") if x]
+    results: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="easytask-bench-") as tmp:
+        if args.scale:
+            sc = scale(args.scale, Path(tmp))
+            results.append(sc)
+            print(
+                f"scale {args.scale} tasks: scheduler start {sc['startup_s']:.2f} s | RSS "
+                f"{sc['rss_mb_ready']:.0f} MB ready, {sc['rss_mb_after_fires']:.0f} MB after fires"
+                f" | {int(sc['fired'])} fired, lag p50 {sc['fire_lag_p50_ms']:.1f} ms "
+                f"p99 {sc['fire_lag_p99_ms']:.1f} ms max {sc['fire_lag_max_ms']:.1f} ms",
+                flush=True,
+            )
         for n in sizes:
             floor_s = asyncio.run(floor(n))
             floor_rate = n / floor_s
