@@ -30,6 +30,7 @@ from easytask.core.errors import AuthError
 
 log = logging.getLogger("easytask.agentd.main")  # not __name__: it is "__main__" under -m
 
+EXIT_USAGE = 2
 EXIT_AUTH = 3
 
 
@@ -40,13 +41,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv, os.environ)
+        tls_ca = read_tls_ca(config.tls_ca)
     except AuthError as exc:
         sys.stderr.write(f"easytask-agentd: error: {exc}\n")
         return EXIT_AUTH
-    return asyncio.run(serve(config))
+    except OSError as exc:
+        sys.stderr.write(f"easytask-agentd: error: cannot read --tls-ca: {exc}\n")
+        return EXIT_USAGE
+    return asyncio.run(serve(config, tls_ca))
 
 
-async def serve(config: AgentConfig) -> int:
+async def serve(config: AgentConfig, tls_ca: bytes | None) -> int:
     """Wire the agent together and run it until SIGTERM/SIGINT (0) or a refused token (3)."""
     setup_logging(config.home, config.name, config.log_level)
     clock = SystemClock()
@@ -74,7 +79,7 @@ async def serve(config: AgentConfig) -> int:
     session = AgentSession(
         target=config.server,
         token=config.token,
-        tls_ca=read_tls_ca(config.tls_ca),
+        tls_ca=tls_ca,
         identity=identity,
         manager=manager,
         outbox=outbox,

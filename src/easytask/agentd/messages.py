@@ -10,16 +10,6 @@ from enum import IntEnum
 from typing import Any
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    names: tuple[str, ...] | None = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
 class Stream(IntEnum):
     """Output stream numbers, equal to the proto ``OutputStream`` values."""
 
@@ -47,7 +37,7 @@ class TaskSpec:
     queue: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _field_names(type(self))}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
@@ -69,7 +59,7 @@ class StartInfo:
     same_file: bool = False  # stdout and stderr are one file: streamed once, as STDOUT
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _field_names(type(self))}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StartInfo:
@@ -94,7 +84,7 @@ class RunResult:
     stderr_end: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _field_names(type(self))}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:

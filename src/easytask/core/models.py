@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import sys
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from easytask.core.states import RunState
 
@@ -43,21 +43,34 @@ TASK_FIELDS: tuple[str, ...] = (
 )
 
 
-class TaskDef(BaseModel):
-    """A validated, normalised task definition. Build it with ``core.validation.validate_task``."""
+# Values that repeat across many tasks are interned so 100,000 tasks share one copy of each.
+_INTERNED = frozenset(
+    {
+        "task_owner", "team", "run_on_host", "run_as_user", "stdout", "stderr", "instance",
+        "task_group", "timezone", "day_of_week", "ordinal_day", "trigger_times", "run_frequency",
+        "calendar", "profile", "misfire_policy", "description", "dependency",
+    }
+)  # fmt: skip
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+@dataclass(frozen=True, slots=True)
+class TaskDef:
+    """A validated, normalised task definition. Build it with ``core.validation.validate_task``.
+
+    A slotted dataclass rather than a pydantic model: the scheduler keeps one per task in memory
+    (100,000 per instance), and validation with the spec's messages happens in ``validation``.
+    """
 
     tid: int
     name: str
+    cmd: str
+    run_on_host: str
+    stdout: str
+    stderr: str
     description: str = ""
     task_owner: str = ""
     team: str = ""
-    cmd: str
-    run_on_host: str
     run_as_user: str | None = None
-    stdout: str
-    stderr: str
     active: bool = True
     instance: str = "default"
     task_group: str | None = None
@@ -77,10 +90,38 @@ class TaskDef(BaseModel):
     misfire_grace: int = 3600
     alert: dict[str, Any] | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskDef:
+        """Rebuild a stored definition (already validated) with repeated strings interned."""
+        values: dict[str, Any] = {
+            k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v
+            for k, v in data.items()
+        }
+        return cls(**values)
+
+    @classmethod
+    def from_json_text(cls, text: str) -> TaskDef:
+        return cls.from_dict(json.loads(text))
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
     def to_json(self) -> dict[str, Any]:
-        """The task JSON (spec 2.1) with absent optional fields left out."""
-        data = self.model_dump()
-        return {k: data[k] for k in TASK_FIELDS if data[k] is not None}
+        """The task JSON (spec 2.1) with absent optional fields left out, in the spec's order."""
+        out: dict[str, Any] = {}
+        for key in TASK_FIELDS:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = dict(value) if isinstance(value, dict) else value
+        return out
+
+    def non_defaults(self) -> dict[str, Any]:
+        """The fields whose value differs from the default (what a user actually set)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.default is MISSING or getattr(self, f.name) != f.default
+        }
 
 
 @dataclass(slots=True)

@@ -147,7 +147,7 @@ def _merge(raw: Mapping[Any, Any], existing: TaskDef | None) -> dict[str, Any]:
     # Stored defaults are left out so a grouped task does not "define" misfire fields.
     merged: dict[str, Any] = {}
     if existing is not None:
-        merged = existing.model_dump(exclude_defaults=True)
+        merged = existing.non_defaults()
         merged["task_owner"] = existing.task_owner
     for key, value in raw.items():
         if key == "tid" and value is None and existing is not None:

@@ -198,9 +198,12 @@ class SqliteStore:
     # ----- tasks -----
 
     async def load_tasks(self) -> list[TaskDef]:
+        tasks: list[TaskDef] = []
+        # Row by row: 100,000 definitions never sit in memory twice (as JSON and as objects).
         async with self._rdb.execute("SELECT definition FROM tasks ORDER BY tid") as cur:
-            rows = await cur.fetchall()
-        return [TaskDef.model_validate_json(r[0]) for r in rows]
+            async for row in cur:
+                tasks.append(TaskDef.from_json_text(row[0]))
+        return tasks
 
     async def put_tasks(self, tasks: Iterable[TaskDef], now: datetime) -> None:
         """Insert or replace task definitions and wait until they are committed."""
@@ -210,7 +213,7 @@ class SqliteStore:
                 "INSERT INTO tasks (tid, name, definition, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(tid) DO UPDATE SET name = excluded.name, "
                 "definition = excluded.definition, updated_at = excluded.updated_at",
-                (t.tid, t.name, t.model_dump_json(), stamp, stamp),
+                (t.tid, t.name, t.to_json_text(), stamp, stamp),
             )
             for t in tasks
         ]
