@@ -59,6 +59,8 @@ class Engine:
         self._bus = bus
         self.tasks: dict[int, TaskDef] = {}
         self._schedules: dict[int, Schedule] = {}
+        self._schedule_cache: dict[tuple[str | None, ...], Schedule] = {}
+        self._slot_cache: dict[tuple[Schedule, str | None, datetime], Slot | None] = {}
         self.live: dict[str, Run] = {}
         self.latest: dict[int, tuple[str, RunState]] = {}
         self._out_sizes: dict[tuple[str, str], int] = {}
@@ -133,20 +135,42 @@ class Engine:
             self._schedules.pop(task.tid, None)
             self._wheel.cancel(key)
             return []
-        schedule = Schedule.from_task(task)
+        schedule = self._shared_schedule(task)
         self._schedules[task.tid] = schedule
-        holidays = self._business_holiday(task)
-        slot = next_slot(schedule, since or now, holidays)
+        slot = self._next_slot(task, schedule, since or now)
         missed: list[Slot] = []
         while slot is not None and slot.scheduled_utc <= now:
             missed.append(slot)
-            slot = next_slot(schedule, slot.scheduled_utc, holidays)
+            slot = self._next_slot(task, schedule, slot.scheduled_utc)
         if slot is None:
             self._wheel.cancel(key)
         else:
             self._wheel.schedule(key, slot.scheduled_utc, slot)
         self._wake.set()
         return missed
+
+    def _shared_schedule(self, task: TaskDef) -> Schedule:
+        """One Schedule object per distinct schedule: 100,000 tasks share a few hundred."""
+        key = (task.timezone, task.day_of_week, task.ordinal_day, task.trigger_times,
+               task.run_frequency)  # fmt: skip
+        schedule = self._schedule_cache.get(key)
+        if schedule is None:
+            schedule = self._schedule_cache[key] = Schedule.from_task(task)
+        return schedule
+
+    def _next_slot(self, task: TaskDef, schedule: Schedule, after: datetime) -> Slot | None:
+        """next_slot, computed once for all tasks sharing a schedule, calendar and instant."""
+        key = (schedule, task.calendar, after)
+        if key in self._slot_cache:
+            return self._slot_cache[key]
+        if len(self._slot_cache) > 50_000:
+            self._slot_cache.clear()
+        slot = self._slot_cache[key] = next_slot(schedule, after, self._business_holiday(task))
+        return slot
+
+    def calendars_changed(self) -> None:
+        """Forget cached next slots: business-day ordinals depend on calendar contents."""
+        self._slot_cache.clear()
 
     def remove_task(self, tid: int) -> None:
         self.tasks.pop(tid, None)
@@ -221,7 +245,7 @@ class Engine:
         schedule = self._schedules.get(tid)
         if task is None or schedule is None:
             return
-        upcoming = next_slot(schedule, slot.scheduled_utc, self._business_holiday(task))
+        upcoming = self._next_slot(task, schedule, slot.scheduled_utc)
         if upcoming is not None:
             self._wheel.schedule(("task", tid), upcoming.scheduled_utc, upcoming)
         holiday = self._holiday(task, slot)

@@ -256,6 +256,7 @@ class HolidayService:
         """
         wanted = None if names is None else set(names)
         now = self._clock.now()
+        self._engine.calendars_changed()
         for task in list(self._engine.tasks.values()):
             if not task.calendar or not task.ordinal_day:
                 continue
