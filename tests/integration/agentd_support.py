@@ -29,6 +29,7 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
         self.hellos: list[pb.Hello] = []
         self.refusals: list[str] = []
         self.streams = 0
+        self.batches = 0  # batch messages received (a busy agent coalesces its writes)
         self._changed = asyncio.Event()
         self._out: asyncio.Queue[pb.SchedulerMessage | None] | None = None
         self.server: grpc.aio.Server | None = None  # set by the test that started it
@@ -58,7 +59,12 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
                 msg = await context.read()
                 if msg is grpc.aio.EOF:
                     return
-                self._record(msg)
+                if msg.WhichOneof("msg") == "batch":
+                    self.batches += 1
+                    for item in msg.batch.messages:
+                        self._record(item)
+                else:
+                    self._record(msg)
 
         async def pump_out() -> None:
             while (msg := await out.get()) is not None:  # None: drop() after what is queued

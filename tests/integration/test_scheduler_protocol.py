@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -263,3 +264,47 @@ async def test_wrong_agent_token_is_unauthenticated(harness: Harness) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
         await agent.connect()
     await agent.close()
+
+
+async def test_batched_agent_messages_are_applied_in_order(harness: Harness) -> None:
+    await harness.create(tid=2014)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    started = apb.RunStarted(run_id=order.run_id, pid=42, started_at_ms=NOON_MS + 100)
+    nested = apb.AgentBatch(messages=[apb.AgentMessage(finished=finished(order.run_id, "FAILED"))])
+    batch = apb.AgentBatch(
+        messages=[
+            apb.AgentMessage(accepted=apb.RunAccepted(run_id=order.run_id)),
+            apb.AgentMessage(started=started),
+            apb.AgentMessage(batch=nested),  # a batch in a batch is malformed: dropped
+            apb.AgentMessage(finished=finished(order.run_id)),
+        ]
+    )
+    await agent.send(batch=batch)
+    await agent.recv("result_ack")
+    run = await harness.run(order.run_id)
+    assert [c.to_state for c in run.transitions] == ["TRIGGER", "STARTED", "RUNNING", "SUCCESS"]
+
+
+async def test_a_burst_reaches_the_agent_in_batches(harness: Harness) -> None:
+    for i in range(20):
+        await harness.create(tid=2100 + i, name=f"burst{i}")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    seen: list[str] = []
+    writes = 0
+    async with asyncio.timeout(5):
+        while len(seen) < 20:
+            msg = await agent.call.read()
+            kind = msg.WhichOneof("msg")
+            if kind == "batch":
+                writes += 1
+                seen.extend(
+                    m.run.run_id for m in msg.batch.messages if m.WhichOneof("msg") == "run"
+                )
+            elif kind == "run":
+                writes += 1
+                seen.append(msg.run.run_id)
+    assert sorted(seen) == sorted(f"default:{2100 + i}:{NOON_MS}:1" for i in range(20))
+    assert writes < 20, "a burst of orders should share stream writes"

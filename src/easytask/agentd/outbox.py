@@ -105,12 +105,27 @@ class Outbox:
                     await self._getter
                 finally:
                     self._getter = None
-            msg = self._items.popleft()
-            self._wake_putter()
-            if isinstance(msg, Started):
-                if self._queued_started.get(msg.run_id) is msg:
-                    del self._queued_started[msg.run_id]
-                elif id(msg) in self._superseded:
-                    self._superseded.discard(id(msg))
-                    continue
-            return msg
+            msg = self._pop()
+            if msg is not None:
+                return msg
+
+    async def get_many(self, limit: int) -> list[Outbound]:
+        """The next message and whatever else is queued right now, up to ``limit``, in order."""
+        out = [await self.get()]
+        while self._items and len(out) < limit:
+            msg = self._pop()
+            if msg is not None:
+                out.append(msg)
+        return out
+
+    def _pop(self) -> Outbound | None:
+        """Take the head message; None when it was a superseded Started (skip it)."""
+        msg = self._items.popleft()
+        self._wake_putter()
+        if isinstance(msg, Started):
+            if self._queued_started.get(msg.run_id) is msg:
+                del self._queued_started[msg.run_id]
+            elif id(msg) in self._superseded:
+                self._superseded.discard(id(msg))
+                return None
+        return msg

@@ -47,6 +47,7 @@ BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
 AUTH_RETRY = 30.0
 STATUS_WAIT = 2.0
+MAX_BATCH = 512  # messages per stream write when the outbox has a backlog
 # The channel's own reconnect backoff (default 1 s growing to 120 s) would otherwise override
 # ours after a scheduler restart.
 CHANNEL_OPTIONS = (
@@ -255,9 +256,12 @@ class AgentSession:
             self._last_rx = loop.time()
             await self._dispatch(msg)
 
-    async def _dispatch(self, msg: pb.SchedulerMessage) -> None:
+    async def _dispatch(self, msg: pb.SchedulerMessage, nested: bool = False) -> None:
         kind = msg.WhichOneof("msg")
-        if kind == "run":
+        if kind == "batch" and not nested:
+            for item in msg.batch.messages:
+                await self._dispatch(item, nested=True)
+        elif kind == "run":
             await self._manager.on_run_task(_spec(msg.run))
         elif kind == "result_ack":
             self._manager.on_ack(msg.result_ack.run_id)
@@ -280,8 +284,13 @@ class AgentSession:
         for msg in replay:
             await call.write(_to_proto(msg))
         while True:
-            msg = await self._outbox.get()
-            await call.write(_to_proto(msg))
+            # Everything queued while the last write was in flight goes out as one batch.
+            msgs = await self._outbox.get_many(MAX_BATCH)
+            if len(msgs) == 1:
+                await call.write(_to_proto(msgs[0]))
+            else:
+                batch = pb.AgentBatch(messages=[_to_proto(m) for m in msgs])
+                await call.write(pb.AgentMessage(batch=batch))
 
     async def _beat(self) -> None:
         loop = asyncio.get_running_loop()

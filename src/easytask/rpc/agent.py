@@ -23,6 +23,7 @@ from easytask.scheduler.protocol import Welcome
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_SECONDS = 10.0
+MAX_BATCH = 512
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -65,17 +66,31 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def _read(self, messages: AsyncIterator[apb.AgentMessage], session: AgentSession) -> None:
         try:
             async for raw in messages:
-                try:
-                    msg = agent_message_from_proto(raw)
-                except MalformedMessageError as exc:
-                    log.warning("agent %s sent a malformed message, dropped: %s", session.name, exc)
-                    continue
-                if msg is not None:
-                    self._hub.handle(session, msg)
+                if raw.WhichOneof("msg") == "batch":
+                    for item in raw.batch.messages:
+                        self._handle(session, item)
+                else:
+                    self._handle(session, raw)
         finally:
             session.close()
 
+    def _handle(self, session: AgentSession, raw: apb.AgentMessage) -> None:
+        try:
+            msg = agent_message_from_proto(raw)
+        except MalformedMessageError as exc:
+            log.warning("agent %s sent a malformed message, dropped: %s", session.name, exc)
+            return
+        if msg is not None:
+            self._hub.handle(session, msg)
+
     async def _write(self, context: grpc.aio.ServicerContext, session: AgentSession) -> None:
-        while (batch := await session.outgoing()) is not None:
-            for msg in batch:
-                await context.write(scheduler_message_to_proto(msg))
+        # What queued up while the last write was in flight goes out as one batch message:
+        # one stream write per burst instead of one per run.
+        while (queued := await session.outgoing()) is not None:
+            for start in range(0, len(queued), MAX_BATCH):
+                chunk = [scheduler_message_to_proto(m) for m in queued[start : start + MAX_BATCH]]
+                if len(chunk) == 1:
+                    await context.write(chunk[0])
+                else:
+                    batch = apb.SchedulerBatch(messages=chunk)
+                    await context.write(apb.SchedulerMessage(batch=batch))

@@ -67,6 +67,8 @@ def agent_message_from_proto(msg: apb.AgentMessage) -> p.AgentMessage | None:
         return p.AgentHeartbeat(h.cpu_percent, h.mem_percent, h.running)
     if kind == "hello":
         raise MalformedMessageError("hello sent twice on one stream")
+    if kind == "batch":
+        raise MalformedMessageError("a batch inside a batch")
     return None
 
 

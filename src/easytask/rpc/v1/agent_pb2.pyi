@@ -54,6 +54,7 @@ class AgentMessage(_message.Message):
     OUTPUT_FIELD_NUMBER: _builtins.int
     FINISHED_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -68,6 +69,8 @@ class AgentMessage(_message.Message):
     def finished(self) -> Global___RunFinished: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
+    @_builtins.property
+    def batch(self) -> Global___AgentBatch: ...
     def __init__(
         self,
         *,
@@ -78,16 +81,41 @@ class AgentMessage(_message.Message):
         output: Global___OutputChunk | None = ...,
         finished: Global___RunFinished | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
+        batch: Global___AgentBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "declined", b"declined", "finished", b"finished", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg", "output", b"output", "started", b"started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "batch", b"batch", "declined", b"declined", "finished", b"finished", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg", "output", b"output", "started", b"started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "declined", b"declined", "finished", b"finished", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg", "output", b"output", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "batch", b"batch", "declined", b"declined", "finished", b"finished", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg", "output", b"output", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["hello", "accepted", "declined", "started", "output", "finished", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["hello", "accepted", "declined", "started", "output", "finished", "heartbeat", "batch"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
 Global___AgentMessage: _TypeAlias = AgentMessage  # noqa: Y015
+
+@_typing.final
+class AgentBatch(_message.Message):
+    """Several messages in one stream write (a busy agent coalesces what it has queued). Applied in
+    order; a batch never contains another batch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___AgentMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentBatch: _TypeAlias = AgentBatch  # noqa: Y015
 
 @_typing.final
 class Hello(_message.Message):
@@ -391,6 +419,7 @@ class SchedulerMessage(_message.Message):
     KILL_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     RESEND_OUTPUT_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome: ...
     @_builtins.property
@@ -403,6 +432,8 @@ class SchedulerMessage(_message.Message):
     def heartbeat(self) -> Global___Heartbeat: ...
     @_builtins.property
     def resend_output(self) -> Global___ResendOutput: ...
+    @_builtins.property
+    def batch(self) -> Global___SchedulerBatch: ...
     def __init__(
         self,
         *,
@@ -412,16 +443,39 @@ class SchedulerMessage(_message.Message):
         kill: Global___KillRun | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
         resend_output: Global___ResendOutput | None = ...,
+        batch: Global___SchedulerBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["welcome", "run", "result_ack", "kill", "heartbeat", "resend_output"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["welcome", "run", "result_ack", "kill", "heartbeat", "resend_output", "batch"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
 Global___SchedulerMessage: _TypeAlias = SchedulerMessage  # noqa: Y015
+
+@_typing.final
+class SchedulerBatch(_message.Message):
+    """Several messages in one stream write; applied in order; never nested."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___SchedulerMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___SchedulerMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SchedulerBatch: _TypeAlias = SchedulerBatch  # noqa: Y015
 
 @_typing.final
 class Welcome(_message.Message):
