@@ -24,7 +24,9 @@ from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_pro
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 from easytask.scheduler.app import SchedulerApp
+from easytask.scheduler.events import EventRequest
 from easytask.scheduler.holidays import USER, ListedHoliday
+from easytask.store.events import EventFilter, EventRecord
 from easytask.store.sqlite import RunFilter
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,49 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
             run_id=outcome.run.run_id if outcome.run else "",
             run_date=outcome.run.run_date if outcome.run else "",
         )
+
+    @errors_mapped
+    async def PublishEvent(self, request: pb.PublishEventRequest, context: Any) -> pb.EventReply:
+        req = EventRequest(
+            event=request.event,
+            tid=request.task.tid,
+            name=request.task.name,
+            run_date=request.run_date,
+            trigger_time=request.trigger_time,
+            status=request.status,
+            run_id=request.run_id,
+            origin=request.origin or "API",
+        )
+        outcome = await self._app.events.publish(req, _user(context))
+        return pb.EventReply(
+            event_id=outcome.event_id,
+            status=outcome.status,
+            message=outcome.message,
+            run_id=outcome.run.run_id if outcome.run else "",
+            run_date=outcome.run_date,
+        )
+
+    @errors_mapped
+    async def ListEvents(self, request: pb.ListEventsRequest, context: Any) -> pb.ListEventsReply:
+        page, per_page = _page(request.page, request.per_page)
+        flt = EventFilter(
+            target=request.task_name,
+            event=request.event_name,
+            status=request.status,
+            origin=request.origin,
+            since=self._app.clock.now() - timedelta(hours=request.since_hours or 24),
+        )
+        records, total = await self._app.store.events.find(flt, (page - 1) * per_page, per_page)
+        return pb.ListEventsReply(
+            events=[_event_to_proto(r) for r in records], total=total, page=page, per_page=per_page
+        )
+
+    @errors_mapped
+    async def GetEvent(self, request: pb.GetEventRequest, context: Any) -> pb.EventRecord:
+        record = await self._app.store.events.get(request.id)
+        if record is None:
+            raise EventNotFoundError(f"event {request.id} not found")
+        return _event_to_proto(record)
 
     @errors_mapped
     async def RefreshCalendars(
@@ -346,6 +391,26 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
                 for v in views
             ]
         )
+
+
+class EventNotFoundError(NotFoundError):
+    """No event with that id."""
+
+
+def _event_to_proto(r: EventRecord) -> pb.EventRecord:
+    return pb.EventRecord(
+        id=r.id,
+        event=r.event,
+        target=r.target,
+        args_json=json.dumps(r.args),
+        status=r.status,
+        message=r.message,
+        origin=r.origin,
+        published_by=r.published_by,
+        created_at=iso_utc(r.created_at),
+        acked_at=iso_utc(r.acked_at),
+        acked_by=r.acked_by,
+    )
 
 
 def _wants(selection: int, stream: str) -> bool:

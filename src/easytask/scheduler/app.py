@@ -18,6 +18,7 @@ from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.engine import Engine
+from easytask.scheduler.events import EventOutcome, EventRequest, EventService
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
 from easytask.store.sqlite import AgentRecord, RunFilter, SqliteStore
@@ -53,14 +54,6 @@ class Health:
     triggers_24h: int
 
 
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
-    event_id: int
-    status: str
-    message: str
-    run: Run | None
-
-
 class SchedulerApp:
     """Thin use cases over the catalog, engine, hub and store."""
 
@@ -74,6 +67,7 @@ class SchedulerApp:
         catalog: TaskCatalog,
         calendars: CalendarBook,
         holidays: HolidayService,
+        events: EventService,
         bus: Bus,
         clock: Clock,
     ) -> None:
@@ -84,6 +78,7 @@ class SchedulerApp:
         self.catalog = catalog
         self.calendars = calendars
         self.holidays = holidays
+        self.events = events
         self.bus = bus
         self.clock = clock
         self.started_at = clock.now()
@@ -143,41 +138,12 @@ class SchedulerApp:
         self, tid: int, name: str, run_date: str, user: str, origin: str
     ) -> EventOutcome:
         """FORCE_RUN_TASK, recorded as an event (refusals too)."""
-        created = self.clock.now()
-        target = str(tid or name)
-        args = {"run_date": run_date} if run_date else {}
-        try:
-            task = self.catalog.get(tid, name)
-            run = await self.engine.force_run(task.tid, run_date or None, user)
-        except Exception as exc:
-            message = str(exc.args[0]) if exc.args else str(exc)
-            event_id = await self.store.add_event(
-                "FORCE_RUN_TASK", target, args, "FAILURE", message, origin, user, created,
-                self.clock.now(), self.instance,
-            )  # fmt: skip
-            return EventOutcome(event_id, "FAILURE", message, None)
-        message = f"Force run triggered for task {task.tid} ({task.name})\nRun date: {run.run_date}"
-        event_id = await self.store.add_event(
-            "FORCE_RUN_TASK", str(task.tid), {**args, "run_id": run.run_id}, "SUCCESS", message,
-            origin, user, created, self.clock.now(), self.instance,
-        )  # fmt: skip
-        return EventOutcome(event_id, "SUCCESS", message, run)
+        req = EventRequest("FORCE_RUN_TASK", tid=tid, name=name, run_date=run_date, origin=origin)
+        return await self.events.publish(req, user)
 
     async def refresh_calendars(self, user: str, origin: str) -> EventOutcome:
         """REFRESH_CALENDAR: reload every calendar from the store, recorded as an event."""
-        created = self.clock.now()
-        try:
-            await self.holidays.load()
-        except Exception as exc:
-            message = str(exc.args[0]) if exc.args else str(exc)
-            status = "FAILURE"
-        else:
-            message, status = "Holiday calendars refreshed.", "SUCCESS"
-        event_id = await self.store.add_event(
-            "REFRESH_CALENDAR", "", {}, status, message, origin, user, created, self.clock.now(),
-            self.instance,
-        )  # fmt: skip
-        return EventOutcome(event_id, status, message, None)
+        return await self.events.publish(EventRequest("REFRESH_CALENDAR", origin=origin), user)
 
     # ----- schedule preview -----
 

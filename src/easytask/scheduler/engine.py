@@ -9,12 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
-from easytask.core.errors import ConflictError, TaskNotFoundError
+from easytask.core.errors import ConflictError, TaskNotFoundError, TransitionError
 from easytask.core.misfire import CATCH_UP_REASON, MISSED_REASON, plan_misfires
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.runid import make_run_id, to_ms
 from easytask.core.schedule import Schedule, Slot, next_slot
-from easytask.core.states import RunState, check_transition
+from easytask.core.states import RunState, check_operator_status, check_transition
 from easytask.core.timerwheel import TimerWheel
 from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
 from easytask.scheduler.calendars import CalendarBook
@@ -29,6 +29,7 @@ from easytask.scheduler.protocol import (
     RunOrder,
     RunStarted,
 )
+from easytask.store.events import Freeze
 from easytask.store.sqlite import AgentRecord, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 S = RunState
 WheelKey = tuple[str, Any]
 TICK_SECONDS = 5.0
+FROZEN_REASON = "frozen by operator"
 
 
 class Engine:
@@ -67,6 +69,7 @@ class Engine:
         self._wheel: TimerWheel[WheelKey] = TimerWheel()
         self._wake = asyncio.Event()
         self.last_tick: datetime | None = None
+        self.freezes: set[tuple[int, str, str]] = set()
         hub.bind(self)
 
     # ----- start-up -----
@@ -84,6 +87,9 @@ class Engine:
             if slots:
                 missed.append((task, slots))
         self.latest = await self._store.latest_run_states()
+        self.freezes = {
+            (f.tid, f.run_date, f.trigger_time) for f in await self._store.events.load_freezes()
+        }
         live = await self._store.load_live_runs()
         self._out_sizes = await self._store.output_sizes(r.run_id for r in live)
         for run in live:
@@ -262,7 +268,15 @@ class Engine:
             log_run(run, "Task Validated", f"skipped: {holiday}")
             self._create(run, S.SKIPPED, holiday, now)
             return
+        if self.is_frozen(tid, run.run_date, run.local_time):
+            log_run(run, "Task Validated", f"frozen: {FROZEN_REASON}")
+            self._create(run, S.FROZEN, FROZEN_REASON, now)
+            return
         self._trigger(run, task, now, None)
+
+    def is_frozen(self, tid: int, run_date: str, local_time: str) -> bool:
+        """A stored freeze covers the slot (the whole date, or that trigger time)."""
+        return (tid, run_date, "") in self.freezes or (tid, run_date, local_time) in self.freezes
 
     def _holiday(self, task: TaskDef, slot: Slot) -> str | None:
         """The SKIPPED reason when the slot's local date is a holiday of the task's calendar."""
@@ -444,6 +458,105 @@ class Engine:
             self._wake.set()
         else:
             self._trigger(nxt, task, now, S.RESTARTING)
+
+    # ----- operator actions (scheduler/events.py decides the targets) -----
+
+    def freeze(self, tid: int, run_date: str, trigger_time: str, by: str) -> int:
+        """Store a freeze and freeze the slot's existing IDLE/ACTIVE/PENDING runs at once."""
+        now = self._clock.now()
+        self.freezes.add((tid, run_date, trigger_time))
+        self._store.events.add_freeze(Freeze(tid, run_date, trigger_time), by, now)
+        frozen = 0
+        for run in self._slot_runs(tid, run_date, trigger_time):
+            if run.state in (S.IDLE, S.ACTIVE, S.PENDING):
+                self._set_state(run, S.FROZEN, now, f"frozen by {by}")
+                frozen += 1
+        return frozen
+
+    def unfreeze(self, tid: int, run_date: str, trigger_time: str, by: str) -> int:
+        """Lift a stored freeze; FROZEN runs go through UNFREEZE back into evaluation."""
+        now = self._clock.now()
+        self.freezes.discard((tid, run_date, trigger_time))
+        self._store.events.remove_freeze(Freeze(tid, run_date, trigger_time))
+        released = 0
+        for run in self._slot_runs(tid, run_date, trigger_time):
+            if run.state is S.FROZEN and not self.is_frozen(tid, run_date, run.local_time):
+                self._set_state(run, S.UNFREEZE, now, f"unfrozen by {by}")
+                self._set_state(run, S.ACTIVE, now, "")
+                task = self.tasks.get(tid)
+                if task is not None:
+                    self._trigger(run, task, now, S.ACTIVE)
+                released += 1
+        return released
+
+    def _slot_runs(self, tid: int, run_date: str, trigger_time: str) -> list[Run]:
+        return [
+            r
+            for r in self.live.values()
+            if r.tid == tid
+            and r.run_date == run_date
+            and (not trigger_time or r.local_time == trigger_time)
+        ]
+
+    def terminate(self, run: Run, by: str) -> None:
+        """TERMINATE_TASK: end a run not yet on an agent, or ask its agent to kill it."""
+        reason = f"terminated by {by}"
+        now = self._clock.now()
+        if run.state in (S.TRIGGER, S.RESTARTING):
+            self._wheel.cancel(("retry", run.run_id))
+            self._hub.withdraw(run.run_id)
+            log_run(run, "Status Updated", f"{run.state} -> TERMINATED ({reason})")
+            self._finish(run, S.TERMINATED, reason, now)
+        elif run.state in (S.STARTED, S.RUNNING):
+            assert run.agent is not None
+            log_run(run, "Status Updated", f"terminate requested from agent {run.agent} ({reason})")
+            self._hub.kill(run.agent, run.run_id, reason)
+        else:
+            raise TransitionError(f"run {run.run_id} is {run.state}; only a running run ends")
+
+    def modify_status(self, run: Run, status: RunState, by: str) -> Run:
+        """MODIFY_TASK_STATUS on the latest attempt of a slot; ACTIVE starts a new attempt."""
+        check_operator_status(run.run_id, run.state, status)
+        now = self._clock.now()
+        reason = f"status modified by {by}"
+        live = self.live.get(run.run_id)
+        if live is not None:
+            run = live
+            self._wheel.cancel(("retry", run.run_id))
+            self._hub.withdraw(run.run_id)
+        task = self.tasks.get(run.tid)
+        if status is S.ACTIVE:
+            if task is None:
+                raise TaskNotFoundError(f"task {run.tid} not found")
+            if not run.state.final:
+                self._force_state(run, S.TERMINATED, now, reason)
+            nxt = self._new_run(
+                task, run.scheduled_utc, run.run_date, run.local_time, now, run.attempt + 1
+            )
+            nxt.forced, nxt.forced_by = run.forced, run.forced_by
+            self._create(nxt, S.ACTIVE, reason, now)
+            self._trigger(nxt, task, now, S.ACTIVE)
+            return nxt
+        self._force_state(run, status, now, reason)
+        return run
+
+    def _force_state(self, run: Run, state: RunState, now: datetime, reason: str) -> None:
+        """An operator-set state: bypasses the table (already checked), never retried."""
+        change = StateChange(run.run_id, run.state, state, now, reason)
+        run.state, run.reason, run.updated_at = state, reason, now
+        if state.final:
+            run.ended_at = run.ended_at or now
+            self.live.pop(run.run_id, None)
+            self._wheel.cancel(("expire", run.run_id))
+            self._hub.finished_elsewhere(run.run_id)
+        else:
+            self.live[run.run_id] = run
+        latest = self.latest.get(run.tid)
+        if latest is None or latest[0] == run.run_id:
+            self.latest[run.tid] = (run.run_id, state)
+        self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
+        log_run(run, "Status Updated", f"{change.from_state} -> {state} ({reason})")
+        self._store.save_run(run, change)
 
     # ----- agent events (RunEvents) -----
 

@@ -25,6 +25,7 @@ from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.clock import SystemClock
 from easytask.scheduler.credentials import CREDENTIALS_FILE, load_or_create
 from easytask.scheduler.engine import Engine
+from easytask.scheduler.events import EventService
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
 from easytask.store.sqlite import SqliteStore
@@ -139,9 +140,13 @@ class SchedulerService:
             catalog = TaskCatalog(
                 instance=cfg.instance, store=store, engine=engine, calendars=calendars, clock=clock
             )
+            events = EventService(
+                instance=cfg.instance, store=store, engine=engine, catalog=catalog, clock=clock,
+                refresh_calendars=holidays.load,
+            )  # fmt: skip
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
-                calendars=calendars, holidays=holidays, bus=bus, clock=clock,
+                calendars=calendars, holidays=holidays, events=events, bus=bus, clock=clock,
             )  # fmt: skip
             self.app = app
             server = await self._start_grpc(app, hub, api_token, agent_token)

@@ -119,4 +119,42 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX calendar_entries_by_calendar ON calendar_entries (calendar, start_date);
     """,
+    # 4: operator freezes, task groups and group occurrences (issue: groups and events)
+    """
+    CREATE TABLE freezes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tid INTEGER NOT NULL,
+        run_date TEXT NOT NULL,
+        trigger_time TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        UNIQUE (tid, run_date, trigger_time)
+    );
+    CREATE TABLE task_groups (
+        gid INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        definition TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE group_runs (
+        group_run_id TEXT PRIMARY KEY,
+        gid INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        run_date TEXT NOT NULL,
+        local_time TEXT NOT NULL,
+        scheduled_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        final INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        forced INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        ended_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX group_runs_by_gid ON group_runs (gid, scheduled_ms);
+    CREATE INDEX group_runs_live ON group_runs (final) WHERE final = 0;
+    CREATE INDEX runs_by_group_run ON runs (group_run_id);
+    """,
 )

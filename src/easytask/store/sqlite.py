@@ -16,6 +16,7 @@ from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
 from easytask.store.calendars import CalendarStore
+from easytask.store.events import EventStore
 from easytask.store.schema import MIGRATIONS
 from easytask.store.writer import BatchWriter
 
@@ -162,6 +163,7 @@ class SqliteStore:
         self._rdb = rdb
         self.writer = BatchWriter(wdb)
         self.calendars = CalendarStore(rdb, self.writer)
+        self.events = EventStore(rdb, self.writer)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:

@@ -1404,3 +1404,478 @@ class RefreshCalendarsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RefreshCalendarsRequest: _TypeAlias = RefreshCalendarsRequest  # noqa: Y015
+
+@_typing.final
+class GroupRef(_message.Message):
+    """----- operator events -----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    gid: _builtins.int
+    """0 = look up by name"""
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        gid: _builtins.int = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupRef: _TypeAlias = GroupRef  # noqa: Y015
+
+@_typing.final
+class PublishEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    RUN_DATE_FIELD_NUMBER: _builtins.int
+    TRIGGER_TIME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """ENABLE_TASK, DISABLE_TASK, FREEZE_TASK, UNFREEZE_TASK, FORCE_RUN_TASK, MODIFY_TASK_STATUS,
+    TERMINATE_TASK, REFRESH_TASK_DEFINITION, REFRESH_TASK_GROUP_DEFINITION, REFRESH_GRAPH,
+    REFRESH_CALENDAR, ENABLE_DEBUG, DISABLE_DEBUG
+    """
+    run_date: _builtins.str
+    """YYYYMMDD; empty = today in the target's timezone"""
+    trigger_time: _builtins.str
+    """HH:MM"""
+    status: _builtins.str
+    """MODIFY_TASK_STATUS target state"""
+    run_id: _builtins.str
+    """TERMINATE_TASK: a specific run"""
+    origin: _builtins.str
+    """CLI, UI, API"""
+    @_builtins.property
+    def task(self) -> Global___TaskRef: ...
+    @_builtins.property
+    def group(self) -> Global___GroupRef: ...
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        task: Global___TaskRef | None = ...,
+        group: Global___GroupRef | None = ...,
+        run_date: _builtins.str = ...,
+        trigger_time: _builtins.str = ...,
+        status: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        origin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "group", b"group", "origin", b"origin", "run_date", b"run_date", "run_id", b"run_id", "status", b"status", "task", b"task", "trigger_time", b"trigger_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishEventRequest: _TypeAlias = PublishEventRequest  # noqa: Y015
+
+@_typing.final
+class EventRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    ARGS_JSON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    PUBLISHED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ACKED_AT_FIELD_NUMBER: _builtins.int
+    ACKED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    event: _builtins.str
+    target: _builtins.str
+    args_json: _builtins.str
+    status: _builtins.str
+    """PENDING, SUCCESS, FAILURE"""
+    message: _builtins.str
+    origin: _builtins.str
+    published_by: _builtins.str
+    created_at: _builtins.str
+    acked_at: _builtins.str
+    acked_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        event: _builtins.str = ...,
+        target: _builtins.str = ...,
+        args_json: _builtins.str = ...,
+        status: _builtins.str = ...,
+        message: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        published_by: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+        acked_at: _builtins.str = ...,
+        acked_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked_at", b"acked_at", "acked_by", b"acked_by", "args_json", b"args_json", "created_at", b"created_at", "event", b"event", "id", b"id", "message", b"message", "origin", b"origin", "published_by", b"published_by", "status", b"status", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventRecord: _TypeAlias = EventRecord  # noqa: Y015
+
+@_typing.final
+class ListEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_NAME_FIELD_NUMBER: _builtins.int
+    EVENT_NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    SINCE_HOURS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    task_name: _builtins.str
+    """target contains"""
+    event_name: _builtins.str
+    status: _builtins.str
+    origin: _builtins.str
+    since_hours: _builtins.float
+    """0 = 24"""
+    page: _builtins.int
+    per_page: _builtins.int
+    def __init__(
+        self,
+        *,
+        task_name: _builtins.str = ...,
+        event_name: _builtins.str = ...,
+        status: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        since_hours: _builtins.float = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_name", b"event_name", "origin", b"origin", "page", b"page", "per_page", b"per_page", "since_hours", b"since_hours", "status", b"status", "task_name", b"task_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEventsRequest: _TypeAlias = ListEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListEventsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    page: _builtins.int
+    per_page: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventRecord]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___EventRecord] | None = ...,
+        total: _builtins.int = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "page", b"page", "per_page", b"per_page", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEventsReply: _TypeAlias = ListEventsReply  # noqa: Y015
+
+@_typing.final
+class GetEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventRequest: _TypeAlias = GetEventRequest  # noqa: Y015
+
+@_typing.final
+class CreateGroupRequest(_message.Message):
+    """----- task groups -----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_JSON_FIELD_NUMBER: _builtins.int
+    group_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_json", b"group_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGroupRequest: _TypeAlias = CreateGroupRequest  # noqa: Y015
+
+@_typing.final
+class UpdateGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REF_FIELD_NUMBER: _builtins.int
+    PATCH_JSON_FIELD_NUMBER: _builtins.int
+    patch_json: _builtins.str
+    @_builtins.property
+    def ref(self) -> Global___GroupRef: ...
+    def __init__(
+        self,
+        *,
+        ref: Global___GroupRef | None = ...,
+        patch_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ref", b"ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patch_json", b"patch_json", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateGroupRequest: _TypeAlias = UpdateGroupRequest  # noqa: Y015
+
+@_typing.final
+class GroupReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_JSON_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    group_json: _builtins.str
+    member_count: _builtins.int
+    state: _builtins.str
+    """state of the current occurrence, "" when none"""
+    def __init__(
+        self,
+        *,
+        group_json: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        state: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_json", b"group_json", "member_count", b"member_count", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupReply: _TypeAlias = GroupReply  # noqa: Y015
+
+@_typing.final
+class ListGroupsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEARCH_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    search: _builtins.str
+    page: _builtins.int
+    per_page: _builtins.int
+    def __init__(
+        self,
+        *,
+        search: _builtins.str = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "per_page", b"per_page", "search", b"search"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGroupsRequest: _TypeAlias = ListGroupsRequest  # noqa: Y015
+
+@_typing.final
+class ListGroupsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    page: _builtins.int
+    per_page: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupReply]: ...
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___GroupReply] | None = ...,
+        total: _builtins.int = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups", "page", b"page", "per_page", b"per_page", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGroupsReply: _TypeAlias = ListGroupsReply  # noqa: Y015
+
+@_typing.final
+class DeleteGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REF_FIELD_NUMBER: _builtins.int
+    CASCADE_FIELD_NUMBER: _builtins.int
+    cascade: _builtins.bool
+    @_builtins.property
+    def ref(self) -> Global___GroupRef: ...
+    def __init__(
+        self,
+        *,
+        ref: Global___GroupRef | None = ...,
+        cascade: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ref", b"ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cascade", b"cascade", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteGroupRequest: _TypeAlias = DeleteGroupRequest  # noqa: Y015
+
+@_typing.final
+class DeleteGroupReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TASKS_DELETED_FIELD_NUMBER: _builtins.int
+    DEPENDENCIES_CLEARED_FIELD_NUMBER: _builtins.int
+    gid: _builtins.int
+    name: _builtins.str
+    tasks_deleted: _builtins.int
+    dependencies_cleared: _builtins.bool
+    def __init__(
+        self,
+        *,
+        gid: _builtins.int = ...,
+        name: _builtins.str = ...,
+        tasks_deleted: _builtins.int = ...,
+        dependencies_cleared: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies_cleared", b"dependencies_cleared", "gid", b"gid", "name", b"name", "tasks_deleted", b"tasks_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteGroupReply: _TypeAlias = DeleteGroupReply  # noqa: Y015
+
+@_typing.final
+class ExplainTaskRequest(_message.Message):
+    """----- why is it not running -----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REF_FIELD_NUMBER: _builtins.int
+    RUN_DATE_FIELD_NUMBER: _builtins.int
+    run_date: _builtins.str
+    """YYYYMMDD; empty = today in the task's timezone"""
+    @_builtins.property
+    def ref(self) -> Global___TaskRef: ...
+    def __init__(
+        self,
+        *,
+        ref: Global___TaskRef | None = ...,
+        run_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ref", b"ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ref", b"ref", "run_date", b"run_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainTaskRequest: _TypeAlias = ExplainTaskRequest  # noqa: Y015
+
+@_typing.final
+class Clause(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAUSE_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    clause: _builtins.str
+    """e.g. "active", "frozen", "holiday", "time", "dependency S:extract" """
+    ok: _builtins.bool
+    """true when this clause does not hold the task back"""
+    detail: _builtins.str
+    """what was seen, e.g. "extract is RUNNING (needs S)" """
+    def __init__(
+        self,
+        *,
+        clause: _builtins.str = ...,
+        ok: _builtins.bool = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clause", b"clause", "detail", b"detail", "ok", b"ok"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Clause: _TypeAlias = Clause  # noqa: Y015
+
+@_typing.final
+class ExplainTaskReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    RUN_DATE_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    CLAUSES_FIELD_NUMBER: _builtins.int
+    tid: _builtins.int
+    name: _builtins.str
+    run_date: _builtins.str
+    verdict: _builtins.str
+    """one line summary"""
+    @_builtins.property
+    def clauses(self) -> _containers.RepeatedCompositeFieldContainer[Global___Clause]: ...
+    def __init__(
+        self,
+        *,
+        tid: _builtins.int = ...,
+        name: _builtins.str = ...,
+        run_date: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        clauses: _abc.Iterable[Global___Clause] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clauses", b"clauses", "name", b"name", "run_date", b"run_date", "tid", b"tid", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainTaskReply: _TypeAlias = ExplainTaskReply  # noqa: Y015

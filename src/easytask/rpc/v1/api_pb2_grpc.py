@@ -144,6 +144,51 @@ class EasyTaskApiStub:
                 request_serializer=easytask_dot_v1_dot_api__pb2.RefreshCalendarsRequest.SerializeToString,
                 response_deserializer=easytask_dot_v1_dot_api__pb2.EventReply.FromString,
                 _registered_method=True)
+        self.PublishEvent = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/PublishEvent',
+                request_serializer=easytask_dot_v1_dot_api__pb2.PublishEventRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.EventReply.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListEvents',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListEventsReply.FromString,
+                _registered_method=True)
+        self.GetEvent = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/GetEvent',
+                request_serializer=easytask_dot_v1_dot_api__pb2.GetEventRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.EventRecord.FromString,
+                _registered_method=True)
+        self.CreateGroup = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/CreateGroup',
+                request_serializer=easytask_dot_v1_dot_api__pb2.CreateGroupRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.GroupReply.FromString,
+                _registered_method=True)
+        self.UpdateGroup = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/UpdateGroup',
+                request_serializer=easytask_dot_v1_dot_api__pb2.UpdateGroupRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.GroupReply.FromString,
+                _registered_method=True)
+        self.GetGroup = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/GetGroup',
+                request_serializer=easytask_dot_v1_dot_api__pb2.GroupRef.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.GroupReply.FromString,
+                _registered_method=True)
+        self.ListGroups = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListGroups',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListGroupsReply.FromString,
+                _registered_method=True)
+        self.DeleteGroup = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/DeleteGroup',
+                request_serializer=easytask_dot_v1_dot_api__pb2.DeleteGroupRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.DeleteGroupReply.FromString,
+                _registered_method=True)
+        self.ExplainTask = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ExplainTask',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ExplainTaskRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ExplainTaskReply.FromString,
+                _registered_method=True)
 
 
 class EasyTaskApiServicer:
@@ -286,6 +331,64 @@ class EasyTaskApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishEvent(self, request, context):
+        """Operator events (spec 10). Every event is recorded, refused ones too, and acknowledged
+        before the call returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGroup(self, request, context):
+        """Task groups (spec 3); definitions travel as JSON like tasks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainTask(self, request, context):
+        """Why is a task not running? Clause by clause (issue: tasks why).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EasyTaskApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -398,6 +501,51 @@ def add_EasyTaskApiServicer_to_server(servicer, server):
                     servicer.RefreshCalendars,
                     request_deserializer=easytask_dot_v1_dot_api__pb2.RefreshCalendarsRequest.FromString,
                     response_serializer=easytask_dot_v1_dot_api__pb2.EventReply.SerializeToString,
+            ),
+            'PublishEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishEvent,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.PublishEventRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.EventReply.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListEventsRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListEventsReply.SerializeToString,
+            ),
+            'GetEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvent,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.GetEventRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.EventRecord.SerializeToString,
+            ),
+            'CreateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGroup,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.CreateGroupRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.GroupReply.SerializeToString,
+            ),
+            'UpdateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGroup,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.UpdateGroupRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.GroupReply.SerializeToString,
+            ),
+            'GetGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGroup,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.GroupRef.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.GroupReply.SerializeToString,
+            ),
+            'ListGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGroups,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListGroupsRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListGroupsReply.SerializeToString,
+            ),
+            'DeleteGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGroup,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.DeleteGroupRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.DeleteGroupReply.SerializeToString,
+            ),
+            'ExplainTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainTask,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ExplainTaskRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ExplainTaskReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -994,6 +1142,249 @@ class EasyTaskApi:
             '/easytask.v1.EasyTaskApi/RefreshCalendars',
             easytask_dot_v1_dot_api__pb2.RefreshCalendarsRequest.SerializeToString,
             easytask_dot_v1_dot_api__pb2.EventReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/PublishEvent',
+            easytask_dot_v1_dot_api__pb2.PublishEventRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.EventReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListEvents',
+            easytask_dot_v1_dot_api__pb2.ListEventsRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListEventsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/GetEvent',
+            easytask_dot_v1_dot_api__pb2.GetEventRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.EventRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/CreateGroup',
+            easytask_dot_v1_dot_api__pb2.CreateGroupRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.GroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/UpdateGroup',
+            easytask_dot_v1_dot_api__pb2.UpdateGroupRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.GroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/GetGroup',
+            easytask_dot_v1_dot_api__pb2.GroupRef.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.GroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListGroups',
+            easytask_dot_v1_dot_api__pb2.ListGroupsRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListGroupsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/DeleteGroup',
+            easytask_dot_v1_dot_api__pb2.DeleteGroupRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.DeleteGroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ExplainTask',
+            easytask_dot_v1_dot_api__pb2.ExplainTaskRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ExplainTaskReply.FromString,
             options,
             channel_credentials,
             insecure,
