@@ -4,6 +4,7 @@ EasyTaskError
 ├── ValidationError (ValueError)        a record has field errors; carries every one of them
 ├── NotFoundError (LookupError)
 │   ├── TaskNotFoundError
+│   ├── GroupNotFoundError
 │   └── RunNotFoundError
 ├── ConflictError (ValueError)          the request clashes with stored state
 ├── TransitionError (ValueError)        a run state change the table refuses
@@ -44,6 +45,10 @@ class NotFoundError(EasyTaskError, LookupError):
 
 class TaskNotFoundError(NotFoundError):
     """No task with that tid or name."""
+
+
+class GroupNotFoundError(NotFoundError):
+    """No task group with that gid or name."""
 
 
 class RunNotFoundError(NotFoundError):

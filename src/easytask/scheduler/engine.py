@@ -9,7 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
-from easytask.core.errors import ConflictError, TaskNotFoundError, TransitionError
+from easytask.core.errors import (
+    ConflictError,
+    GroupNotFoundError,
+    TaskNotFoundError,
+    TransitionError,
+)
 from easytask.core.misfire import CATCH_UP_REASON, MISSED_REASON, plan_misfires
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.runid import make_run_id, to_ms
@@ -18,6 +23,7 @@ from easytask.core.states import RunState, check_operator_status, check_transiti
 from easytask.core.timerwheel import TimerWheel
 from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
 from easytask.scheduler.calendars import CalendarBook
+from easytask.scheduler.groups import GroupRunner
 from easytask.scheduler.hub import AgentHub, AgentSession
 from easytask.scheduler.logs import log_run
 from easytask.scheduler.protocol import (
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 S = RunState
 WheelKey = tuple[str, Any]
 TICK_SECONDS = 5.0
+GROUP_HISTORY_DAYS = 2
 FROZEN_REASON = "frozen by operator"
 
 
@@ -70,6 +77,7 @@ class Engine:
         self._wake = asyncio.Event()
         self.last_tick: datetime | None = None
         self.freezes: set[tuple[int, str, str]] = set()
+        self.groups = GroupRunner(self)
         hub.bind(self)
 
     # ----- start-up -----
@@ -81,6 +89,8 @@ class Engine:
         since = datetime.fromisoformat(last_tick) if last_tick else None
         fired = await self._store.fired_slots(since, now) if since else set()
         missed: list[tuple[TaskDef, list[Slot]]] = []
+        for group in await self._store.groups.load_groups():
+            self.groups.put_group(group, now)
         for task in await self._store.load_tasks():
             slots = self.put_task(task, now, since)
             slots = [s for s in slots if (task.tid, to_ms(s.scheduled_utc)) not in fired]
@@ -95,6 +105,11 @@ class Engine:
         for run in live:
             self.live[run.run_id] = run
             self._resume(run, now)
+        occurrences = await self._store.groups.load_group_runs(
+            to_ms(now - timedelta(days=GROUP_HISTORY_DAYS))
+        )
+        members = await self._store.runs_of_group_runs([g.group_run_id for g in occurrences])
+        self.groups.adopt(occurrences, members)
         for task, slots in missed:
             self._settle_missed(task, slots, now)
         log.info(
@@ -174,6 +189,69 @@ class Engine:
         slot = self._slot_cache[key] = next_slot(schedule, after, self._business_holiday(task))
         return slot
 
+    # ----- collaborators' view (GroupRunner) -----
+
+    @property
+    def wheel(self) -> TimerWheel[WheelKey]:
+        return self._wheel
+
+    @property
+    def store(self) -> SqliteStore:
+        return self._store
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def calendar_check(self, calendar: str | None) -> Any:
+        """The business-day holiday test of a calendar (None without one)."""
+        if not calendar:
+            return None
+        book = self._calendars
+        return lambda day: book.holiday_reason(calendar, day) is not None
+
+    def holiday_of(self, calendar: str | None, scheduled: datetime, timezone: str) -> str | None:
+        """SKIPPED reason when the slot's local date is a holiday of ``calendar``."""
+        if not calendar:
+            return None
+        day = scheduled.astimezone(ZoneInfo(timezone)).date()
+        reason = self._calendars.holiday_reason(calendar, day)
+        return None if reason is None else f"holiday in calendar {calendar}: {reason}"
+
+    def new_run(
+        self, task: TaskDef, scheduled: datetime, run_date: str, local_time: str, now: datetime
+    ) -> Run:
+        return self._new_run(task, scheduled, run_date, local_time, now)
+
+    def create_run(self, run: Run, state: RunState, reason: str, now: datetime) -> None:
+        self._create(run, state, reason, now)
+
+    def set_state(self, run: Run, state: RunState, now: datetime, reason: str | None) -> None:
+        self._set_state(run, state, now, reason)
+
+    def trigger(self, run: Run, task: TaskDef, now: datetime, src: RunState) -> None:
+        self._trigger(run, task, now, src)
+
+    def reopen_run(self, run: Run, now: datetime) -> None:
+        """SKIPPED (unmet dependency) -> ACTIVE after an operator changed an upstream state."""
+        run.ended_at = None
+        self._set_state(run, S.ACTIVE, now, "")
+
+    async def force_run_group(self, gid: int, run_date: str | None, by: str) -> str:
+        """FORCE_RUN_TASK on a group: a new occurrence now; members follow their dependencies."""
+        group = self.groups.groups.get(gid)
+        if group is None:
+            raise GroupNotFoundError(f"group {gid} not found")
+        now = self._clock.now()
+        local = now.astimezone(ZoneInfo(group.timezone))
+        occurrence = self.groups.open_occurrence(
+            group, now, run_date or f"{local:%Y%m%d}", f"{local:%H:%M:%S}", now, forced=True
+        )
+        await self._store.writer.flush()
+        return occurrence.run_date if occurrence else (run_date or f"{local:%Y%m%d}")
+
     def calendars_changed(self) -> None:
         """Forget cached next slots: business-day ordinals depend on calendar contents."""
         self._slot_cache.clear()
@@ -232,6 +310,8 @@ class Engine:
         kind, ident = key
         if kind == "task":
             self._fire_slot(ident, payload, now)
+        elif kind == "group":
+            self.groups.fire_slot(ident, payload, now)
         elif kind == "retry":
             run = self.live.get(ident)
             task = self.tasks.get(run.tid) if run else None
@@ -326,7 +406,10 @@ class Engine:
             self.live[run.run_id] = run
         self.latest[run.tid] = (run.run_id, state)
         self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
-        return self._store.save_run(run, StateChange(run.run_id, None, state, now, reason))
+        fut = self._store.save_run(run, StateChange(run.run_id, None, state, now, reason))
+        if run.group_run_id:
+            self.groups.member_changed(run)
+        return fut
 
     def _trigger(
         self, run: Run, task: TaskDef, now: datetime, src: RunState | None, reason: str = ""
@@ -417,11 +500,16 @@ class Engine:
             self._wheel.cancel(("expire", run.run_id))
             for stream in ("stdout", "stderr"):
                 self._out_sizes.pop((run.run_id, stream), None)
+        else:
+            self.live[run.run_id] = run
         latest = self.latest.get(run.tid)
         if latest is None or latest[0] == run.run_id:
             self.latest[run.tid] = (run.run_id, state)
         self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
-        return self._store.save_run(run, change)
+        fut = self._store.save_run(run, change)
+        if run.group_run_id:
+            self.groups.member_changed(run)
+        return fut
 
     def _finish(
         self, run: Run, state: RunState, reason: str, now: datetime
@@ -448,7 +536,7 @@ class Engine:
             task, run.scheduled_utc, run.run_date, run.local_time, now, run.attempt + 1
         )
         nxt.forced, nxt.forced_by = run.forced, run.forced_by
-        nxt.group, nxt.group_run_id = run.group, run.group_run_id
+        nxt.group, nxt.group_run_id, nxt.timezone = run.group, run.group_run_id, run.timezone
         reason = f"retry {run.attempt} of {task.retry_attempts} after {run.state}"
         # Queued in the same batch as the previous attempt's final state: one transaction.
         self._create(nxt, S.RESTARTING, reason, now)
@@ -534,8 +622,11 @@ class Engine:
                 task, run.scheduled_utc, run.run_date, run.local_time, now, run.attempt + 1
             )
             nxt.forced, nxt.forced_by = run.forced, run.forced_by
+            nxt.group, nxt.group_run_id, nxt.timezone = run.group, run.group_run_id, run.timezone
             self._create(nxt, S.ACTIVE, reason, now)
-            self._trigger(nxt, task, now, S.ACTIVE)
+            if nxt.group_run_id is None:
+                self._trigger(nxt, task, now, S.ACTIVE)
+            # A member goes through dependency evaluation in its occurrence (GroupRunner).
             return nxt
         self._force_state(run, status, now, reason)
         return run
@@ -557,6 +648,8 @@ class Engine:
         self._bus.publish(RunStateChanged(run.run_id, run.tid, state))
         log_run(run, "Status Updated", f"{change.from_state} -> {state} ({reason})")
         self._store.save_run(run, change)
+        if run.group_run_id:
+            self.groups.member_changed(run)
 
     # ----- agent events (RunEvents) -----
 

@@ -17,6 +17,7 @@ from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
+from easytask.store.groups import GroupStore
 from easytask.store.schema import MIGRATIONS
 from easytask.store.writer import BatchWriter
 
@@ -164,6 +165,7 @@ class SqliteStore:
         self.writer = BatchWriter(wdb)
         self.calendars = CalendarStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
+        self.groups = GroupStore(rdb, self.writer)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -265,6 +267,17 @@ class SqliteStore:
         )
         async with self._rdb.execute(sql, (to_ms(since), to_ms(until))) as cur:
             return {(int(r[0]), int(r[1])) for r in await cur.fetchall()}
+
+    async def runs_of_group_runs(self, group_run_ids: list[str]) -> list[Run]:
+        """Every run (all attempts) of the given group occurrences."""
+        out: list[Run] = []
+        for start in range(0, len(group_run_ids), 500):
+            chunk = group_run_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE group_run_id IN ({marks})"
+            async with self._rdb.execute(sql, chunk) as cur:
+                out.extend(_row_run(r) for r in await cur.fetchall())
+        return out
 
     async def find_run(self, run_id: str) -> Run | None:
         sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"

@@ -1,0 +1,321 @@
+"""GroupRunner: group occurrences, member runs and dependency release (spec 3, 6.4, 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from easytask.core.deps import Expr, Readiness, TermValue, parse_dependency, readiness
+from easytask.core.groups import GroupDef
+from easytask.core.models import Run, TaskDef
+from easytask.core.runid import to_ms
+from easytask.core.schedule import Schedule, Slot, next_slot
+from easytask.core.states import RunState
+from easytask.scheduler.logs import log_run
+from easytask.store.groups import GroupRun
+
+if TYPE_CHECKING:
+    from easytask.scheduler.engine import Engine
+
+log = logging.getLogger(__name__)
+
+S = RunState
+GROUP_LETTERS = {"IDLE": "I", "RUNNING": "R", "SUCCESS": "S", "FAILED": "F"}
+UNMET_PREFIX = "dependency can no longer be met: "
+DISABLED_GROUP = "task group disabled"
+DISABLED_TASK = "task disabled"
+KEEP_DAYS = 3
+
+
+class GroupRunner:
+    """Owns group definitions' wheel entries and every tracked group occurrence."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.groups: dict[int, GroupDef] = {}
+        self._schedules: dict[int, Schedule] = {}
+        self.occurrences: dict[str, GroupRun] = {}
+        self._by_date: dict[tuple[int, str], list[GroupRun]] = defaultdict(list)
+        self.member_runs: dict[str, Run] = {}  # run id -> run, for members of tracked occurrences
+        self._dirty: set[str] = set()
+        self._scheduled = False
+
+    # ----- definitions -----
+
+    def group_by_name(self, name: str) -> GroupDef | None:
+        for group in self.groups.values():
+            if group.name == name:
+                return group
+        return None
+
+    def members(self, group: GroupDef) -> list[TaskDef]:
+        tasks = self._engine.tasks.values()
+        return sorted((t for t in tasks if t.task_group == group.name), key=lambda t: t.tid)
+
+    def put_group(self, group: GroupDef, now: datetime) -> None:
+        self.groups[group.gid] = group
+        schedule = Schedule.from_fields(
+            timezone=group.timezone, day_of_week=group.day_of_week,
+            ordinal_day=group.ordinal_day, trigger_times=group.trigger_times, run_frequency=None,
+        )  # fmt: skip
+        self._schedules[group.gid] = schedule
+        slot = next_slot(schedule, now, self._engine.calendar_check(group.calendar))
+        key = ("group", group.gid)
+        if slot is None:
+            self._engine.wheel.cancel(key)
+        else:
+            self._engine.wheel.schedule(key, slot.scheduled_utc, slot)
+        self._engine.wake()
+
+    def remove_group(self, gid: int) -> None:
+        self.groups.pop(gid, None)
+        self._schedules.pop(gid, None)
+        self._engine.wheel.cancel(("group", gid))
+
+    def schedule_of(self, gid: int) -> Schedule | None:
+        return self._schedules.get(gid)
+
+    # ----- start-up -----
+
+    def adopt(self, occurrences: list[GroupRun], members: list[Run]) -> None:
+        """Track occurrences loaded from the store, with their member runs."""
+        for g in occurrences:
+            self._track(g)
+        for run in sorted(members, key=lambda r: r.attempt):
+            owner = self.occurrences.get(run.group_run_id or "")
+            if owner is not None:
+                owner.members[run.tid] = run.run_id
+                self.member_runs[run.run_id] = self._engine.live.get(run.run_id, run)
+        for g in occurrences:
+            if not g.final:
+                self._mark(g.group_run_id)
+
+    def _track(self, g: GroupRun) -> None:
+        self.occurrences[g.group_run_id] = g
+        self._by_date[(g.gid, g.run_date)].append(g)
+
+    # ----- firing -----
+
+    def fire_slot(self, gid: int, slot: Slot, now: datetime) -> None:
+        group = self.groups.get(gid)
+        schedule = self._schedules.get(gid)
+        if group is None or schedule is None:
+            return
+        upcoming = next_slot(
+            schedule, slot.scheduled_utc, self._engine.calendar_check(group.calendar)
+        )
+        if upcoming is not None:
+            self._engine.wheel.schedule(("group", gid), upcoming.scheduled_utc, upcoming)
+        self.open_occurrence(group, slot.scheduled_utc, slot.run_date, slot.local_time, now)
+
+    def open_occurrence(
+        self, group: GroupDef, scheduled: datetime, run_date: str, local_time: str,
+        now: datetime, forced: bool = False,
+    ) -> GroupRun | None:  # fmt: skip
+        """Create a group occurrence and one run per member (spec 3, 7.2)."""
+        gr_id = f"{self._engine.instance}:g{group.gid}:{to_ms(scheduled)}"
+        if gr_id in self.occurrences:
+            return None
+        g = GroupRun(gr_id, group.gid, group.name, run_date, local_time, scheduled, "IDLE",
+                     now, now, forced=forced)  # fmt: skip
+        self._track(g)
+        holiday = (
+            None if forced else self._engine.holiday_of(group.calendar, scheduled, group.timezone)
+        )
+        skip = DISABLED_GROUP if not group.active and not forced else holiday
+        log.info("group %s (gid %d) occurrence %s opened for %s %s%s", group.name, group.gid,
+                 gr_id, run_date, local_time, f" ({skip})" if skip else "")  # fmt: skip
+        for task in self.members(group):
+            run = self._engine.new_run(task, scheduled, run_date, local_time, now)
+            run.timezone, run.group, run.group_run_id = group.timezone, group.name, gr_id
+            run.forced = forced
+            g.members[task.tid] = run.run_id
+            self.member_runs[run.run_id] = run
+            own_holiday = None if forced else self._engine.holiday_of(task.calendar, scheduled,
+                                                                      group.timezone)  # fmt: skip
+            if skip:
+                self._engine.create_run(run, S.SKIPPED, skip, now)
+            elif not task.active:
+                self._engine.create_run(run, S.SKIPPED, DISABLED_TASK, now)
+            elif own_holiday:
+                self._engine.create_run(run, S.SKIPPED, own_holiday, now)
+            elif self._engine.is_frozen(task.tid, run_date, local_time):
+                self._engine.create_run(run, S.FROZEN, "frozen by operator", now)
+            else:
+                self._engine.create_run(run, S.IDLE, "", now)
+        if skip:
+            self._end(g, "SKIPPED", skip, now)
+        elif group.dependency and not forced:
+            self._set(g, "PENDING", "", now)
+            self._mark(gr_id)
+        else:
+            self._open(g, now)
+        return g
+
+    def _open(self, g: GroupRun, now: datetime) -> None:
+        g.started_at = now
+        self._set(g, "RUNNING", "", now)
+        for tid, run_id in list(g.members.items()):
+            run = self._engine.live.get(run_id)
+            if run is not None and run.state is S.IDLE:
+                self._engine.set_state(run, S.ACTIVE, now, "")
+                self._release(g, self._engine.tasks.get(tid), run, now)
+        self._mark(g.group_run_id)
+
+    # ----- evaluation -----
+
+    def member_changed(self, run: Run) -> None:
+        """Called by the engine after every state change of a member run."""
+        gr_id = run.group_run_id
+        g = self.occurrences.get(gr_id) if gr_id else None
+        if g is None:
+            return
+        current = g.members.get(run.tid)
+        if current is None or _attempt(current) <= run.attempt:
+            g.members[run.tid] = run.run_id
+            self.member_runs[run.run_id] = run
+        self._mark(g.group_run_id)
+
+    def _mark(self, gr_id: str) -> None:
+        self._dirty.add(gr_id)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._evaluate_dirty)
+
+    def _evaluate_dirty(self) -> None:
+        self._scheduled = False
+        now = self._engine.now()
+        rounds = 0
+        while self._dirty and rounds < 1000:
+            rounds += 1
+            gr_id = self._dirty.pop()
+            g = self.occurrences.get(gr_id)
+            if g is not None:
+                self._evaluate(g, now)
+
+    def _evaluate(self, g: GroupRun, now: datetime) -> None:
+        group = self.groups.get(g.gid)
+        if g.state == "PENDING":
+            expr = parse_dependency(group.dependency) if group else None
+            decision = readiness(expr, self._group_lookup(g)) if expr else Readiness.MET
+            if decision is Readiness.MET:
+                self._open(g, now)
+            elif decision is Readiness.UNMET:
+                reason = UNMET_PREFIX + (group.dependency if group else "")
+                for run_id in g.members.values():
+                    run = self._engine.live.get(run_id)
+                    if run is not None and run.state is S.IDLE:
+                        self._engine.set_state(run, S.SKIPPED, now, reason)
+                self._end(g, "SKIPPED", reason, now)
+            return
+        if g.state == "RUNNING" or g.final:
+            for tid, run_id in list(g.members.items()):
+                run = self.member_runs.get(run_id)
+                if run is not None:
+                    self._reconsider(g, self._engine.tasks.get(tid), run, now)
+        if g.state == "RUNNING":
+            states = [self._state_of(run_id) for run_id in g.members.values()]
+            if all(s is not None and s.final for s in states):
+                ok = all(s in (S.SUCCESS, S.SKIPPED) for s in states)
+                self._end(g, "SUCCESS" if ok else "FAILED", "", now)
+
+    def _reconsider(self, g: GroupRun, task: TaskDef | None, run: Run, now: datetime) -> None:
+        if run.state in (S.PENDING, S.ACTIVE) and run.run_id in self._engine.live:
+            self._release(g, task, run, now)
+        elif run.state is S.SKIPPED and run.reason.startswith(UNMET_PREFIX) and task:
+            expr = parse_dependency(task.dependency)
+            if expr and readiness(expr, self._member_lookup(g)) is not Readiness.UNMET:
+                # After MODIFY_TASK_STATUS the expression may hold again (spec 6.4).
+                self._engine.reopen_run(run, now)
+                if g.final:
+                    g.ended_at = None
+                    self._set(g, "RUNNING", "", now)
+                self._release(g, task, run, now)
+
+    def _release(self, g: GroupRun, task: TaskDef | None, run: Run, now: datetime) -> None:
+        """ACTIVE/PENDING member: trigger when its expression holds, skip when it never will."""
+        if task is None:
+            return
+        expr: Expr | None = parse_dependency(task.dependency) if task.dependency else None
+        decision = readiness(expr, self._member_lookup(g)) if expr else Readiness.MET
+        if decision is Readiness.MET:
+            self._engine.trigger(run, task, now, run.state)
+        elif decision is Readiness.WAITING:
+            if run.state is S.ACTIVE:
+                self._engine.set_state(run, S.PENDING, now, "")
+                log_run(run, "Task Validated", f"waiting for dependency: {task.dependency}",
+                        logging.DEBUG)  # fmt: skip
+        else:
+            if run.state is S.ACTIVE:
+                self._engine.set_state(run, S.PENDING, now, "")
+            self._engine.set_state(run, S.SKIPPED, now, UNMET_PREFIX + task.dependency)
+
+    # ----- lookups -----
+
+    def _state_of(self, run_id: str) -> RunState | None:
+        run = self._engine.live.get(run_id) or self.member_runs.get(run_id)
+        return None if run is None else run.state
+
+    def _member_lookup(self, g: GroupRun) -> Callable[[str], TermValue]:
+        names = {t.name: t.tid for t in self._engine.tasks.values() if t.task_group == g.name}
+
+        def lookup(name: str) -> TermValue:
+            tid = names.get(name)
+            run_id = g.members.get(tid) if tid is not None else None
+            return TermValue.of_state(self._state_of(run_id) if run_id else None)
+
+        return lookup
+
+    def _group_lookup(self, g: GroupRun) -> Callable[[str], TermValue]:
+        def lookup(name: str) -> TermValue:
+            other = self.group_by_name(name)
+            if other is None:
+                return TermValue(None, True)
+            same_day = sorted(self._by_date.get((other.gid, g.run_date), []),
+                              key=lambda o: o.scheduled_utc)  # fmt: skip
+            if not same_day:
+                return TermValue(None, True)
+            before = [o for o in same_day if o.scheduled_utc <= g.scheduled_utc]
+            ref = before[-1] if before else same_day[0]
+            return TermValue(GROUP_LETTERS.get(ref.state), ref.final)
+
+        return lookup
+
+    def current_state(self, gid: int) -> str:
+        """State of the group's latest occurrence, "" when it has none."""
+        latest = [g for g in self.occurrences.values() if g.gid == gid]
+        return max(latest, key=lambda g: g.scheduled_utc).state if latest else ""
+
+    # ----- occurrence state -----
+
+    def _set(self, g: GroupRun, state: str, reason: str, now: datetime) -> None:
+        g.state, g.reason, g.updated_at = state, reason, now
+        self._engine.store.groups.save_group_run(g)
+
+    def _end(self, g: GroupRun, state: str, reason: str, now: datetime) -> None:
+        g.ended_at = now
+        self._set(g, state, reason, now)
+        log.info("group %s occurrence %s ended %s%s", g.name, g.group_run_id, state,
+                 f" ({reason})" if reason else "")  # fmt: skip
+        # Group terms of other groups on the same date may now be settled.
+        for other in self.occurrences.values():
+            if other.state == "PENDING" and other.run_date == g.run_date:
+                self._mark(other.group_run_id)
+        self._prune(now)
+
+    def _prune(self, now: datetime) -> None:
+        horizon = now - timedelta(days=KEEP_DAYS)
+        old = [g for g in self.occurrences.values() if g.final and g.scheduled_utc < horizon]
+        for g in old:
+            del self.occurrences[g.group_run_id]
+            self._by_date[(g.gid, g.run_date)].remove(g)
+            for run_id in g.members.values():
+                self.member_runs.pop(run_id, None)
+
+
+def _attempt(run_id: str) -> int:
+    return int(run_id.rsplit(":", 1)[1])
