@@ -42,6 +42,7 @@ class ScriptedAgent:
         self.port, self.token, self.name, self.queues = port, token, name, queues
         self.channel: grpc.aio.Channel | None = None
         self.call: Any = None
+        self.buffer: list[apb.SchedulerMessage] = []
 
     async def connect(self, known: list[apb.KnownRun] | None = None) -> apb.Welcome:
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
@@ -55,14 +56,22 @@ class ScriptedAgent:
         return first
 
     async def recv(self, kind: str, timeout: float = 5) -> Any:
+        """The next message of ``kind``; others that arrive first are kept for later calls.
+
+        Batches are unpacked, so tests see the messages whether or not they shared a write.
+        """
         async with asyncio.timeout(timeout):
             while True:
+                for i, msg in enumerate(self.buffer):
+                    if msg.WhichOneof("msg") == kind:
+                        del self.buffer[i]
+                        return getattr(msg, kind)
                 msg = await self.call.read()
                 assert msg is not grpc.aio.EOF, "stream closed"
-                if msg.WhichOneof("msg") == kind:
-                    return getattr(msg, kind)
-                if msg.WhichOneof("msg") != "heartbeat":
-                    raise AssertionError(f"expected {kind}, got {msg}")
+                if msg.WhichOneof("msg") == "batch":
+                    self.buffer.extend(msg.batch.messages)
+                elif msg.WhichOneof("msg") != "heartbeat":
+                    self.buffer.append(msg)
 
     async def send(self, **kw: Any) -> None:
         await self.call.write(apb.AgentMessage(**kw))

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
 from easytask.core.errors import (
-    ConflictError,
     FieldError,
     NotFoundError,
-    TransitionError,
     ValidationError,
 )
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
 from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_proto
+from easytask.rpc.errors import errors_mapped, json_object, page_of
+from easytask.rpc.groups_api import GroupApi
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 from easytask.scheduler.app import SchedulerApp
@@ -31,61 +30,13 @@ from easytask.store.sqlite import RunFilter
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R")
-FIELD_ERRORS_KEY = "easytask-field-errors"
-DEFAULT_PER_PAGE = 25
-
-
-def _status_of(exc: Exception) -> grpc.StatusCode | None:
-    if isinstance(exc, ValidationError):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, NotFoundError):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, ConflictError | TransitionError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    return None
-
-
-def errors_mapped(
-    fn: Callable[..., Awaitable[R]],
-) -> Callable[..., Awaitable[R]]:
-    """Translate EasyTask errors into gRPC status codes (the one place that does)."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        try:
-            return await fn(self, request, context)
-        except Exception as exc:
-            code = _status_of(exc)
-            if code is None:
-                raise
-            if isinstance(exc, ValidationError):
-                payload = json.dumps([{"field": e.field, "message": e.message} for e in exc.errors])
-                context.set_trailing_metadata(((FIELD_ERRORS_KEY, payload),))
-                await context.abort(code, "\n".join(str(e) for e in exc.errors))
-            await context.abort(code, str(exc.args[0]) if exc.args else str(exc))
-            raise  # unreachable: abort raises
-
-    return wrapper
-
-
-def _json_object(text: str, field: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError([FieldError(field, f"not valid JSON ({exc.msg})")]) from exc
-
-
-def _page(page: int, per_page: int) -> tuple[int, int]:
-    return max(page, 1), per_page if per_page > 0 else DEFAULT_PER_PAGE
-
 
 def _user(context: grpc.aio.ServicerContext) -> str:
     # One token for now: every API caller acts as the superuser (users come with issue 'roles').
     return "easytask_superuser"
 
 
-class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
+class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     def __init__(self, app: SchedulerApp) -> None:
         self._app = app
 
@@ -96,14 +47,14 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:
-        raw = _json_object(request.task_json, "task")
+        raw = json_object(request.task_json, "task")
         task = await self._app.catalog.create(raw, _user(context))
         log.info("task %d (%s) created", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
     async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:
-        patch = _json_object(request.patch_json, "task")
+        patch = json_object(request.patch_json, "task")
         task = await self._app.catalog.update(
             request.ref.tid, request.ref.name, patch, _user(context)
         )
@@ -117,8 +68,8 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:
         active = {0: None, 1: True, 2: False}[request.active]
-        page, per_page = _page(request.page, request.per_page)
-        tasks, total = self._app.catalog.list(active, request.search, page, per_page)
+        page, per_page = page_of(request.page, request.per_page)
+        tasks, total = self._app.catalog.list_tasks(active, request.search, page, per_page)
         now = self._app.clock.now()
         return pb.ListTasksReply(
             tasks_json=[json.dumps(t.to_json()) for t in tasks],
@@ -130,9 +81,11 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:
-        task = await self._app.catalog.delete(request.ref.tid, request.ref.name)
+        task, cleared = await self._app.catalog.delete(
+            request.ref.tid, request.ref.name, request.cascade
+        )
         log.info("task %d (%s) deleted", task.tid, task.name)
-        return pb.DeleteTaskReply(tid=task.tid, name=task.name)
+        return pb.DeleteTaskReply(tid=task.tid, name=task.name, dependencies_cleared=cleared)
 
     @errors_mapped
     async def ExportTasks(
@@ -181,6 +134,8 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
             status=request.status,
             run_id=request.run_id,
             origin=request.origin or "API",
+            gid=request.group.gid,
+            group_name=request.group.name,
         )
         outcome = await self._app.events.publish(req, _user(context))
         return pb.EventReply(
@@ -193,7 +148,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def ListEvents(self, request: pb.ListEventsRequest, context: Any) -> pb.ListEventsReply:
-        page, per_page = _page(request.page, request.per_page)
+        page, per_page = page_of(request.page, request.per_page)
         flt = EventFilter(
             target=request.task_name,
             event=request.event_name,
@@ -228,7 +183,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
     async def ListCalendars(
         self, request: pb.ListCalendarsRequest, context: Any
     ) -> pb.ListCalendarsReply:
-        page, per_page = _page(request.page, request.per_page)
+        page, per_page = page_of(request.page, request.per_page)
         views, total = self._app.holidays.calendars(request.include_builtin, page, per_page)
         return pb.ListCalendarsReply(
             calendars=[calendar_to_proto(v) for v in views],
@@ -285,7 +240,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
             run_date=request.run_date,
             since=self._app.clock.now() - timedelta(hours=hours),
         )
-        page, per_page = _page(request.page, request.per_page)
+        page, per_page = page_of(request.page, request.per_page)
         runs, total, stats = await self._app.list_runs(flt, page, per_page)
         return pb.ListRunsReply(
             runs=[run_to_proto(r) for r in runs],
@@ -303,7 +258,7 @@ class ApiServicer(api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def GetRunLogs(self, request: pb.RunLogsRequest, context: Any) -> pb.RunLogsReply:
         run, output = await self._app.run_output(request.run_id)
-        page, per_page = _page(request.page, request.per_page or 500)
+        page, per_page = page_of(request.page, request.per_page or 500)
         reply = pb.RunLogsReply(state=run.state.value)
         for stream, target in (("stdout", reply.stdout), ("stderr", reply.stderr)):
             if _wants(request.stream, stream):

@@ -21,6 +21,7 @@ from easytask.scheduler.engine import Engine
 from easytask.scheduler.events import EventOutcome, EventRequest, EventService
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
+from easytask.scheduler.why import Explanation, explain
 from easytask.store.sqlite import AgentRecord, RunFilter, SqliteStore
 
 STREAMS = ("stdout", "stderr")
@@ -144,6 +145,17 @@ class SchedulerApp:
     async def refresh_calendars(self, user: str, origin: str) -> EventOutcome:
         """REFRESH_CALENDAR: reload every calendar from the store, recorded as an event."""
         return await self.events.publish(EventRequest("REFRESH_CALENDAR", origin=origin), user)
+
+    async def explain(self, tid: int, name: str, run_date: str) -> Explanation:
+        """`tasks why`: what holds the task back on ``run_date`` (default: today, local)."""
+        task = self.catalog.get(tid, name)
+        group = self.engine.groups.group_by_name(task.task_group) if task.task_group else None
+        zone = group.timezone if group else (task.timezone or "UTC")
+        now = self.clock.now()
+        run_date = run_date or f"{now.astimezone(ZoneInfo(zone)):%Y%m%d}"
+        await self.store.writer.flush()
+        runs, _, _ = await self.store.list_runs(RunFilter(tid=task.tid, run_date=run_date), 0, 500)
+        return explain(self.engine, task, run_date, runs, now)
 
     # ----- schedule preview -----
 

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from easytask.core.clock import Clock
-from easytask.core.errors import FieldError, TaskNotFoundError, ValidationError
+from easytask.core.depcheck import (
+    clear_reference,
+    dependency_errors_for_group,
+    dependency_errors_for_task,
+    group_delete_blockers,
+    referrers,
+    renaming_errors,
+    task_delete_blockers,
+)
+from easytask.core.errors import (
+    ConflictError,
+    FieldError,
+    GroupNotFoundError,
+    TaskNotFoundError,
+    ValidationError,
+)
+from easytask.core.groups import GroupContext, GroupDef, validate_group
 from easytask.core.models import TaskDef
 from easytask.core.validation import TaskContext, validate_task
 from easytask.scheduler.calendars import CalendarBook
@@ -59,8 +75,34 @@ class TaskCatalog:
             name_tid=names.get,
             next_tid=lambda: max(1000, max(pool, default=1000)) + 1,
             calendar_exists=self._calendars.exists,
-            group_exists=lambda name: False,
+            group_exists=lambda name: self._engine.groups.group_by_name(name) is not None,
         )
+
+    def _group_context(self, groups: dict[int, GroupDef] | None = None) -> GroupContext:
+        pool = self.groups if groups is None else groups
+        names = {g.name: g.gid for g in pool.values()}
+        return GroupContext(
+            instance=self._instance,
+            gid_exists=lambda gid: gid in pool,
+            name_gid=names.get,
+            next_gid=lambda: max(pool, default=0) + 1,
+            calendar_exists=self._calendars.exists,
+        )
+
+    @property
+    def groups(self) -> dict[int, GroupDef]:
+        return self._engine.groups.groups
+
+    def _check_task(self, task: TaskDef, existing: TaskDef | None) -> None:
+        """Instance-wide checks (spec 6.3, 2.2) once the field checks passed."""
+        after = dict(self.tasks)
+        after[task.tid] = task
+        errors = dependency_errors_for_task(task, after)
+        if existing is not None:
+            others = [t for t in self.tasks.values() if t.tid != existing.tid]
+            errors += renaming_errors(existing.name, task.name, referrers(existing.name, others))
+        if errors:
+            raise ValidationError(errors)
 
     # ----- reads -----
 
@@ -75,7 +117,7 @@ class TaskCatalog:
                 return task
         raise TaskNotFoundError(f"task {name!r} not found")
 
-    def list(
+    def list_tasks(
         self, active: bool | None, search: str, page: int, per_page: int
     ) -> tuple[list[TaskDef], int]:
         rows = [
@@ -88,13 +130,15 @@ class TaskCatalog:
 
     def export(self) -> dict[str, Any]:
         tasks = [t.to_json() for t in sorted(self.tasks.values(), key=lambda t: t.tid)]
-        return {"tasks": tasks, "groups": []}
+        groups = [g.to_json() for g in sorted(self.groups.values(), key=lambda g: g.gid)]
+        return {"tasks": tasks, "groups": groups}
 
     # ----- writes -----
 
     async def create(self, raw: object, user: str) -> TaskDef:
         async with self._lock:
             task = validate_task(raw, self._context(user))
+            self._check_task(task, None)
             await self._store.put_tasks([task], self._clock.now())
             self._engine.put_task(task, self._clock.now())
             return task
@@ -103,17 +147,114 @@ class TaskCatalog:
         async with self._lock:
             existing = self.get(tid, name)
             task = validate_task(patch, self._context(user), existing)
+            self._check_task(task, existing)
             await self._store.put_tasks([task], self._clock.now())
             self._engine.put_task(task, self._clock.now())
             return task
 
-    async def delete(self, tid: int, name: str) -> TaskDef:
-        """Delete a task; runs in progress continue (spec 3)."""
+    async def delete(self, tid: int, name: str, cascade: bool = False) -> tuple[TaskDef, bool]:
+        """Delete a task; runs in progress continue (spec 3).
+
+        A task referenced by a dependency is refused unless ``cascade``: then the referencing
+        expressions are cleared. Returns the task and whether any expression was cleared.
+        """
         async with self._lock:
             task = self.get(tid, name)
+            blockers = task_delete_blockers(task, self.tasks)
+            if blockers and not cascade:
+                raise ConflictError("; ".join(blockers))
+            cleared = self._cleared_tasks(task.name, skip=task.tid)
+            await self._store.put_tasks(cleared, self._clock.now())
             await self._store.delete_tasks([task.tid])
             self._engine.remove_task(task.tid)
-            return task
+            for t in cleared:
+                self._engine.put_task(t, self._clock.now())
+            return task, bool(cleared)
+
+    def _cleared_tasks(self, name: str, skip: int) -> list[TaskDef]:
+        out = []
+        for t in self.tasks.values():
+            if t.tid != skip and t.dependency:
+                text = clear_reference(t.dependency, name)
+                if text != t.dependency:
+                    out.append(replace(t, dependency=text))
+        return out
+
+    # ----- groups -----
+
+    def get_group(self, gid: int = 0, name: str = "") -> GroupDef:
+        group = self.groups.get(gid) if gid else self._engine.groups.group_by_name(name)
+        if group is None:
+            raise GroupNotFoundError(f"group {gid or repr(name)} not found")
+        return group
+
+    def list_groups(self, search: str, page: int, per_page: int) -> tuple[list[GroupDef], int]:
+        rows = [g for g in sorted(self.groups.values(), key=lambda g: g.gid) if search in g.name]
+        start = (page - 1) * per_page
+        return rows[start : start + per_page], len(rows)
+
+    def member_count(self, group: GroupDef) -> int:
+        return sum(1 for t in self.tasks.values() if t.task_group == group.name)
+
+    async def create_group(self, raw: object) -> GroupDef:
+        async with self._lock:
+            group = validate_group(raw, self._group_context())
+            self._check_group(group, None)
+            await self._store.groups.put_groups([group], self._clock.now())
+            self._engine.groups.put_group(group, self._clock.now())
+            return group
+
+    async def update_group(self, gid: int, name: str, patch: object) -> GroupDef:
+        async with self._lock:
+            existing = self.get_group(gid, name)
+            group = validate_group(patch, self._group_context(), existing)
+            self._check_group(group, existing)
+            members = []
+            if group.name != existing.name:  # members follow their group's new name
+                members = [replace(t, task_group=group.name) for t in self.tasks.values()
+                           if t.task_group == existing.name]  # fmt: skip
+            now = self._clock.now()
+            await self._store.groups.put_groups([group], now)
+            await self._store.put_tasks(members, now)
+            self._engine.groups.put_group(group, now)
+            for t in members:
+                self._engine.put_task(t, now)
+            return group
+
+    def _check_group(self, group: GroupDef, existing: GroupDef | None) -> None:
+        after = dict(self.groups)
+        after[group.gid] = group
+        errors = dependency_errors_for_group(group, after)
+        if existing is not None:
+            others = [g for g in self.groups.values() if g.gid != existing.gid]
+            errors += renaming_errors(existing.name, group.name, referrers(existing.name, others))
+        if errors:
+            raise ValidationError(errors)
+
+    async def delete_group(self, gid: int, name: str, cascade: bool) -> tuple[GroupDef, int, bool]:
+        """Delete a group; with ``cascade`` its members too and referencing expressions cleared."""
+        async with self._lock:
+            group = self.get_group(gid, name)
+            blockers = group_delete_blockers(group, self.tasks, self.groups)
+            if blockers and not cascade:
+                raise ConflictError("; ".join(blockers))
+            members = [t for t in self.tasks.values() if t.task_group == group.name]
+            cleared = []
+            for g in self.groups.values():
+                if g.gid != group.gid and g.dependency:
+                    text = clear_reference(g.dependency, group.name)
+                    if text != g.dependency:
+                        cleared.append(replace(g, dependency=text))
+            now = self._clock.now()
+            await self._store.delete_tasks([t.tid for t in members])
+            await self._store.groups.put_groups(cleared, now)
+            await self._store.groups.delete_groups([group.gid])
+            for t in members:
+                self._engine.remove_task(t.tid)
+            self._engine.groups.remove_group(group.gid)
+            for g in cleared:
+                self._engine.groups.put_group(g, now)
+            return group, len(members), bool(cleared)
 
     async def import_tasks(self, text: str, user: str, dry_run: bool) -> ImportResult:
         """Make the stored tasks match the file; nothing changes if any record is invalid."""

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
 from easytask.core.errors import ConflictError, EasyTaskError, FieldError, ValidationError
+from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
 from easytask.core.states import RunState
 from easytask.scheduler.catalog import TaskCatalog
@@ -25,6 +26,9 @@ TASK_EVENTS = frozenset(
         "MODIFY_TASK_STATUS", "TERMINATE_TASK", "REFRESH_TASK_DEFINITION",
     }
 )  # fmt: skip
+GROUP_EVENTS = frozenset(
+    {"ENABLE_TASK", "DISABLE_TASK", "FORCE_RUN_TASK", "REFRESH_TASK_GROUP_DEFINITION"}
+)
 PLAIN_EVENTS = frozenset({"ENABLE_DEBUG", "DISABLE_DEBUG", "REFRESH_GRAPH", "REFRESH_CALENDAR"})
 IN_PROGRESS = (S.TRIGGER, S.RESTARTING, S.STARTED, S.RUNNING)
 _DATE = re.compile(r"\d{8}")
@@ -41,6 +45,12 @@ class EventRequest:
     status: str = ""
     run_id: str = ""
     origin: str = "API"
+    gid: int = 0
+    group_name: str = ""
+
+    @property
+    def for_group(self) -> bool:
+        return bool(self.gid or self.group_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,12 @@ class EventService:
             _check_formats(req)
             if event in PLAIN_EVENTS:
                 message = await self._plain(event)
+            elif req.for_group and event in GROUP_EVENTS:
+                group = self._catalog.get_group(req.gid, req.group_name)
+                target = f"group {group.gid}"
+                message, run_date = await self._group_event(event, group, req, user)
+            elif req.for_group:
+                raise ValidationError([FieldError("event", f"{event} does not take a group")])
             elif event in TASK_EVENTS:
                 task = self._catalog.get(req.tid, req.name)
                 target = str(task.tid)
@@ -107,6 +123,26 @@ class EventService:
             self._clock.now(), self._instance,
         )  # fmt: skip
         return EventOutcome(event_id, status, message, run, run_date)
+
+    async def _group_event(
+        self, event: str, group: GroupDef, req: EventRequest, user: str
+    ) -> tuple[str, str]:
+        gid = group.gid
+        if event in ("ENABLE_TASK", "DISABLE_TASK"):
+            active = event == "ENABLE_TASK"
+            await self._catalog.update_group(gid, "", {"active": active})
+            return f"Group {gid} {'enabled' if active else 'disabled'} on scheduler.", ""
+        if event == "FORCE_RUN_TASK":
+            run_date = await self._engine.force_run_group(gid, req.run_date or None, user)
+            return (
+                f"Force run triggered for group {gid} ({group.name})\nRun date: {run_date}",
+                run_date,
+            )
+        # REFRESH_TASK_GROUP_DEFINITION
+        stored = {g.gid: g for g in await self._store.groups.load_groups()}
+        if gid in stored:
+            self._engine.groups.put_group(stored[gid], self._clock.now())
+        return f"Group definition refreshed for group {gid} ({group.name}).", ""
 
     def _today(self, task: TaskDef) -> str:
         return f"{self._clock.now().astimezone(ZoneInfo(task.timezone or 'UTC')):%Y%m%d}"

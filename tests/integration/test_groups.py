@@ -1,0 +1,201 @@
+"""Task groups at runtime: occurrences, dependency release, F: handlers, group state, events."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from easytask.rpc.v1 import agent_pb2 as apb
+from easytask.rpc.v1 import api_pb2 as pb
+from tests.integration.conftest import Harness, ScriptedAgent, eventually
+
+NOON_MS = 1780315200000  # 2026-06-01T12:00:00Z
+
+
+async def create_group(h: Harness, **group: object) -> pb.GroupReply:
+    base = {"name": "etl", "timezone": "UTC", "day_of_week": "1111111", "trigger_times": "12:00"}
+    base.update(group)
+    return await h.api.CreateGroup(
+        pb.CreateGroupRequest(group_json=json.dumps(base)), metadata=h.md
+    )
+
+
+async def member(h: Harness, tid: int, name: str, dependency: str = "", group: str = "etl") -> None:
+    task = {"tid": tid, "name": name, "cmd": "true", "run_on_host": "q1", "stdout": "/tmp/o",
+            "stderr": "/tmp/e", "task_group": group, "dependency": dependency}  # fmt: skip
+    await h.api.CreateTask(pb.CreateTaskRequest(task_json=json.dumps(task)), metadata=h.md)
+
+
+async def complete(agent: ScriptedAgent, expect_tid: int, rc: int = 0) -> str:
+    order = await agent.recv("run")
+    assert order.tid == expect_tid, f"expected task {expect_tid} to run next, got {order.tid}"
+    state = "SUCCESS" if rc == 0 else "FAILED"
+    fin = apb.RunFinished(run_id=order.run_id, state=state, has_return_code=True, return_code=rc,
+                          pid=7, started_at_ms=NOON_MS, ended_at_ms=NOON_MS + 10,
+                          reason="" if rc == 0 else f"exit code {rc}")  # fmt: skip
+    batch = apb.AgentBatch(messages=[
+        apb.AgentMessage(accepted=apb.RunAccepted(run_id=order.run_id)),
+        apb.AgentMessage(finished=fin),
+    ])  # fmt: skip
+    await agent.send(batch=batch)
+    await agent.recv("result_ack")
+    return str(order.run_id)
+
+
+async def states(h: Harness, *tids: int) -> list[tuple[str, str]]:
+    out = []
+    for tid in tids:
+        runs = await h.runs(tid)
+        out.append((runs[-1].state, runs[-1].reason) if runs else ("-", ""))
+    return out
+
+
+async def etl(h: Harness) -> None:
+    await create_group(h)
+    await member(h, 3001, "extract")
+    await member(h, 3002, "transform_a", "S:extract")
+    await member(h, 3003, "transform_b", "S:extract")
+    await member(h, 3004, "load", "S:transform_a and S:transform_b")
+    await member(h, 3005, "on_fail", "F:load")
+
+
+async def test_fan_out_fan_in_and_failure_handler(harness: Harness) -> None:
+    await etl(harness)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    await complete(agent, 3001)
+    first, second = await agent.recv("run"), await agent.recv("run")  # fan-out: both at once
+    assert {first.tid, second.tid} == {3002, 3003}
+    assert await states(harness, 3004, 3005) == [("PENDING", ""), ("PENDING", "")]
+    for order in (first, second):
+        fin = apb.RunFinished(run_id=order.run_id, state="SUCCESS", has_return_code=True,
+                              started_at_ms=NOON_MS, ended_at_ms=NOON_MS + 5)  # fmt: skip
+        await agent.send(accepted=apb.RunAccepted(run_id=order.run_id))
+        await agent.send(finished=fin)
+        await agent.recv("result_ack")
+    await complete(agent, 3004, rc=1)  # fan-in released only after both
+    await complete(agent, 3005)  # the F: handler runs because load failed
+    group_run = f"default:g1:{NOON_MS}"
+    runs = await harness.runs(3001)
+    assert runs[0].group_run_id == group_run and runs[0].group == "etl"
+    reply = await eventually(
+        "group FAILED",
+        lambda: _group_state(harness, "FAILED"),
+    )
+    assert reply.member_count == 5
+
+
+async def _group_state(h: Harness, want: str) -> pb.GroupReply | None:
+    reply = await h.api.GetGroup(pb.GroupRef(gid=1), metadata=h.md)
+    return reply if reply.state == want else None
+
+
+async def test_unmet_dependency_is_skipped_and_group_succeeds(harness: Harness) -> None:
+    await etl(harness)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    await complete(agent, 3001)
+    await complete(agent, 3002)
+    await complete(agent, 3003)
+    await complete(agent, 3004)
+    await eventually("group SUCCESS", lambda: _group_state(harness, "SUCCESS"))
+    assert await states(harness, 3005) == [("SKIPPED", "dependency can no longer be met: F:load")]
+
+
+async def test_modify_status_releases_dependents(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 3101, "first")
+    await member(harness, 3102, "second", "S:first")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    await complete(agent, 3101, rc=2)
+    await eventually("second skipped", lambda: _skipped(harness, 3102))
+    reply = await harness.api.PublishEvent(
+        pb.PublishEventRequest(event="MODIFY_TASK_STATUS", task=pb.TaskRef(tid=3101),
+                               run_date="20260601", status="SUCCESS"), metadata=harness.md)  # fmt: skip
+    assert (reply.status, reply.message) == ("SUCCESS", "Task 3101 status modified to SUCCESS.")
+    order = await agent.recv("run")
+    assert order.tid == 3102, "FAILED -> SUCCESS releases the dependent"
+
+
+async def _skipped(h: Harness, tid: int) -> bool:
+    return (await states(h, tid))[0][0] == "SKIPPED"
+
+
+async def test_group_depending_on_two_groups_starts_when_both_succeed(harness: Harness) -> None:
+    await create_group(harness, name="a")
+    await create_group(harness, name="b", trigger_times="12:00")
+    await create_group(harness, name="c", dependency="S:a and S:b", trigger_times="12:00")
+    await member(harness, 3201, "ta", group="a")
+    await member(harness, 3202, "tb", group="b")
+    await member(harness, 3203, "tc", group="c")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    got = {(await agent.recv("run")).tid, (await agent.recv("run")).tid}
+    assert got == {3201, 3202}
+    assert await states(harness, 3203) == [("IDLE", "")]
+    reply = await harness.api.GetGroup(pb.GroupRef(name="c"), metadata=harness.md)
+    assert reply.state == "PENDING"
+    for run_id in [r.run_id for tid in (3201, 3202) for r in await harness.runs(tid)]:
+        fin = apb.RunFinished(run_id=run_id, state="SUCCESS", has_return_code=True,
+                              started_at_ms=NOON_MS, ended_at_ms=NOON_MS + 5)  # fmt: skip
+        await agent.send(accepted=apb.RunAccepted(run_id=run_id))
+        await agent.send(finished=fin)
+        await agent.recv("result_ack")
+    order = await agent.recv("run")
+    assert order.tid == 3203
+
+
+async def test_disabled_group_records_skipped_members(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 3301, "one")
+    reply = await harness.api.PublishEvent(
+        pb.PublishEventRequest(event="DISABLE_TASK", group=pb.GroupRef(gid=1)), metadata=harness.md
+    )
+    assert reply.message == "Group 1 disabled on scheduler."
+    await harness.clock.advance(60)
+    run = await harness.wait_state(f"default:3301:{NOON_MS}:1", "SKIPPED")
+    assert run.reason == "task group disabled"
+
+
+async def test_force_run_group_opens_a_new_occurrence(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 3401, "one")
+    await member(harness, 3402, "two", "S:one")
+    agent = await harness.agent("a1", ["q1"])
+    reply = await harness.api.PublishEvent(
+        pb.PublishEventRequest(event="FORCE_RUN_TASK", group=pb.GroupRef(gid=1)),
+        metadata=harness.md,
+    )
+    assert reply.status == "SUCCESS", reply.message
+    assert reply.message.startswith("Force run triggered for group 1 (etl)\nRun date: ")
+    await complete(agent, 3401)
+    await complete(agent, 3402)
+
+
+async def test_group_rules_and_dependency_scope(harness: Harness) -> None:
+    await create_group(harness)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create_group(harness, name="bad", run_frequency="09:00-17:00-60", cmd="x")
+    assert "run_frequency: run_frequency defined for task group" in err.value.details()
+    assert "cmd: cmd not allowed for task group" in err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await member(harness, 3501, "x", "S:nobody")
+    assert "dependency references unknown task nobody" in err.value.details()
+    await member(harness, 3502, "a")
+    await member(harness, 3503, "b", "S:a")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        patch = json.dumps({"dependency": "S:b"})
+        await harness.api.UpdateTask(pb.UpdateTaskRequest(ref=pb.TaskRef(tid=3502),
+                                     patch_json=patch), metadata=harness.md)  # fmt: skip
+    assert "circular dependency detected (a -> b -> a)" in err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await harness.api.DeleteGroup(pb.DeleteGroupRequest(ref=pb.GroupRef(gid=1)),
+                                      metadata=harness.md)  # fmt: skip
+    assert "group has 2 tasks" in err.value.details()
+    deleted = await harness.api.DeleteGroup(
+        pb.DeleteGroupRequest(ref=pb.GroupRef(gid=1), cascade=True), metadata=harness.md
+    )
+    assert (deleted.name, deleted.tasks_deleted) == ("etl", 2)
