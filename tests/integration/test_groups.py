@@ -112,9 +112,10 @@ async def test_modify_status_releases_dependents(harness: Harness) -> None:
     await harness.clock.advance(60)
     await complete(agent, 3101, rc=2)
     await eventually("second skipped", lambda: _skipped(harness, 3102))
-    reply = await harness.api.PublishEvent(
-        pb.PublishEventRequest(event="MODIFY_TASK_STATUS", task=pb.TaskRef(tid=3101),
-                               run_date="20260601", status="SUCCESS"), metadata=harness.md)  # fmt: skip
+    request = pb.PublishEventRequest(
+        event="MODIFY_TASK_STATUS", task=pb.TaskRef(tid=3101), run_date="20260601", status="SUCCESS"
+    )
+    reply = await harness.api.PublishEvent(request, metadata=harness.md)
     assert (reply.status, reply.message) == ("SUCCESS", "Task 3101 status modified to SUCCESS.")
     order = await agent.recv("run")
     assert order.tid == 3102, "FAILED -> SUCCESS releases the dependent"
