@@ -200,3 +200,41 @@ async def test_group_rules_and_dependency_scope(harness: Harness) -> None:
         pb.DeleteGroupRequest(ref=pb.GroupRef(gid=1), cascade=True), metadata=harness.md
     )
     assert (deleted.name, deleted.tasks_deleted) == ("etl", 2)
+
+
+async def test_import_with_an_invalid_record_changes_nothing(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 3601, "kept")
+    before = await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)
+    data = {
+        "groups": [{"name": "new_group", "timezone": "UTC", "day_of_week": "1111111",
+                    "trigger_times": "13:00"}],
+        "tasks": [
+            {"tid": 3602, "name": "fine", "cmd": "true", "run_on_host": "q1", "stdout": "o",
+             "stderr": "e", "task_group": "new_group"},
+            {"tid": 3603, "name": "broken", "cmd": "true", "run_on_host": "q1", "stdout": "o",
+             "stderr": "e", "task_group": "new_group", "dependency": "S:ghost"},
+        ],
+    }  # fmt: skip
+    reply = await harness.api.ImportTasks(
+        pb.ImportTasksRequest(json=json.dumps(data)), metadata=harness.md
+    )
+    assert [(e.kind, e.name, e.message) for e in reply.errors] == [
+        ("task", "broken", "dependency: dependency references unknown task ghost")
+    ]
+    assert (reply.created, reply.updated, reply.deleted) == (0, 0, 0)
+    after = await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)
+    assert after.json == before.json
+
+    data["tasks"] = data["tasks"][:1]
+    reply = await harness.api.ImportTasks(
+        pb.ImportTasksRequest(json=json.dumps(data)), metadata=harness.md
+    )
+    assert not reply.errors
+    # The file is the whole truth: etl and its task "kept" are gone, new_group and "fine" exist.
+    assert (reply.created, reply.updated, reply.deleted) == (2, 0, 2)
+    exported = json.loads(
+        (await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)).json
+    )
+    assert [g["name"] for g in exported["groups"]] == ["new_group"]
+    assert [t["name"] for t in exported["tasks"]] == ["fine"]

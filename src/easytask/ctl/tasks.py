@@ -248,7 +248,8 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     if reply.errors:
         print("Errors:")
         for error in reply.errors:
-            print(f'- Task "{error.name}": {error.message}')
+            kind = "Group" if error.kind == "group" else "Task"
+            print(f'- {kind} "{error.name}": {error.message}')
         return EXIT_FAILED
     return EXIT_OK
 

@@ -102,7 +102,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
             created=result.created,
             updated=result.updated,
             deleted=result.deleted,
-            errors=[pb.ImportError(name=n, message=m) for n, m in result.errors],
+            errors=[pb.ImportError(name=n, message=m, kind=k) for k, n, m in result.errors],
         )
 
     # ----- events -----

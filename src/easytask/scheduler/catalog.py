@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from easytask.core.clock import Clock
@@ -19,7 +18,6 @@ from easytask.core.depcheck import (
 )
 from easytask.core.errors import (
     ConflictError,
-    FieldError,
     GroupNotFoundError,
     TaskNotFoundError,
     ValidationError,
@@ -29,17 +27,10 @@ from easytask.core.models import TaskDef
 from easytask.core.validation import TaskContext, validate_task
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.engine import Engine
+from easytask.scheduler.importer import ImportResult, parse_import, plan_import
 from easytask.store.sqlite import SqliteStore
 
 MAX_TID = 2147483647
-
-
-@dataclass(slots=True)
-class ImportResult:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)
 
 
 class TaskCatalog:
@@ -257,76 +248,37 @@ class TaskCatalog:
             return group, len(members), bool(cleared)
 
     async def import_tasks(self, text: str, user: str, dry_run: bool) -> ImportResult:
-        """Make the stored tasks match the file; nothing changes if any record is invalid."""
-        data = _parse_import(text)
+        """Make tasks and groups match the file; nothing changes if any record is invalid."""
+        task_records, group_records = parse_import(text)
         async with self._lock:
-            result = ImportResult()
-            planned: dict[int, TaskDef] = {}
-            pool = dict(self.tasks)
-            seen_names: set[str] = set()
-            for raw in data:
-                label = str(raw.get("name") or raw.get("tid") or "?")
-                existing = _match(pool, raw)
-                # A matched record replaces the stored one whole: validate it as a create
-                # against every other task (stored ones and those planned from the file).
-                others = {k: v for k, v in pool.items() if existing is None or k != existing.tid}
-                others.update(planned)
-                record = dict(raw)
-                if existing is not None:
-                    record.setdefault("tid", existing.tid)
-                try:
-                    task = validate_task(record, self._context(user, others))
-                except ValidationError as exc:
-                    result.errors.extend((label, str(e)) for e in exc.errors)
-                    continue
-                if task.name in seen_names:
-                    result.errors.append((label, "name: name appears twice in the file"))
-                    continue
-                seen_names.add(task.name)
-                planned[task.tid] = task
-                if existing is None:
-                    result.created += 1
-                else:
-                    result.updated += 1
-            doomed = [tid for tid in pool if tid not in planned]
-            result.deleted = len(doomed)
-            if result.errors or dry_run:
-                if result.errors:
-                    result.created = result.updated = result.deleted = 0
-                return result
+            plan = plan_import(
+                task_records,
+                group_records,
+                dict(self.tasks),
+                dict(self.groups),
+                lambda tasks, groups: self._import_context(user, tasks, groups),
+                self._group_context,
+            )
+            if plan.result.errors or dry_run:
+                return plan.result
             now = self._clock.now()
-            await self._store.put_tasks(planned.values(), now)
-            await self._store.delete_tasks(doomed)
-            for tid in doomed:
+            await self._store.groups.put_groups(plan.groups.values(), now)
+            await self._store.put_tasks(plan.tasks.values(), now)
+            await self._store.delete_tasks(plan.doomed_tasks)
+            await self._store.groups.delete_groups(plan.doomed_groups)
+            for tid in plan.doomed_tasks:
                 self._engine.remove_task(tid)
-            for task in planned.values():
+            for gid in plan.doomed_groups:
+                self._engine.groups.remove_group(gid)
+            for group in plan.groups.values():
+                self._engine.groups.put_group(group, now)
+            for task in plan.tasks.values():
                 self._engine.put_task(task, now)
-            return result
+            return plan.result
 
-
-def _match(pool: dict[int, TaskDef], raw: dict[str, Any]) -> TaskDef | None:
-    tid = raw.get("tid")
-    if isinstance(tid, int) and not isinstance(tid, bool) and tid in pool:
-        return pool[tid]
-    name = raw.get("name")
-    if tid is None and isinstance(name, str):
-        for task in pool.values():
-            if task.name == name:
-                return task
-    return None
-
-
-def _parse_import(text: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError([FieldError("file", f"not valid JSON ({exc})")]) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("tasks", []), list):
-        raise ValidationError([FieldError("file", 'must be an object {"tasks": [...]}')])
-    if data.get("groups"):
-        raise ValidationError([FieldError("groups", "task groups are not supported yet")])
-    records = data.get("tasks", [])
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise ValidationError([FieldError(f"tasks[{i}]", "must be an object")])
-    return list(records)
+    def _import_context(
+        self, user: str, tasks: dict[int, TaskDef], groups: dict[int, GroupDef]
+    ) -> TaskContext:
+        ctx = self._context(user, tasks)
+        names = {g.name for g in groups.values()}
+        return replace(ctx, group_exists=names.__contains__)
