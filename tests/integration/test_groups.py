@@ -238,3 +238,26 @@ async def test_import_with_an_invalid_record_changes_nothing(harness: Harness) -
     )
     assert [g["name"] for g in exported["groups"]] == ["new_group"]
     assert [t["name"] for t in exported["tasks"]] == ["fine"]
+
+
+async def test_frozen_member_holds_its_occurrence_until_unfrozen(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 3701, "one")
+    await member(harness, 3702, "two", "S:one")
+
+    async def event(name: str) -> pb.EventReply:
+        req = pb.PublishEventRequest(event=name, task=pb.TaskRef(tid=3702), run_date="20260601")
+        return await harness.api.PublishEvent(req, metadata=harness.md)
+
+    assert (await event("FREEZE_TASK")).message == "Task 3702 frozen for date 20260601."
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    await complete(agent, 3701)
+    assert await states(harness, 3702) == [("FROZEN", "frozen by operator")]
+    assert (await harness.api.GetGroup(pb.GroupRef(gid=1), metadata=harness.md)).state == "RUNNING"
+    assert (await event("UNFREEZE_TASK")).message == "Task 3702 unfrozen for date 20260601."
+    await complete(agent, 3702)  # unfrozen, its dependency already holds: it runs
+    await eventually("group SUCCESS", lambda: _group_state(harness, "SUCCESS"))
+    run_id = (await harness.runs(3702))[0].run_id
+    transitions = [c.to_state for c in (await harness.run(run_id)).transitions]
+    assert transitions[:3] == ["FROZEN", "UNFREEZE", "ACTIVE"]

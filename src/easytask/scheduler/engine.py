@@ -570,10 +570,15 @@ class Engine:
         for run in self._slot_runs(tid, run_date, trigger_time):
             if run.state is S.FROZEN and not self.is_frozen(tid, run_date, run.local_time):
                 self._set_state(run, S.UNFREEZE, now, f"unfrozen by {by}")
-                self._set_state(run, S.ACTIVE, now, "")
                 task = self.tasks.get(tid)
-                if task is not None:
-                    self._trigger(run, task, now, S.ACTIVE)
+                if run.group_run_id is not None:
+                    # A member waits for its occurrence and its dependency as usual (spec 7.3).
+                    opened = self.groups.is_open(run.group_run_id)
+                    self._set_state(run, S.ACTIVE if opened else S.IDLE, now, "")
+                else:
+                    self._set_state(run, S.ACTIVE, now, "")
+                    if task is not None:
+                        self._trigger(run, task, now, S.ACTIVE)
                 released += 1
         return released
 

@@ -285,6 +285,10 @@ class GroupRunner:
 
         return lookup
 
+    def is_open(self, group_run_id: str) -> bool:
+        g = self.occurrences.get(group_run_id)
+        return g is not None and g.state == "RUNNING"
+
     def current_state(self, gid: int) -> str:
         """State of the group's latest occurrence, "" when it has none."""
         latest = [g for g in self.occurrences.values() if g.gid == gid]
