@@ -84,9 +84,9 @@ def test_seed_example_inserted_and_forced_runs_to_success(cluster: Cluster, tmp_
 
 
 def test_seed_example_fires_at_its_trigger_time(cluster: Cluster, tmp_path: Path) -> None:
-    # Shift the scheduler's clock to 3 s before 08:30 New York time on an ordinary Wednesday.
+    # Shift the scheduler's clock to 8 s before 08:30 New York time on an ordinary Wednesday.
     target = datetime(2027, 3, 10, 8, 30, tzinfo=ZoneInfo("US/Eastern"))
-    offset = target.timestamp() - 3 - time.time()
+    offset = target.timestamp() - 8 - time.time()
     cluster.start_scheduler("--clock-offset", f"{offset:.3f}")
     cluster.start_agent("agent-a", "q-seed")
     task = seed_task(tmp_path, "q-seed", "echo fired-on-time")

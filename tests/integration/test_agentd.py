@@ -520,3 +520,23 @@ async def _raw_rate(n: int) -> float:
     t0 = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
     return n / (time.perf_counter() - t0)
+
+
+@e2e
+async def test_commands_never_see_the_agent_token(
+    tmp_path: Path, sched: tuple[FakeScheduler, int]
+) -> None:
+    fs, port = sched
+    # The token comes from the environment here (no --token): it must not reach commands.
+    agent = AgentProcess(tmp_path / "home", port, "").start(
+        env={"HOME": str(tmp_path), "EASYTASK_TOKEN": TOKEN}
+    )
+    try:
+        await fs.connected()
+        out = tmp_path / "env.out"
+        await fs.run("r-env", "echo token=${EASYTASK_TOKEN:-absent}", tmp_path, stdout=str(out))
+        fin = await fs.finished("r-env")
+        assert fin.state == "SUCCESS"
+        assert out.read_text() == "token=absent\n"
+    finally:
+        assert await agent.stop() == 0

@@ -308,3 +308,48 @@ async def test_a_burst_reaches_the_agent_in_batches(harness: Harness) -> None:
                 seen.append(msg.run.run_id)
     assert sorted(seen) == sorted(f"default:{2100 + i}:{NOON_MS}:1" for i in range(20))
     assert writes < 20, "a burst of orders should share stream writes"
+
+
+async def test_output_resent_after_a_replayed_result_is_kept(harness: Harness) -> None:
+    await harness.create(tid=2015)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+    await harness.wait_state(order.run_id, "RUNNING")
+    await agent.close()
+    # While away the command finished; the agent says hello, replays the result at once...
+    known = apb.KnownRun(run_id=order.run_id, state="SUCCESS", stdout_size=11)
+    again = await harness.agent("a1", ["q1"], known=[known])
+    await again.send(finished=finished(order.run_id, stdout_path="/o", stdout_start=0,
+                                       stdout_end=11))  # fmt: skip
+    resend = await again.recv("resend_output")
+    await again.recv("result_ack")
+    assert (resend.stream, resend.offset) == (apb.STDOUT, 0)
+    # ...and only then re-sends the output the scheduler asked for.
+    await again.send(output=apb.OutputChunk(run_id=order.run_id, stream=apb.STDOUT, offset=0,
+                                            data=b"hello world"))  # fmt: skip
+    await again.send(heartbeat=apb.Heartbeat())
+
+    async def stored() -> list[str] | None:
+        logs = await harness.api.GetRunLogs(
+            pb.RunLogsRequest(run_id=order.run_id), metadata=harness.md
+        )
+        return list(logs.stdout.lines) or None
+
+    assert await eventually("the late output", stored) == ["hello world"]
+
+
+async def test_a_run_accepted_by_two_agents_runs_on_the_first_only(harness: Harness) -> None:
+    await harness.create(tid=2016)
+    a = await harness.agent("a", ["q1"])
+    b = await harness.agent("b", ["q1"])
+    await harness.clock.advance(60)
+    order = await a.recv("run")
+    await a.send(accepted=apb.RunAccepted(run_id=order.run_id))
+    await harness.wait_state(order.run_id, "STARTED")
+    # b accepts the same run (as after a re-offer): the scheduler stops b's copy.
+    await b.send(accepted=apb.RunAccepted(run_id=order.run_id))
+    kill = await b.recv("kill")
+    assert (kill.run_id, kill.reason) == (order.run_id, "run is held by another agent")
+    assert (await harness.run(order.run_id)).agent == "a"

@@ -58,7 +58,9 @@ async def serve(config: AgentConfig, tls_ca: bytes | None) -> int:
     journal = Journal(config.agent_dir / "journal.jsonl")
     entries = journal.load()
     runner = ProcessRunner(config.agent_dir, clock, kill_grace=config.kill_grace)
-    preparer = CommandPreparer(config.profiles_dir, os.environ, clock)
+    # Commands never see the agent's own secret, whatever user they run as.
+    task_env = {k: v for k, v in os.environ.items() if k != "EASYTASK_TOKEN"}
+    preparer = CommandPreparer(config.profiles_dir, task_env, clock)
     outbox = Outbox()
     manager = RunManager(
         journal=journal,

@@ -335,7 +335,13 @@ def _open_output(path: str, user: RunUser) -> int:
             try:
                 fd = os.open(path, flags | os.O_EXCL, 0o644)
             except FileExistsError:
-                return os.open(path, flags, 0o644)
+                # The agent opens as root on the run user's behalf: never follow a link, and
+                # only append to a file the run user owns (else a task could write anywhere).
+                fd = os.open(path, (flags & ~os.O_CREAT) | os.O_NOFOLLOW, 0o644)
+                if os.fstat(fd).st_uid != user.uid:
+                    os.close(fd)
+                    raise SpawnError(f"cannot open {path}: owned by another user") from None
+                return fd
             os.fchown(fd, user.uid, user.gid)
             return fd
         except FileNotFoundError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,8 @@ S = RunState
 WheelKey = tuple[str, Any]
 TICK_SECONDS = 5.0
 GROUP_HISTORY_DAYS = 2
+OUTPUT_SIZES_KEPT = 100_000
+TASK_DELETED = "task deleted before the run was dispatched"
 FROZEN_REASON = "frozen by operator"
 
 
@@ -135,6 +138,9 @@ class Engine:
 
     def _resume(self, run: Run, now: datetime) -> None:
         task = self.tasks.get(run.tid)
+        if task is None and run.state in (S.TRIGGER, S.RESTARTING):
+            self._finish(run, S.TERMINATED, TASK_DELETED, now)
+            return
         if run.state is S.TRIGGER and task is not None:
             self._arm_expiry(run, task)
             self._hub.submit(self._order(run, task))
@@ -315,8 +321,11 @@ class Engine:
         elif kind == "retry":
             run = self.live.get(ident)
             task = self.tasks.get(run.tid) if run else None
-            if run is not None and run.state is S.RESTARTING and task is not None:
-                self._trigger(run, task, now, S.RESTARTING)
+            if run is not None and run.state is S.RESTARTING:
+                if task is None:
+                    self._finish(run, S.TERMINATED, TASK_DELETED, now)
+                else:
+                    self._trigger(run, task, now, S.RESTARTING)
         elif kind == "expire":
             run = self.live.get(ident)
             if run is not None and run.state is S.TRIGGER:
@@ -498,8 +507,7 @@ class Engine:
         if state.final:
             self.live.pop(run.run_id, None)
             self._wheel.cancel(("expire", run.run_id))
-            for stream in ("stdout", "stderr"):
-                self._out_sizes.pop((run.run_id, stream), None)
+            self._keep_output_sizes(run.run_id)
         else:
             self.live[run.run_id] = run
         latest = self.latest.get(run.tid)
@@ -636,6 +644,15 @@ class Engine:
         self._force_state(run, status, now, reason)
         return run
 
+    def _keep_output_sizes(self, run_id: str) -> None:
+        """Remember a final run's stored output size for late chunks; forget the oldest ones."""
+        for stream in ("stdout", "stderr"):
+            self._out_sizes.setdefault((run_id, stream), 0)
+        if len(self._out_sizes) > OUTPUT_SIZES_KEPT:
+            for key in list(itertools.islice(self._out_sizes, OUTPUT_SIZES_KEPT // 5)):
+                if key[0] not in self.live:
+                    del self._out_sizes[key]
+
     def _force_state(self, run: Run, state: RunState, now: datetime, reason: str) -> None:
         """An operator-set state: bypasses the table (already checked), never retried."""
         change = StateChange(run.run_id, run.state, state, now, reason)
@@ -669,19 +686,32 @@ class Engine:
                 log_run(run, "Status Updated", f"{run.state} -> FAILED (lost control)")
                 self._finish(run, S.FAILED, "lost control", now)
         for run_id, k in known.items():
+            self._resend_missing_output(session, run_id, k.stdout_size, k.stderr_size)
             held = self.live.get(run_id)
             if held is None:
+                if k.state in ("STARTED", "RUNNING"):
+                    # Final here (an operator decided) yet still running there: stop it.
+                    self._hub.kill(session.name, run_id, "run is no longer due")
                 continue
             run = held
+            if run.agent not in (None, session.name) and run.state in (S.STARTED, S.RUNNING):
+                self._hub.kill(session.name, run_id, "run is held by another agent")
+                continue
             self._hub.adopt(session, run_id)
             if run.state is S.TRIGGER:
                 self._accept(run, session, now)
             if run.state is S.STARTED and k.state in ("RUNNING", "SUCCESS", "FAILED", "TERMINATED"):
                 self._set_state(run, S.RUNNING, now)
-            for stream, size in (("stdout", k.stdout_size), ("stderr", k.stderr_size)):
-                have = self._out_sizes.get((run_id, stream), 0)
-                if size > have:
-                    session.send(ResendOutput(run_id, stream, have))
+
+    def _resend_missing_output(
+        self, session: AgentSession, run_id: str, stdout_size: int, stderr_size: int
+    ) -> None:
+        if run_id not in self.live and (run_id, "stdout") not in self._out_sizes:
+            return
+        for stream, size in (("stdout", stdout_size), ("stderr", stderr_size)):
+            have = self._out_sizes.get((run_id, stream), 0)
+            if size > have:
+                session.send(ResendOutput(run_id, stream, have))
 
     def agent_disconnected(self, session: AgentSession) -> None:
         # Runs stay as they are; the agent reports them when it is back (spec 7.3).
@@ -724,6 +754,13 @@ class Engine:
             return
         if run.state is S.TRIGGER:
             self._accept(run, session, now)
+        elif run.agent is not None and run.agent != session.name:
+            # Offered twice (a stream dropped before the first acceptance arrived): the run
+            # belongs to the agent that acknowledged first; the other copy is stopped.
+            log.warning("run %s: agent %s accepted it too; it runs on %s, stopping the copy",
+                        run.run_id, session.name, run.agent)  # fmt: skip
+            session.active.discard(msg.run_id)
+            self._hub.kill(session.name, msg.run_id, "run is held by another agent")
 
     def _accept(self, run: Run, session: AgentSession, now: datetime) -> None:
         run.agent = session.name
@@ -751,7 +788,9 @@ class Engine:
 
     def run_output(self, session: AgentSession, msg: OutputChunk) -> None:
         key = (msg.run_id, msg.stream)
-        if msg.run_id not in self.live:
+        # Output of a run that just became final still counts: a result replayed after a
+        # reconnect arrives before the output the scheduler asked to be re-sent.
+        if msg.run_id not in self.live and key not in self._out_sizes:
             return
         have = self._out_sizes.get(key, 0)
         end = msg.offset + len(msg.data)

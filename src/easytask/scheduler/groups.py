@@ -196,6 +196,10 @@ class GroupRunner:
             g = self.occurrences.get(gr_id)
             if g is not None:
                 self._evaluate(g, now)
+        if self._dirty and not self._scheduled:
+            # Yield to the loop, then go on: a large start-up backlog never stalls.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._evaluate_dirty)
 
     def _evaluate(self, g: GroupRun, now: datetime) -> None:
         group = self.groups.get(g.gid)

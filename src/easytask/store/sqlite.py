@@ -163,6 +163,7 @@ class SqliteStore:
         self._wdb = wdb
         self._rdb = rdb
         self.writer = BatchWriter(wdb)
+        self._next_event_id: int | None = None
         self.calendars = CalendarStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
         self.groups = GroupStore(rdb, self.writer)
@@ -409,12 +410,22 @@ class SqliteStore:
         acked_at: datetime | None,
         acked_by: str,
     ) -> int:
-        """Record an event and return its id once committed."""
-        await self.writer.flush()
-        cur = await self._wdb.execute(
-            "INSERT INTO events (event, target, args, status, message, origin, published_by, "
-            "created_at, acked_at, acked_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """Record an event and return its id once committed.
+
+        The id is handed out here and the insert goes through the batch writer like every
+        other write, so it never lands inside (and is never rolled back with) another batch.
+        """
+        if self._next_event_id is None:
+            async with self._rdb.execute("SELECT COALESCE(MAX(id), 0) FROM events") as cur:
+                row = await cur.fetchone()
+            self._next_event_id = int(row[0]) + 1 if row else 1
+        event_id = self._next_event_id
+        self._next_event_id += 1
+        await self.writer.write(
+            "INSERT INTO events (id, event, target, args, status, message, origin, published_by, "
+            "created_at, acked_at, acked_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                event_id,
                 event,
                 target,
                 json.dumps(args),
@@ -426,8 +437,9 @@ class SqliteStore:
                 iso_utc(acked_at) or None,
                 acked_by,
             ),
+            durable=True,
         )
-        return int(cur.lastrowid or 0)
+        return event_id
 
 
 def _run_where(flt: RunFilter) -> tuple[str, list[Any]]:

@@ -74,9 +74,11 @@ class BatchWriter:
         return self.write(_BARRIER, (), durable=True)
 
     async def flush(self) -> None:
-        """Return once everything queued before this call is committed."""
-        if self._queue or self._wake.is_set():
-            await self.barrier()
+        """Return once everything queued before this call is committed.
+
+        Always a barrier: a batch may be committing right now with the queue already empty.
+        """
+        await self.barrier()
 
     @property
     def failing(self) -> bool:
