@@ -24,6 +24,12 @@ from easytask.rpc.v1 import api_pb2_grpc
 
 TOKEN = "secret-token"
 RUN_ID = "default:1000002:1746793800000:1"
+EVENT = pb.EventRecord(
+    id=7, event="TERMINATE_TASK", target="1001", args_json=json.dumps({"run_id": RUN_ID}),
+    status="SUCCESS", message="Task 1001 terminated.", origin="CLI",
+    published_by="easytask_superuser", created_at="2026-05-12T08:30:00.100Z",
+    acked_at="2026-05-12T08:30:00.120Z", acked_by="default",
+)  # fmt: skip
 
 COMMANDS = [
     ["health"],
@@ -56,6 +62,20 @@ COMMANDS = [
     ["calendars", "delete", "Ops"],
     ["calendars", "delete", "Ops", "--entry", "3"],
     ["events", "refresh-calendar"],
+    ["events", "list", "--task-name", "10", "--event-name", "freeze-task", "--since", "2"],
+    ["events", "list", "--status", "failure", "--origin", "cli", "-p", "2", "-o", "json"],
+    ["events", "get", "7", "-o", "yaml"],
+    ["events", "ack", "7", "-t", "3"],
+    ["events", "enable", "1001"],
+    ["events", "disable", "-n", "t"],
+    ["events", "freeze", "1001", "--run-date", "20260512", "--trigger-time", "8:30"],
+    ["events", "unfreeze", "1001", "--trigger-time", "08:30"],
+    ["events", "modify-status", "1001", "--status", "active", "--run-date", "2026-05-12"],
+    ["events", "terminate", "1001", "--run-id", RUN_ID],
+    ["events", "refresh-task", "1001"],
+    ["events", "refresh-graph"],
+    ["events", "refresh-group", "3"],
+    ["events", "debug", "on"],
 ]
 
 
@@ -105,6 +125,13 @@ def test_global_options_before_or_after_the_command() -> None:
         ["calendars", "add-holiday", "Ops", "--date", "June 1", "--reason", "r"],
         ["calendars", "remove-holiday", "Ops"],
         ["calendars", "delete", "Ops", "--entry", "x"],
+        ["events", "modify-status", "1001"],  # no --status
+        ["events", "modify-status", "1001", "--status", "RUNNING"],
+        ["events", "freeze", "1001", "--trigger-time", "25:00"],
+        ["events", "terminate"],  # neither TID nor -n
+        ["events", "debug", "loud"],
+        ["events", "get", "seven"],
+        ["events", "ack", "7", "-t", "0"],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -251,6 +278,24 @@ class FakeApi(api_pb2_grpc.EasyTaskApiServicer):
             run_id=RUN_ID,
             run_date="20250509",
         )
+
+    def PublishEvent(self, request: pb.PublishEventRequest, context: Any) -> pb.EventReply:
+        self._auth(context)
+        self.requests.append(request)
+        if request.task.tid == 1002:
+            return pb.EventReply(event_id=9, status="FAILURE", message="task 1002 not found")
+        return pb.EventReply(event_id=8, status="SUCCESS", message=f"did {request.event}")
+
+    def ListEvents(self, request: pb.ListEventsRequest, context: Any) -> pb.ListEventsReply:
+        self._auth(context)
+        self.requests.append(request)
+        return pb.ListEventsReply(events=[EVENT], total=26, page=2, per_page=25)
+
+    def GetEvent(self, request: pb.GetEventRequest, context: Any) -> pb.EventRecord:
+        self._auth(context)
+        if request.id not in (7, 8):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"event {request.id} not found")
+        return EVENT if request.id == 7 else pb.EventRecord(id=8, status="PENDING")
 
     def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsReply:
         self._auth(context)
@@ -473,3 +518,101 @@ def test_health_with_dashboard(api: Api, capsys: pytest.CaptureFixture[str]) -> 
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "sent"),
+    [
+        (["enable", "-n", "t"], ("ENABLE_TASK", 0, "t", "", "", "", "")),
+        (["disable", "1001"], ("DISABLE_TASK", 1001, "", "", "", "", "")),
+        (["freeze", "1001", "--run-date", "2026-05-12", "--trigger-time", "8:30"],
+         ("FREEZE_TASK", 1001, "", "20260512", "08:30", "", "")),
+        (["unfreeze", "1001"], ("UNFREEZE_TASK", 1001, "", "", "", "", "")),
+        (["modify-status", "1001", "--status", "active", "--trigger-time", "10:00"],
+         ("MODIFY_TASK_STATUS", 1001, "", "", "10:00", "ACTIVE", "")),
+        (["terminate", "1001", "--run-id", RUN_ID],
+         ("TERMINATE_TASK", 1001, "", "", "", "", RUN_ID)),
+        (["refresh-task", "1001"], ("REFRESH_TASK_DEFINITION", 1001, "", "", "", "", "")),
+        (["refresh-graph"], ("REFRESH_GRAPH", 0, "", "", "", "", "")),
+        (["debug", "on"], ("ENABLE_DEBUG", 0, "", "", "", "", "")),
+        (["debug", "off"], ("DISABLE_DEBUG", 0, "", "", "", "", "")),
+    ],
+)  # fmt: skip
+def test_event_published_and_message_printed(
+    api: Api, capsys: pytest.CaptureFixture[str], argv: list[str], sent: tuple[object, ...]
+) -> None:
+    fake, conn = api
+    assert main(["events", *argv, *conn]) == 0
+    assert capsys.readouterr().out == f"did {sent[0]}\n"
+    (r,) = fake.requests
+    got = (r.event, r.task.tid, r.task.name, r.run_date, r.trigger_time, r.status, r.run_id)
+    assert (got, r.origin) == (sent, "CLI")
+
+
+def test_refused_event_exit_1(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["events", "terminate", "1002", *conn]) == 1
+    assert capsys.readouterr() == ("", "Error: task 1002 not found\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["enable", "--group", "3"], ["disable", "--group", "3"], ["force-run", "--group", "3"],
+     ["modify-status", "3", "--status", "SUCCESS", "--group"], ["refresh-group", "3"]],
+)  # fmt: skip
+def test_group_targets_not_supported_yet(
+    api: Api, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    fake, conn = api
+    assert main(["events", *argv, *conn]) == 1
+    assert capsys.readouterr().err.startswith("Error: group targets are not supported by events")
+    assert fake.requests == []
+
+
+def test_events_list(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    fake, conn = api
+    argv = ["events", "list", "--event-name", "terminate-task", "--status", "success"]
+    assert main([*argv, "--origin", "cli", "--task-name", "10", "--since", "2", *conn]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "Event", "Target", "Status", "Origin", "Published", "By",
+                                "Time"]  # fmt: skip
+    assert lines[2].split() == ["7", "TERMINATE_TASK", "1001", "SUCCESS", "CLI",
+                                "easytask_superuser", "2026-05-12", "08:30:00"]  # fmt: skip
+    assert lines[-1] == "Page 2 of 2 (26 total items)"
+    r = fake.requests[0]
+    assert (r.event_name, r.status, r.origin, r.task_name, r.since_hours, r.page) == (
+        "TERMINATE_TASK", "SUCCESS", "CLI", "10", 2.0, 1
+    )  # fmt: skip
+    assert main(["events", "list", "-o", "json", *conn]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["args"] == {"run_id": RUN_ID} and record["acked_by"] == "default"
+
+
+def test_events_get(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["events", "get", "7", *conn]) == 0
+    out = capsys.readouterr().out
+    assert "Event 7 (TERMINATE_TASK)" in out and json.dumps({"run_id": RUN_ID}) in out
+    assert "2026-05-12T08:30:00.120Z" in out and "Task 1001 terminated." in out
+    assert main(["events", "get", "8", "-o", "json", *conn]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["status"], record["acked_at"], record["args"]) == ("PENDING", None, {})
+    assert main(["events", "get", "5", *conn]) == 1
+    assert capsys.readouterr().err == "Error: event 5 not found\n"
+
+
+def test_events_ack(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    _, conn = api
+    assert main(["events", "ack", "7", *conn]) == 0
+    assert capsys.readouterr().out == (
+        "Status ACKNOWLEDGED\nACK Time 2026-05-12T08:30:00.120Z\nScheduler default\n"
+    )
+    # The global --timeout (before the command) is the call deadline; -t bounds the wait.
+    assert main([*conn, "events", "ack", "8", "-t", "0.3"]) == 1
+    assert capsys.readouterr() == (
+        "",
+        "Error: event 8 not acknowledged within 0.3 s (status PENDING)\n",
+    )

@@ -218,6 +218,16 @@ class ApiClient:
     def force_run(self, request: pb.ForceRunRequest) -> pb.EventReply:
         return self._call("ForceRun", request, pb.EventReply)
 
+    def publish_event(self, request: pb.PublishEventRequest) -> pb.EventReply:
+        return self._call("PublishEvent", request, pb.EventReply)
+
+    def list_events(self, request: pb.ListEventsRequest) -> pb.ListEventsReply:
+        return self._call("ListEvents", request, pb.ListEventsReply)
+
+    def get_event(self, event_id: int, timeout: float | None = None) -> pb.EventRecord:
+        request = pb.GetEventRequest(id=event_id)
+        return self._call("GetEvent", request, pb.EventRecord, timeout)
+
     def list_runs(self, request: pb.ListRunsRequest) -> pb.ListRunsReply:
         return self._call("ListRuns", request, pb.ListRunsReply)
 

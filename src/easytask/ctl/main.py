@@ -22,7 +22,7 @@ from easytask.ctl.context import Context, Handler, positive_float
 EXIT_INTERRUPTED = 130
 
 
-def _add_globals(parser: argparse.ArgumentParser) -> None:
+def _add_globals(parser: argparse.ArgumentParser, *, call_timeout: bool = True) -> None:
     parser.add_argument(
         "--server",
         metavar="HOST:PORT",
@@ -38,12 +38,13 @@ def _add_globals(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls-ca", metavar="FILE", help="CA certificate: use TLS (env EASYTASK_TLS_CA)"
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_float,
-        metavar="SECONDS",
-        help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})",
-    )
+    if call_timeout:
+        parser.add_argument(
+            "--timeout",
+            type=positive_float,
+            metavar="SECONDS",
+            help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     # Leaf commands repeat the global options; SUPPRESS keeps a value given before the command.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     _add_globals(common)
+    # For leaves whose own -t/--timeout means something else (`events ack`).
+    untimed = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _add_globals(untimed, call_timeout=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     health.register(sub, common)
     tasks.register(sub, common)
-    events.register(sub, common)
+    events.register(sub, common, untimed)
     scheduler.register(sub, common)
     agents.register(sub, common)
     calendars.register(sub, common)

@@ -142,6 +142,27 @@ def health_to_dict(reply: pb.HealthReply) -> Record:
     }
 
 
+def event_to_dict(event: pb.EventRecord) -> Record:
+    """An event record (spec 10); ``args`` decoded from its JSON, unreached values None."""
+    try:
+        args = json.loads(event.args_json) if event.args_json else {}
+    except ValueError:
+        args = {"raw": event.args_json}
+    return {
+        "id": event.id,
+        "event": event.event,
+        "target": _opt(event.target),
+        "args": args,
+        "status": event.status,
+        "message": event.message,
+        "origin": event.origin,
+        "published_by": event.published_by,
+        "created_at": _opt(event.created_at),
+        "acked_at": _opt(event.acked_at),
+        "acked_by": _opt(event.acked_by),
+    }
+
+
 def stream_to_dict(lines: pb.StreamLines) -> Record:
     return {
         "lines": list(lines.lines),

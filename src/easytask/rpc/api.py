@@ -149,8 +149,14 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def ListEvents(self, request: pb.ListEventsRequest, context: Any) -> pb.ListEventsReply:
         page, per_page = page_of(request.page, request.per_page)
+        wanted = request.task_name
+        # Events name their task by tid: a name search matches the tids of tasks so named.
+        tids = tuple(
+            str(t.tid) for t in self._app.catalog.tasks.values() if wanted and wanted in t.name
+        )
         flt = EventFilter(
-            target=request.task_name,
+            target=wanted if wanted.isdigit() else "",
+            targets=tids,
             event=request.event_name,
             status=request.status,
             origin=request.origin,

@@ -184,15 +184,11 @@ class EventService:
             await self._store.writer.flush()
             return f"Task {tid} frozen for date {run_date}.", None
         if event == "UNFREEZE_TASK":
-            key = (tid, run_date, req.trigger_time)
-            frozen = [
-                r for r in self._engine.live.values()
-                if r.tid == tid and r.run_date == run_date and r.state is S.FROZEN
-            ]  # fmt: skip
-            if key not in self._engine.freezes and not frozen:
+            was_frozen = (tid, run_date, req.trigger_time) in self._engine.freezes
+            released = self._engine.unfreeze(tid, run_date, req.trigger_time, user)
+            if not was_frozen and not released:
                 at = f" {req.trigger_time}" if req.trigger_time else ""
                 raise ConflictError(f"no freeze for task {tid} on {run_date}{at}")
-            self._engine.unfreeze(tid, run_date, req.trigger_time, user)
             await self._store.writer.flush()
             return f"Task {tid} unfrozen for date {run_date}.", None
         if event == "TERMINATE_TASK":

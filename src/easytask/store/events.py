@@ -32,6 +32,7 @@ class EventRecord:
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     target: str = ""
+    targets: tuple[str, ...] = ()  # exact targets (tids of the tasks a name search matched)
     event: str = ""
     status: str = ""
     origin: str = ""
@@ -77,9 +78,13 @@ class EventStore:
             if value:
                 clauses.append(f"{column} = ?")
                 params.append(value.upper())
-        if flt.target:
-            clauses.append("target LIKE ?")
-            params.append(f"%{flt.target}%")
+        if flt.target or flt.targets:
+            ors = ["target = ?"] * len(flt.targets)
+            params.extend(flt.targets)
+            if flt.target:
+                ors.append("target LIKE ?")
+                params.append(f"%{flt.target}%")
+            clauses.append("(" + " OR ".join(ors) + ")")
         if flt.since is not None:
             clauses.append("created_at >= ?")
             params.append(iso_utc(flt.since))
