@@ -18,7 +18,6 @@ from tests.e2e.harness import Cluster, pid_alive, task_json, wait_until
 pytestmark = pytest.mark.e2e
 
 USER = "easytask_superuser"
-GROUPS_UNSUPPORTED = "Error: group targets are not supported by events yet"
 DAY = datetime(2027, 4, 7, tzinfo=UTC)  # a Wednesday
 
 
@@ -188,8 +187,8 @@ def test_enable_disable_debug_and_refresh_events(cluster: Cluster, tmp_path: Pat
     assert len(upcoming(cluster, 4010)) == 1
 
     assert refused(cluster, "disable", "999999") == "Error: task 999999 not found\n"
-    assert refused(cluster, "enable", "--group", "1").startswith(GROUPS_UNSUPPORTED)
-    assert refused(cluster, "refresh-group", "1").startswith(GROUPS_UNSUPPORTED)
+    assert refused(cluster, "enable", "--group", "1") == "Error: group 1 not found\n"
+    assert refused(cluster, "refresh-group", "1") == "Error: group 1 not found\n"
 
     log = events(cluster)
     assert [(e["event"], e["target"], e["status"], e["message"]) for e in log] == [

@@ -559,16 +559,22 @@ def test_refused_event_exit_1(api: Api, capsys: pytest.CaptureFixture[str]) -> N
 
 
 @pytest.mark.parametrize(
-    "argv",
-    [["enable", "--group", "3"], ["disable", "--group", "3"], ["force-run", "--group", "3"],
-     ["modify-status", "3", "--status", "SUCCESS", "--group"], ["refresh-group", "3"]],
+    ("argv", "event"),
+    [(["enable", "--group", "3"], "ENABLE_TASK"), (["disable", "--group", "3"], "DISABLE_TASK"),
+     (["force-run", "--group", "3"], "FORCE_RUN_TASK"),
+     (["modify-status", "3", "--status", "SUCCESS", "--group"], "MODIFY_TASK_STATUS"),
+     (["refresh-group", "3"], "REFRESH_TASK_GROUP_DEFINITION")],
 )  # fmt: skip
-def test_group_targets_not_supported_yet(
-    api: Api, capsys: pytest.CaptureFixture[str], argv: list[str]
-) -> None:
+def test_group_targets_are_sent_as_groups(api: Api, argv: list[str], event: str) -> None:
     fake, conn = api
-    assert main(["events", *argv, *conn]) == 1
-    assert capsys.readouterr().err.startswith("Error: group targets are not supported by events")
+    main(["events", *argv, *conn])
+    sent = [r for r in fake.requests if isinstance(r, pb.PublishEventRequest)]
+    assert [(r.event, r.group.gid, r.task.tid) for r in sent] == [(event, 3, 0)]
+
+
+def test_task_and_group_together_is_a_usage_error(api: Api) -> None:
+    fake, conn = api
+    assert main(["events", "enable", "5", "--group", "3", *conn]) == 2
     assert fake.requests == []
 
 

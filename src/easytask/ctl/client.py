@@ -206,6 +206,29 @@ class ApiClient:
         request = pb.DeleteTaskRequest(ref=ref, cascade=cascade)
         return self._call("DeleteTask", request, pb.DeleteTaskReply)
 
+    def create_group(self, group_json: str) -> pb.GroupReply:
+        return self._call(
+            "CreateGroup", pb.CreateGroupRequest(group_json=group_json), pb.GroupReply
+        )
+
+    def update_group(self, ref: pb.GroupRef, patch_json: str) -> pb.GroupReply:
+        request = pb.UpdateGroupRequest(ref=ref, patch_json=patch_json)
+        return self._call("UpdateGroup", request, pb.GroupReply)
+
+    def get_group(self, ref: pb.GroupRef) -> pb.GroupReply:
+        return self._call("GetGroup", ref, pb.GroupReply)
+
+    def list_groups(self, request: pb.ListGroupsRequest) -> pb.ListGroupsReply:
+        return self._call("ListGroups", request, pb.ListGroupsReply)
+
+    def delete_group(self, ref: pb.GroupRef, cascade: bool) -> pb.DeleteGroupReply:
+        request = pb.DeleteGroupRequest(ref=ref, cascade=cascade)
+        return self._call("DeleteGroup", request, pb.DeleteGroupReply)
+
+    def explain_task(self, ref: pb.TaskRef, run_date: str) -> pb.ExplainTaskReply:
+        request = pb.ExplainTaskRequest(ref=ref, run_date=run_date)
+        return self._call("ExplainTask", request, pb.ExplainTaskReply)
+
     def export_tasks(self) -> pb.ExportTasksReply:
         timeout = max(self._config.timeout, BULK_TIMEOUT)
         return self._call("ExportTasks", pb.ExportTasksRequest(), pb.ExportTasksReply, timeout)

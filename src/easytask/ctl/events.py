@@ -18,6 +18,7 @@ from easytask.ctl.context import (
     positive_float,
     run_date,
     task_ref,
+    usage_error,
 )
 from easytask.ctl.records import event_to_dict
 from easytask.ctl.render import emit, format_timestamp, page_line, render_fields, render_table
@@ -27,7 +28,6 @@ ORIGIN = "CLI"
 EVENT_HEADERS = ("ID", "Event", "Target", "Status", "Origin", "Published By", "Time")
 MODIFY_STATUSES = ("SUCCESS", "FAILED", "TERMINATED", "SKIPPED", "ACTIVE")
 DEFAULT_ACK_TIMEOUT = 10.0
-GROUPS_UNSUPPORTED = "group targets are not supported by events yet; give a task TID or -n NAME"
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
@@ -54,9 +54,19 @@ def event_name(text: str) -> str:
 # ---- publishing ----------------------------------------------------------------------------
 
 
-def _refuse_group(args: argparse.Namespace) -> None:
-    if getattr(args, "group", None) not in (None, False):
-        raise CtlError(GROUPS_UNSUPPORTED)
+def _target(args: argparse.Namespace, request: pb.PublishEventRequest) -> None:
+    """Fill the event's target: ``--group GID``, or ``TID --group`` (modify-status), or a task."""
+    group = getattr(args, "group", None)
+    if isinstance(group, int) and not isinstance(group, bool):
+        if args.tid is not None or args.ref_name is not None:
+            raise usage_error("give a task (TID or -n NAME) or --group GID, not both")
+        request.group.gid = group
+    elif group is True:
+        if args.tid is None:
+            raise usage_error("give the group's GID")
+        request.group.gid = args.tid
+    elif hasattr(args, "ref_name"):
+        request.task.CopyFrom(task_ref(args))
 
 
 def _report(reply: pb.EventReply, event: str) -> int:
@@ -69,7 +79,6 @@ def _report(reply: pb.EventReply, event: str) -> int:
 
 def publish(args: argparse.Namespace, ctx: Context, event: str) -> int:
     """Send ``event`` with whatever target and arguments the command has."""
-    _refuse_group(args)
     request = pb.PublishEventRequest(
         event=event,
         run_date=getattr(args, "run_date", None) or "",
@@ -78,8 +87,7 @@ def publish(args: argparse.Namespace, ctx: Context, event: str) -> int:
         run_id=getattr(args, "run_id", None) or "",
         origin=ORIGIN,
     )
-    if hasattr(args, "ref_name"):
-        request.task.CopyFrom(task_ref(args))
+    _target(args, request)
     return _report(ctx.client().publish_event(request), event)
 
 
@@ -92,11 +100,18 @@ def cmd_debug(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_refresh_group(args: argparse.Namespace, ctx: Context) -> int:
-    raise CtlError(GROUPS_UNSUPPORTED)
+    request = pb.PublishEventRequest(event="REFRESH_TASK_GROUP_DEFINITION", origin=ORIGIN)
+    request.group.gid = args.gid
+    return _report(ctx.client().publish_event(request), "REFRESH_TASK_GROUP_DEFINITION")
 
 
 def cmd_force_run(args: argparse.Namespace, ctx: Context) -> int:
-    _refuse_group(args)
+    if args.group is not None:
+        group_request = pb.PublishEventRequest(
+            event="FORCE_RUN_TASK", run_date=args.run_date or "", origin=ORIGIN
+        )
+        _target(args, group_request)
+        return _report(ctx.client().publish_event(group_request), "FORCE_RUN_TASK")
     ref = task_ref(args)
     request = pb.ForceRunRequest(ref=ref, run_date=args.run_date or "", origin=ORIGIN)
     reply = ctx.client().force_run(request)
@@ -224,9 +239,7 @@ def _add_slot(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_group_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--group", type=int, metavar="GID", help="a task group (not supported by events yet)"
-    )
+    parser.add_argument("--group", type=int, metavar="GID", help="a task group")
 
 
 def _task_event(
@@ -259,9 +272,7 @@ def _register_task_events(cmds: Sub, common: argparse.ArgumentParser) -> None:
         help=f"one of {', '.join(MODIFY_STATUSES)} (ACTIVE starts a new attempt)",
     )
     _add_slot(p)
-    p.add_argument(
-        "--group", action="store_true", help="the id is a group (not supported by events yet)"
-    )
+    p.add_argument("--group", action="store_true", help="the id is a group")
     p = _task_event(cmds, common, "terminate", "TERMINATE_TASK", "kill a task's running attempt")
     _add_slot(p)
     p.add_argument("--run-id", metavar="RUN_ID", help="that run only")
@@ -284,9 +295,7 @@ def _register_task_events(cmds: Sub, common: argparse.ArgumentParser) -> None:
 
 
 def _register_instance_events(cmds: Sub, common: argparse.ArgumentParser) -> None:
-    p = cmds.add_parser(
-        "refresh-group", parents=[common], help="reload a group (not supported by events yet)"
-    )
+    p = cmds.add_parser("refresh-group", parents=[common], help="reload a group")
     p.add_argument("gid", type=int, metavar="GID", help="group id")
     p.set_defaults(handler=cmd_refresh_group)
 

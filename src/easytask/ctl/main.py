@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from easytask import __version__
-from easytask.ctl import agents, calendars, events, health, scheduler, tasks
+from easytask.ctl import agents, calendars, events, groups, health, scheduler, tasks
 from easytask.ctl.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     health.register(sub, common)
     tasks.register(sub, common)
+    groups.register(sub, common)
     events.register(sub, common, untimed)
     scheduler.register(sub, common)
     agents.register(sub, common)

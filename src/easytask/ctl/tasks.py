@@ -14,6 +14,7 @@ from easytask.ctl.context import (
     add_output,
     add_paging,
     add_task_ref,
+    run_date,
     task_ref,
     usage_error,
 )
@@ -254,6 +255,24 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_why(args: argparse.Namespace, ctx: Context) -> int:
+    """Why is it not running? One line per clause, the first one that holds it back first."""
+    reply = ctx.client().explain_task(task_ref(args), args.run_date or "")
+    record = {
+        "tid": reply.tid, "name": reply.name, "run_date": reply.run_date,
+        "verdict": reply.verdict,
+        "clauses": [{"clause": c.clause, "ok": c.ok, "detail": c.detail} for c in reply.clauses],
+    }  # fmt: skip
+
+    def table() -> list[Any]:
+        rows = [("✔" if c.ok else "✘", c.clause, c.detail) for c in reply.clauses]
+        title = f"Task {reply.tid} ({reply.name}) on {reply.run_date}: {reply.verdict}"
+        return [title, render_table(("", "Clause", "Detail"), rows)]
+
+    emit(ctx.out, args.output, record, table)
+    return EXIT_OK
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -288,6 +307,12 @@ def register(
     add_paging(p)
     add_output(p)
     p.set_defaults(handler=cmd_list)
+
+    p = cmds.add_parser("why", parents=[common], help="explain what a task is waiting for")
+    add_task_ref(p)
+    p.add_argument("--run-date", type=run_date, metavar="YYYYMMDD", help="default: today")
+    add_output(p)
+    p.set_defaults(handler=cmd_why)
 
     p = cmds.add_parser("delete", parents=[common], help="delete a task")
     add_task_ref(p)
