@@ -82,3 +82,38 @@ def test_each_policy_settles_the_slots_missed_while_down(cluster: Cluster, tmp_p
     cluster.wait_final(catch_up.run_id)
     assert [len(cluster.runs(tid)) for tid in (3001, 3002, 3003, 3004)] == [3, 3, 3, 3]
     assert (tmp_path / "once.out").read_text() == "once\n"
+
+
+def test_group_misfire_policy_applies_to_whole_occurrences(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.start_scheduler("--clock-offset", offset_to(9, 59))
+    cluster.ctl("groups", "create", "-n", "batch", "-z", "UTC", "--day-of-week", "1111111",
+                "--trigger-times", "10:00,10:10,10:20")  # fmt: skip
+    for tid, name, dep in ((3101, "first", ""), (3102, "second", "S:first")):
+        task = {"tid": tid, "name": name, "cmd": f"echo {name}", "run_on_host": "q1",
+                "stdout": str(tmp_path / f"{name}.out"), "stderr": str(tmp_path / "e"),
+                "task_group": "batch", "dependency": dep}  # fmt: skip
+        path = tmp_path / f"{tid}.json"
+        path.write_text(json.dumps(task))
+        cluster.ctl("tasks", "create", "-f", str(path))
+    assert cluster.scheduler is not None
+    cluster.scheduler.stop()
+    cluster.start_scheduler("--clock-offset", offset_to(10, 25))
+    cluster.start_agent("agent-a", "q1")
+
+    def settled(tid: int) -> list[tuple[str, str, str]] | None:
+        runs = cluster.runs(tid)
+        if len(runs) < 3 or any(r.state not in ("SUCCESS", "SKIPPED") for r in runs):
+            return None
+        return [(r.local_time, r.state, r.reason) for r in runs]
+
+    missed = "missed while scheduler was down"
+    expected = [
+        ("10:00", "SKIPPED", missed),
+        ("10:10", "SKIPPED", missed),
+        ("10:20", "SUCCESS", ""),
+    ]
+    assert wait_until("first", lambda: settled(3101)) == expected
+    assert wait_until("second", lambda: settled(3102)) == expected
+    assert (tmp_path / "second.out").read_text() == "second\n"

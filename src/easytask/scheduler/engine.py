@@ -92,8 +92,10 @@ class Engine:
         since = datetime.fromisoformat(last_tick) if last_tick else None
         fired = await self._store.fired_slots(since, now) if since else set()
         missed: list[tuple[TaskDef, list[Slot]]] = []
-        for group in await self._store.groups.load_groups():
-            self.groups.put_group(group, now)
+        missed_groups = [
+            (group, self.groups.put_group(group, now, since))
+            for group in await self._store.groups.load_groups()
+        ]
         for task in await self._store.load_tasks():
             slots = self.put_task(task, now, since)
             slots = [s for s in slots if (task.tid, to_ms(s.scheduled_utc)) not in fired]
@@ -108,11 +110,15 @@ class Engine:
         for run in live:
             self.live[run.run_id] = run
             self._resume(run, now)
+        history = now - timedelta(days=GROUP_HISTORY_DAYS)
         occurrences = await self._store.groups.load_group_runs(
-            to_ms(now - timedelta(days=GROUP_HISTORY_DAYS))
+            to_ms(min(since, history) if since else history)
         )
         members = await self._store.runs_of_group_runs([g.group_run_id for g in occurrences])
         self.groups.adopt(occurrences, members)
+        for group, slots in missed_groups:
+            if slots:
+                self.groups.settle_missed(group, slots, now)
         for task, slots in missed:
             self._settle_missed(task, slots, now)
         log.info(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from easytask.core.deps import Expr, Readiness, TermValue, parse_dependency, readiness
 from easytask.core.groups import GroupDef
+from easytask.core.misfire import MISSED_REASON, plan_misfires
 from easytask.core.models import Run, TaskDef
 from easytask.core.runid import to_ms
 from easytask.core.schedule import Schedule, Slot, next_slot
@@ -56,20 +57,38 @@ class GroupRunner:
         tasks = self._engine.tasks.values()
         return sorted((t for t in tasks if t.task_group == group.name), key=lambda t: t.tid)
 
-    def put_group(self, group: GroupDef, now: datetime) -> None:
+    def put_group(
+        self, group: GroupDef, now: datetime, since: datetime | None = None
+    ) -> list[Slot]:
+        """Add or replace a group; with ``since`` also return the slots in (since, now]."""
         self.groups[group.gid] = group
         schedule = Schedule.from_fields(
             timezone=group.timezone, day_of_week=group.day_of_week,
             ordinal_day=group.ordinal_day, trigger_times=group.trigger_times, run_frequency=None,
         )  # fmt: skip
         self._schedules[group.gid] = schedule
-        slot = next_slot(schedule, now, self._engine.calendar_check(group.calendar))
+        holidays = self._engine.calendar_check(group.calendar)
+        slot = next_slot(schedule, since or now, holidays)
+        missed: list[Slot] = []
+        while slot is not None and slot.scheduled_utc <= now:
+            missed.append(slot)
+            slot = next_slot(schedule, slot.scheduled_utc, holidays)
         key = ("group", group.gid)
         if slot is None:
             self._engine.wheel.cancel(key)
         else:
             self._engine.wheel.schedule(key, slot.scheduled_utc, slot)
         self._engine.wake()
+        return missed
+
+    def settle_missed(self, group: GroupDef, slots: list[Slot], now: datetime) -> None:
+        """Misfire policy for a group: applied to the whole occurrence (spec 4.6)."""
+        for slot, run_now in plan_misfires(group.misfire_policy, group.misfire_grace, slots, now):
+            gr_id = f"{self._engine.instance}:g{group.gid}:{to_ms(slot.scheduled_utc)}"
+            if gr_id in self.occurrences:
+                continue  # it fired before the scheduler went down
+            self.open_occurrence(group, slot.scheduled_utc, slot.run_date, slot.local_time, now,
+                                 skip_reason=None if run_now else MISSED_REASON)  # fmt: skip
 
     def remove_group(self, gid: int) -> None:
         self.groups.pop(gid, None)
@@ -114,7 +133,7 @@ class GroupRunner:
 
     def open_occurrence(
         self, group: GroupDef, scheduled: datetime, run_date: str, local_time: str,
-        now: datetime, forced: bool = False,
+        now: datetime, forced: bool = False, skip_reason: str | None = None,
     ) -> GroupRun | None:  # fmt: skip
         """Create a group occurrence and one run per member (spec 3, 7.2)."""
         gr_id = f"{self._engine.instance}:g{group.gid}:{to_ms(scheduled)}"
@@ -126,7 +145,7 @@ class GroupRunner:
         holiday = (
             None if forced else self._engine.holiday_of(group.calendar, scheduled, group.timezone)
         )
-        skip = DISABLED_GROUP if not group.active and not forced else holiday
+        skip = skip_reason or (DISABLED_GROUP if not group.active and not forced else holiday)
         log.info("group %s (gid %d) occurrence %s opened for %s %s%s", group.name, group.gid,
                  gr_id, run_date, local_time, f" ({skip})" if skip else "")  # fmt: skip
         for task in self.members(group):
