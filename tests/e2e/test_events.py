@@ -192,6 +192,8 @@ def test_enable_disable_debug_and_refresh_events(cluster: Cluster, tmp_path: Pat
 
     log = events(cluster)
     assert [(e["event"], e["target"], e["status"], e["message"]) for e in log] == [
+        ("REFRESH_TASK_GROUP_DEFINITION", "group 1", "FAILURE", "group 1 not found"),
+        ("ENABLE_TASK", "group 1", "FAILURE", "group 1 not found"),
         ("DISABLE_TASK", "999999", "FAILURE", "task 999999 not found"),
         ("REFRESH_CALENDAR", None, "SUCCESS", "Holiday calendars refreshed."),
         ("REFRESH_GRAPH", None, "SUCCESS", "Dependency graph refreshed."),

@@ -85,7 +85,7 @@ class EventService:
     async def publish(self, req: EventRequest, user: str) -> EventOutcome:
         created = self._clock.now()
         event = req.event.upper()
-        target = str(req.tid or req.name)
+        target = f"group {req.gid or req.group_name}" if req.for_group else str(req.tid or req.name)
         args = {k: v for k, v in (("run_date", req.run_date), ("trigger_time", req.trigger_time),
                                   ("status", req.status), ("run_id", req.run_id)) if v}  # fmt: skip
         run: Run | None = None

@@ -51,6 +51,7 @@ class BatchWriter:
         self._queue: list[_Write] = []
         self._wake = asyncio.Event()
         self._closed = False
+        self._running = False
         self._failures = 0
 
     def write(self, sql: str, params: Params, durable: bool = False) -> asyncio.Future[None]:
@@ -76,8 +77,13 @@ class BatchWriter:
     async def flush(self) -> None:
         """Return once everything queued before this call is committed.
 
-        Always a barrier: a batch may be committing right now with the queue already empty.
+        Always a barrier while the writer runs: a batch may be committing right now with the
+        queue already empty. Without a running writer there is nothing in flight.
         """
+        if not self._running:
+            if self._queue:
+                raise StoreWriteError("store writer is not running; queued writes cannot commit")
+            return
         await self.barrier()
 
     @property
@@ -87,6 +93,7 @@ class BatchWriter:
 
     async def run(self) -> None:
         """The writer loop; runs until cancelled, then commits what is left."""
+        self._running = True
         try:
             while True:
                 await self._wake.wait()
@@ -99,6 +106,7 @@ class BatchWriter:
                         delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** min(self._failures, 8))
                         await asyncio.sleep(delay)
         finally:
+            self._running = False
             self._closed = True
             # Commit what is queued before the loop was cancelled (shutdown drains once).
             if self._queue:
