@@ -353,3 +353,34 @@ async def test_a_run_accepted_by_two_agents_runs_on_the_first_only(harness: Harn
     kill = await b.recv("kill")
     assert (kill.run_id, kill.reason) == (order.run_id, "run is held by another agent")
     assert (await harness.run(order.run_id)).agent == "a"
+
+
+async def test_terminate_with_the_agent_offline_ends_now_and_kills_on_return(
+    harness: Harness,
+) -> None:
+    await harness.create(tid=2017)
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    await run_through(agent, order.run_id)
+    await harness.wait_state(order.run_id, "RUNNING")
+    await agent.close()
+    await eventually("a1 offline", lambda: _offline(harness, "a1"))
+    reply = await harness.api.PublishEvent(
+        pb.PublishEventRequest(event="TERMINATE_TASK", task=pb.TaskRef(tid=2017),
+                               run_date="20260601"), metadata=harness.md)  # fmt: skip
+    assert (reply.status, reply.message) == ("SUCCESS", "Task 2017 terminated.")
+    run = await harness.run(order.run_id)
+    assert (run.state, run.reason) == (
+        "TERMINATED",
+        "terminated by easytask_superuser (agent offline)",
+    )
+    known = apb.KnownRun(run_id=order.run_id, state="RUNNING")
+    back = await harness.agent("a1", ["q1"], known=[known])
+    kill = await back.recv("kill")
+    assert kill.run_id == order.run_id
+
+
+async def _offline(h: Harness, name: str) -> bool:
+    agents = await h.api.ListAgents(pb.ListAgentsRequest(), metadata=h.md)
+    return any(a.name == name and a.status == "offline" for a in agents.agents)

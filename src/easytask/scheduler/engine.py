@@ -616,8 +616,15 @@ class Engine:
             self._finish(run, S.TERMINATED, reason, now)
         elif run.state in (S.STARTED, S.RUNNING):
             assert run.agent is not None
-            log_run(run, "Status Updated", f"terminate requested from agent {run.agent} ({reason})")
             self._hub.kill(run.agent, run.run_id, reason)
+            if run.agent in self._hub.sessions:
+                log_run(run, "Status Updated", f"terminate requested from agent {run.agent}")
+            else:
+                # The agent is offline: the run ends now and the kill waits for its return, so
+                # an operator is never stuck with a run on a machine that is gone.
+                log_run(run, "Status Updated", f"{run.state} -> TERMINATED ({reason}; agent "
+                        f"{run.agent} offline, kill delivered when it reconnects)")  # fmt: skip
+                self._finish(run, S.TERMINATED, f"{reason} (agent offline)", now)
         else:
             raise TransitionError(f"run {run.run_id} is {run.state}; only a running run ends")
 
