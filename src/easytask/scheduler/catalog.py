@@ -185,7 +185,7 @@ class TaskCatalog:
         return rows[start : start + per_page], len(rows)
 
     def member_count(self, group: GroupDef) -> int:
-        return sum(1 for t in self.tasks.values() if t.task_group == group.name)
+        return len(self._engine.members_by_group.get(group.name, {}))
 
     async def create_group(self, raw: object) -> GroupDef:
         async with self._lock:

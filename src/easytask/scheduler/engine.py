@@ -70,6 +70,8 @@ class Engine:
         self._calendars = calendars
         self._bus = bus
         self.tasks: dict[int, TaskDef] = {}
+        # Group name -> {member task name: tid}: dependency lookups never scan every task.
+        self.members_by_group: dict[str, dict[str, int]] = {}
         self._schedules: dict[int, Schedule] = {}
         self._schedule_cache: dict[tuple[str | None, ...], Schedule] = {}
         self._slot_cache: dict[tuple[Schedule, str | None, datetime], Slot | None] = {}
@@ -162,7 +164,10 @@ class Engine:
 
         With ``since`` (start-up after downtime), returns the slots in (since, now] as well.
         """
+        self._unindex(task.tid)
         self.tasks[task.tid] = task
+        if task.task_group is not None:
+            self.members_by_group.setdefault(task.task_group, {})[task.name] = task.tid
         key: WheelKey = ("task", task.tid)
         if task.task_group is not None or not task.active:
             self._schedules.pop(task.tid, None)
@@ -268,7 +273,15 @@ class Engine:
         """Forget cached next slots: business-day ordinals depend on calendar contents."""
         self._slot_cache.clear()
 
+    def _unindex(self, tid: int) -> None:
+        old = self.tasks.get(tid)
+        if old is not None and old.task_group is not None:
+            members = self.members_by_group.get(old.task_group, {})
+            if members.get(old.name) == tid:
+                del members[old.name]
+
     def remove_task(self, tid: int) -> None:
+        self._unindex(tid)
         self.tasks.pop(tid, None)
         self._schedules.pop(tid, None)
         self._wheel.cancel(("task", tid))

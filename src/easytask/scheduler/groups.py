@@ -54,8 +54,8 @@ class GroupRunner:
         return None
 
     def members(self, group: GroupDef) -> list[TaskDef]:
-        tasks = self._engine.tasks.values()
-        return sorted((t for t in tasks if t.task_group == group.name), key=lambda t: t.tid)
+        tids = self._engine.members_by_group.get(group.name, {}).values()
+        return [self._engine.tasks[tid] for tid in sorted(tids)]
 
     def put_group(
         self, group: GroupDef, now: datetime, since: datetime | None = None
@@ -284,7 +284,7 @@ class GroupRunner:
         return None if run is None else run.state
 
     def _member_lookup(self, g: GroupRun) -> Callable[[str], TermValue]:
-        names = {t.name: t.tid for t in self._engine.tasks.values() if t.task_group == g.name}
+        names = self._engine.members_by_group.get(g.name, {})
 
         def lookup(name: str) -> TermValue:
             tid = names.get(name)

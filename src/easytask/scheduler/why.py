@@ -124,7 +124,7 @@ def _dependency_clauses(engine: Engine, task: TaskDef, run: Run | None) -> list[
     if expr is None:
         return []
     g = engine.groups.occurrences.get(run.group_run_id or "") if run else None
-    members = {t.name: t.tid for t in engine.tasks.values() if t.task_group == task.task_group}
+    members = engine.members_by_group.get(task.task_group or "", {})
     out = []
     for term in _terms(expr):
         tid = members.get(term.name)
