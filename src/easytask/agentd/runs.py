@@ -209,7 +209,10 @@ class RunManager:
                 continue
             if entry.result is not None and entry.phase is Phase.FINISHED:
                 res = entry.result
-                sizes = (res.stdout_end - res.stdout_start, res.stderr_end - res.stderr_start)
+                same = entry.start is not None and entry.start.same_file
+                # One file for both streams is streamed once, as stdout: nothing on stderr.
+                err = 0 if same else res.stderr_end - res.stderr_start
+                sizes = (res.stdout_end - res.stdout_start, err)
                 known.append(KnownRun(entry.run_id, res.state, *sizes))
                 replay.append(Finished(entry.run_id, res))
             elif entry.start is not None:
@@ -354,7 +357,8 @@ def _sizes(info: StartInfo) -> tuple[int, int]:
             return 0
 
     out = size(info.stdout_path, info.stdout_start)
-    return out, (out if info.same_file else size(info.stderr_path, info.stderr_start))
+    # One file for both streams is streamed once, as stdout: nothing is owed on stderr.
+    return out, (0 if info.same_file else size(info.stderr_path, info.stderr_start))
 
 
 def _log_ack_failure(run_id: str) -> Callable[[asyncio.Future[None]], None]:
