@@ -22,22 +22,17 @@ from easytask.core.runid import make_run_id, to_ms
 from easytask.core.schedule import Schedule, Slot, next_slot
 from easytask.core.states import RunState, check_operator_status, check_transition
 from easytask.core.timerwheel import TimerWheel
-from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
+from easytask.scheduler.agentevents import AgentEvents
+from easytask.scheduler.bus import Bus, RunStateChanged
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.groups import GroupRunner
-from easytask.scheduler.hub import AgentHub, AgentSession
+from easytask.scheduler.hub import AgentHub
 from easytask.scheduler.logs import log_run
 from easytask.scheduler.protocol import (
-    OutputChunk,
-    ResendOutput,
-    ResultAck,
-    RunAccepted,
-    RunFinished,
     RunOrder,
-    RunStarted,
 )
 from easytask.store.events import Freeze
-from easytask.store.sqlite import AgentRecord, SqliteStore
+from easytask.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +78,8 @@ class Engine:
         self.last_tick: datetime | None = None
         self.freezes: set[tuple[int, str, str]] = set()
         self.groups = GroupRunner(self)
-        hub.bind(self)
+        self.agent_events = AgentEvents(self)
+        hub.bind(self.agent_events)
 
     # ----- start-up -----
 
@@ -699,160 +695,6 @@ class Engine:
         if run.group_run_id:
             self.groups.member_changed(run)
 
-    # ----- agent events (RunEvents) -----
-
-    def agent_connected(self, session: AgentSession) -> None:
-        """Reconcile the runs the agent reports with those assigned to it."""
-        now = self._clock.now()
-        self._save_agent(session, now)
-        known = {k.run_id: k for k in session.hello.known_runs}
-        for run in list(self.live.values()):
-            lost = run.state in (S.STARTED, S.RUNNING) and run.run_id not in known
-            if lost and run.agent == session.name:
-                log_run(run, "Status Updated", f"{run.state} -> FAILED (lost control)")
-                self._finish(run, S.FAILED, "lost control", now)
-        for run_id, k in known.items():
-            self._resend_missing_output(session, run_id, k.stdout_size, k.stderr_size)
-            held = self.live.get(run_id)
-            if held is None:
-                if k.state in ("STARTED", "RUNNING"):
-                    # Final here (an operator decided) yet still running there: stop it.
-                    self._hub.kill(session.name, run_id, "run is no longer due")
-                continue
-            run = held
-            if run.agent not in (None, session.name) and run.state in (S.STARTED, S.RUNNING):
-                self._hub.kill(session.name, run_id, "run is held by another agent")
-                continue
-            self._hub.adopt(session, run_id)
-            if run.state is S.TRIGGER:
-                self._accept(run, session, now)
-            if run.state is S.STARTED and k.state in ("RUNNING", "SUCCESS", "FAILED", "TERMINATED"):
-                self._set_state(run, S.RUNNING, now)
-
-    def _resend_missing_output(
-        self, session: AgentSession, run_id: str, stdout_size: int, stderr_size: int
-    ) -> None:
-        if run_id not in self.live and (run_id, "stdout") not in self._out_sizes:
-            return
-        for stream, size in (("stdout", stdout_size), ("stderr", stderr_size)):
-            have = self._out_sizes.get((run_id, stream), 0)
-            if size > have:
-                session.send(ResendOutput(run_id, stream, have))
-
-    def agent_disconnected(self, session: AgentSession) -> None:
-        # Runs stay as they are; the agent reports them when it is back (spec 7.3).
-        self._save_agent(session, self._clock.now())
-
-    def _save_agent(self, session: AgentSession, now: datetime) -> None:
-        h = session.hello
-        self._store.save_agent(
-            AgentRecord(
-                h.name,
-                h.host,
-                list(h.queues),
-                h.version,
-                h.pid,
-                h.cpu_cores,
-                h.memory_mb,
-                session.connected_at,
-                now,
-            )
-        )
-
-    def run_dispatched(self, run_id: str, session: AgentSession) -> None:
-        run = self.live.get(run_id)
-        if run is None:
-            return
-        run.dispatched_at = self._clock.now()
-        run.agent = session.name
-        # Not saved on its own: the acknowledgment (STARTED) follows within milliseconds and
-        # carries it; a restart in between re-dispatches the TRIGGER run anyway.
-        log_run(run, "Task Dispatched", f"queue={run.queue} agent={session.name}")
-
-    def run_accepted(self, session: AgentSession, msg: RunAccepted) -> None:
-        run = self.live.get(msg.run_id)
-        now = self._clock.now()
-        if run is None:
-            # Final already (rejected, terminated by an operator) or unknown: stop it there.
-            log.warning("agent %s accepted run %s which is no longer due", session.name, msg.run_id)
-            session.active.discard(msg.run_id)
-            self._hub.kill(session.name, msg.run_id, "run is no longer due")
-            return
-        if run.state is S.TRIGGER:
-            self._accept(run, session, now)
-        elif run.agent is not None and run.agent != session.name:
-            # Offered twice (a stream dropped before the first acceptance arrived): the run
-            # belongs to the agent that acknowledged first; the other copy is stopped.
-            log.warning("run %s: agent %s accepted it too; it runs on %s, stopping the copy",
-                        run.run_id, session.name, run.agent)  # fmt: skip
-            session.active.discard(msg.run_id)
-            self._hub.kill(session.name, msg.run_id, "run is held by another agent")
-
-    def _accept(self, run: Run, session: AgentSession, now: datetime) -> None:
-        run.agent = session.name
-        run.host = session.hello.host
-        run.acked_at = now
-        self._set_state(run, S.STARTED, now, "")
-        log_run(run, "Agent Acknowledgment", f"agent={session.name} host={session.hello.host}")
-
-    def run_started(self, session: AgentSession, msg: RunStarted) -> None:
-        run = self.live.get(msg.run_id)
-        if run is None:
-            return
-        now = self._clock.now()
-        if run.state is S.TRIGGER:
-            self._accept(run, session, now)
-        run.pid = msg.pid
-        run.started_at = msg.started_at
-        run.stdout_path = msg.stdout_path
-        run.stderr_path = msg.stderr_path
-        if run.state is S.STARTED:
-            self._set_state(run, S.RUNNING, now)
-            log_run(run, "Status Updated", f"STARTED -> RUNNING pid={msg.pid}")
-        else:
-            self._store.save_run(run)
-
-    def run_output(self, session: AgentSession, msg: OutputChunk) -> None:
-        key = (msg.run_id, msg.stream)
-        # Output of a run that just became final still counts: a result replayed after a
-        # reconnect arrives before the output the scheduler asked to be re-sent.
-        if msg.run_id not in self.live and key not in self._out_sizes:
-            return
-        have = self._out_sizes.get(key, 0)
-        end = msg.offset + len(msg.data)
-        if msg.offset > have:
-            session.send(ResendOutput(msg.run_id, msg.stream, have))
-            return
-        if end <= have:
-            return  # a duplicate after a resend
-        data = msg.data[have - msg.offset :]
-        self._out_sizes[key] = end
-        self._store.append_output(msg.run_id, msg.stream, have, data)
-        self._bus.publish(OutputAppended(msg.run_id, msg.stream, have, data))
-
-    def run_finished(self, session: AgentSession, msg: RunFinished) -> None:
-        run = self.live.get(msg.run_id)
-        if run is None:
-            # Already final (a duplicate, or an operator decided first): ack once stored.
-            log.info("run %s: duplicate or late result from %s ignored", msg.run_id, session.name)
-            self._store.writer.barrier().add_done_callback(
-                lambda f: session.send(ResultAck(msg.run_id))
-            )
-            return
-        now = self._clock.now()
-        if run.state is S.TRIGGER:
-            self._accept(run, session, now)
-        run.pid = msg.pid if msg.pid else run.pid
-        run.return_code = msg.return_code
-        run.started_at = msg.started_at or run.started_at
-        run.ended_at = msg.ended_at
-        run.stdout_path = msg.stdout_path or run.stdout_path
-        run.stderr_path = msg.stderr_path or run.stderr_path
-        run.stdout_range = msg.stdout_range
-        run.stderr_range = msg.stderr_range
-        fut = self._finish(run, msg.state, msg.reason, now)
-        fut.add_done_callback(lambda f: _ack_if_stored(f, session, msg.run_id))
-
     # ----- queries -----
 
     def task_status(self, task: TaskDef, now: datetime) -> RunState:
@@ -868,11 +710,6 @@ class Engine:
             if slot.scheduled_utc.astimezone(zone).date() == now.astimezone(zone).date():
                 return S.ACTIVE
         return S.IDLE
-
-
-def _ack_if_stored(fut: asyncio.Future[None], session: AgentSession, run_id: str) -> None:
-    if fut.exception() is None:
-        session.send(ResultAck(run_id))
 
 
 def _fmt_duration(seconds: float | None) -> str:
