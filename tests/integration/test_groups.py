@@ -261,3 +261,84 @@ async def test_frozen_member_holds_its_occurrence_until_unfrozen(harness: Harnes
     run_id = (await harness.runs(3702))[0].run_id
     transitions = [c.to_state for c in (await harness.run(run_id)).transitions]
     assert transitions[:3] == ["FROZEN", "UNFREEZE", "ACTIVE"]
+
+
+async def _occurrence_state(h: Harness, gid: int) -> str:
+    return (await h.api.GetGroup(pb.GroupRef(gid=gid), metadata=h.md)).state
+
+
+async def test_members_of_a_skipped_occurrence_never_run(harness: Harness) -> None:
+    await create_group(harness, name="a")
+    await create_group(harness, name="c", dependency="S:a")
+    await member(harness, 3801, "ta", group="a")
+    await member(harness, 3802, "c1", group="c")
+    await member(harness, 3803, "c2", "not S:c1", group="c")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    await complete(agent, 3801, rc=1)  # a FAILED: c can no longer start
+    await eventually("c skipped", lambda: _is(harness, 2, "SKIPPED"))
+    assert await states(harness, 3802, 3803) == [
+        ("SKIPPED", "dependency can no longer be met: S:a"),
+        ("SKIPPED", "dependency can no longer be met: S:a"),
+    ]
+    with pytest.raises(TimeoutError):
+        await agent.recv("run", timeout=0.3)
+    assert await _occurrence_state(harness, 2) == "SKIPPED"
+
+
+async def _is(h: Harness, gid: int, state: str) -> bool:
+    return await _occurrence_state(h, gid) == state
+
+
+async def test_group_state_follows_operator_changes_after_it_ended(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 3901, "a")
+    await member(harness, 3902, "b")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    got = {(await agent.recv("run")).tid, (await agent.recv("run")).tid}
+    assert got == {3901, 3902}
+    for tid, rc in ((3901, 1), (3902, 0)):
+        run_id = (await harness.runs(tid))[0].run_id
+        state = "SUCCESS" if rc == 0 else "FAILED"
+        fin = apb.RunFinished(run_id=run_id, state=state, has_return_code=True, return_code=rc,
+                              started_at_ms=NOON_MS, ended_at_ms=NOON_MS + 5)  # fmt: skip
+        await agent.send(accepted=apb.RunAccepted(run_id=run_id))
+        await agent.send(finished=fin)
+        await agent.recv("result_ack")
+    await eventually("group FAILED", lambda: _is(harness, 1, "FAILED"))
+    request = pb.PublishEventRequest(
+        event="MODIFY_TASK_STATUS", task=pb.TaskRef(tid=3901), run_date="20260601", status="SUCCESS"
+    )
+    assert (await harness.api.PublishEvent(request, metadata=harness.md)).status == "SUCCESS"
+    await eventually("group SUCCESS", lambda: _is(harness, 1, "SUCCESS"))
+
+
+async def test_renaming_a_group_mid_occurrence_keeps_its_dependencies(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 4001, "a")
+    await member(harness, 4002, "b", "S:a")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    order = await agent.recv("run")
+    patch = json.dumps({"name": "etl2"})
+    await harness.api.UpdateGroup(pb.UpdateGroupRequest(ref=pb.GroupRef(gid=1), patch_json=patch),
+                                  metadata=harness.md)  # fmt: skip
+    fin = apb.RunFinished(run_id=order.run_id, state="SUCCESS", has_return_code=True,
+                          started_at_ms=NOON_MS, ended_at_ms=NOON_MS + 5)  # fmt: skip
+    await agent.send(accepted=apb.RunAccepted(run_id=order.run_id))
+    await agent.send(finished=fin)
+    assert (await agent.recv("run")).tid == 4002
+
+
+async def test_group_waits_for_a_group_scheduled_later_that_day(harness: Harness) -> None:
+    await create_group(harness, name="late", trigger_times="14:00")
+    await create_group(harness, name="early", dependency="S:late", trigger_times="12:00")
+    await member(harness, 4101, "l", group="late")
+    await member(harness, 4102, "e", group="early")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)  # 12:00: early's time has come, late's has not
+    assert await _occurrence_state(harness, 2) == "PENDING"
+    await harness.clock.advance(2 * 3600)  # 14:00
+    await complete(agent, 4101)
+    assert (await agent.recv("run")).tid == 4102

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
 from easytask.core.errors import (
-    ConflictError,
     GroupNotFoundError,
     TaskNotFoundError,
     TransitionError,
@@ -243,6 +242,9 @@ class Engine:
 
     def set_state(self, run: Run, state: RunState, now: datetime, reason: str | None) -> None:
         self._set_state(run, state, now, reason)
+
+    def force_state(self, run: Run, state: RunState, now: datetime, reason: str) -> None:
+        self._force_state(run, state, now, reason)
 
     def trigger(self, run: Run, task: TaskDef, now: datetime, src: RunState) -> None:
         self._trigger(run, task, now, src)
@@ -488,14 +490,15 @@ class Engine:
         task = self.tasks.get(tid)
         if task is None:
             raise TaskNotFoundError(f"task {tid} not found")
-        if task.task_group is not None:
-            raise ConflictError(f"task {tid} belongs to a group; force-run the group")
+        group = self.groups.group_by_name(task.task_group) if task.task_group else None
+        zone = group.timezone if group else (task.timezone or "UTC")
         now = self._clock.now()
-        local = now.astimezone(ZoneInfo(task.timezone or "UTC"))
+        local = now.astimezone(ZoneInfo(zone))
         # Millisecond run ids: two force-runs in the same millisecond would collide.
         while any(r.run_id == make_run_id(self.instance, tid, now, 1) for r in self.live.values()):
             now += timedelta(milliseconds=1)
         run = self._new_run(task, now, run_date or f"{local:%Y%m%d}", f"{local:%H:%M:%S}", now)
+        run.timezone = zone  # a forced member runs on its own, outside any occurrence
         run.forced = True
         run.forced_by = by
         log_run(
@@ -594,7 +597,7 @@ class Engine:
             if run.state is S.FROZEN and not self.is_frozen(tid, run_date, run.local_time):
                 self._set_state(run, S.UNFREEZE, now, f"unfrozen by {by}")
                 task = self.tasks.get(tid)
-                if run.group_run_id is not None:
+                if run.group_run_id is not None and run.group_run_id in self.groups.occurrences:
                     # A member waits for its occurrence and its dependency as usual (spec 7.3).
                     opened = self.groups.is_open(run.group_run_id)
                     self._set_state(run, S.ACTIVE if opened else S.IDLE, now, "")
@@ -659,7 +662,7 @@ class Engine:
             nxt.forced, nxt.forced_by = run.forced, run.forced_by
             nxt.group, nxt.group_run_id, nxt.timezone = run.group, run.group_run_id, run.timezone
             self._create(nxt, S.ACTIVE, reason, now)
-            if nxt.group_run_id is None:
+            if nxt.group_run_id is None or nxt.group_run_id not in self.groups.occurrences:
                 self._trigger(nxt, task, now, S.ACTIVE)
             # A member goes through dependency evaluation in its occurrence (GroupRunner).
             return nxt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from easytask.core.groups import GroupDef
 from easytask.core.misfire import MISSED_REASON, plan_misfires
 from easytask.core.models import Run, TaskDef
 from easytask.core.runid import to_ms
-from easytask.core.schedule import Schedule, Slot, next_slot
+from easytask.core.schedule import Schedule, Slot, next_slot, slots_on
 from easytask.core.states import RunState
 from easytask.scheduler.logs import log_run
 from easytask.store.groups import GroupRun
@@ -223,7 +224,7 @@ class GroupRunner:
     def _evaluate(self, g: GroupRun, now: datetime) -> None:
         group = self.groups.get(g.gid)
         if g.state == "PENDING":
-            expr = parse_dependency(group.dependency) if group else None
+            expr = _parse(group.dependency) if group else None
             decision = readiness(expr, self._group_lookup(g)) if expr else Readiness.MET
             if decision is Readiness.MET:
                 self._open(g, now)
@@ -231,26 +232,35 @@ class GroupRunner:
                 reason = UNMET_PREFIX + (group.dependency if group else "")
                 for run_id in g.members.values():
                     run = self._engine.live.get(run_id)
-                    if run is not None and run.state is S.IDLE:
-                        self._engine.set_state(run, S.SKIPPED, now, reason)
+                    if run is not None and not run.state.final:
+                        self._engine.force_state(run, S.SKIPPED, now, reason)
                 self._end(g, "SKIPPED", reason, now)
             return
-        if g.state == "RUNNING" or g.final:
-            for tid, run_id in list(g.members.items()):
-                run = self.member_runs.get(run_id)
-                if run is not None:
-                    self._reconsider(g, self._engine.tasks.get(tid), run, now)
-        if g.state == "RUNNING":
-            states = [self._state_of(run_id) for run_id in g.members.values()]
-            if all(s is not None and s.final for s in states):
-                ok = all(s in (S.SUCCESS, S.SKIPPED) for s in states)
-                self._end(g, "SUCCESS" if ok else "FAILED", "", now)
+        if g.state == "SKIPPED":
+            return  # a skipped occurrence stays skipped: its members never run
+        for tid, run_id in list(g.members.items()):
+            run = self.member_runs.get(run_id)
+            if run is not None:
+                self._reconsider(g, self._engine.tasks.get(tid), run, now)
+        self._settle_state(g, now)
+
+    def _settle_state(self, g: GroupRun, now: datetime) -> None:
+        """Group state from its members (spec 6.4), recomputed on every change, even once ended."""
+        states = [self._state_of(run_id) for run_id in g.members.values()]
+        if any(s is None or not s.final for s in states):
+            if g.final:
+                g.ended_at = None
+                self._set(g, "RUNNING", "", now)
+            return
+        state = "SUCCESS" if all(s in (S.SUCCESS, S.SKIPPED) for s in states) else "FAILED"
+        if g.state != state:
+            self._end(g, state, "", now)
 
     def _reconsider(self, g: GroupRun, task: TaskDef | None, run: Run, now: datetime) -> None:
         if run.state in (S.PENDING, S.ACTIVE) and run.run_id in self._engine.live:
             self._release(g, task, run, now)
-        elif run.state is S.SKIPPED and run.reason.startswith(UNMET_PREFIX) and task:
-            expr = parse_dependency(task.dependency)
+        elif task and run.state is S.SKIPPED and run.reason == UNMET_PREFIX + task.dependency:
+            expr = _parse(task.dependency)
             if expr and readiness(expr, self._member_lookup(g)) is not Readiness.UNMET:
                 # After MODIFY_TASK_STATUS the expression may hold again (spec 6.4).
                 self._engine.reopen_run(run, now)
@@ -262,8 +272,10 @@ class GroupRunner:
     def _release(self, g: GroupRun, task: TaskDef | None, run: Run, now: datetime) -> None:
         """ACTIVE/PENDING member: trigger when its expression holds, skip when it never will."""
         if task is None:
+            # Its task was deleted while the run waited: it will never run (spec 3).
+            self._engine.force_state(run, S.SKIPPED, now, "task deleted")
             return
-        expr: Expr | None = parse_dependency(task.dependency) if task.dependency else None
+        expr: Expr | None = _parse(task.dependency) if task.dependency else None
         decision = readiness(expr, self._member_lookup(g)) if expr else Readiness.MET
         if decision is Readiness.MET:
             self._engine.trigger(run, task, now, run.state)
@@ -284,7 +296,8 @@ class GroupRunner:
         return None if run is None else run.state
 
     def _member_lookup(self, g: GroupRun) -> Callable[[str], TermValue]:
-        names = self._engine.members_by_group.get(g.name, {})
+        group = self.groups.get(g.gid)
+        names = self._engine.members_by_group.get(group.name if group else g.name, {})
 
         def lookup(name: str) -> TermValue:
             tid = names.get(name)
@@ -298,10 +311,13 @@ class GroupRunner:
             other = self.group_by_name(name)
             if other is None:
                 return TermValue(None, True)
-            same_day = sorted(self._by_date.get((other.gid, g.run_date), []),
-                              key=lambda o: o.scheduled_utc)  # fmt: skip
+            same_day = sorted(
+                (o for o in self._by_date.get((other.gid, g.run_date), []) if not o.forced),
+                key=lambda o: o.scheduled_utc,
+            )
             if not same_day:
-                return TermValue(None, True)
+                # No occurrence yet that date: open while one is still to come (spec 6.4).
+                return TermValue(None, not self._slot_to_come(other, g.run_date))
             before = [o for o in same_day if o.scheduled_utc <= g.scheduled_utc]
             ref = before[-1] if before else same_day[0]
             return TermValue(GROUP_LETTERS.get(ref.state), ref.final)
@@ -311,6 +327,15 @@ class GroupRunner:
     def is_open(self, group_run_id: str) -> bool:
         g = self.occurrences.get(group_run_id)
         return g is not None and g.state == "RUNNING"
+
+    def _slot_to_come(self, group: GroupDef, run_date: str) -> bool:
+        schedule = self._schedules.get(group.gid)
+        if schedule is None or not group.active:
+            return False
+        day = datetime.strptime(run_date, "%Y%m%d").date()
+        now = self._engine.now()
+        holidays = self._engine.calendar_check(group.calendar)
+        return any(s.scheduled_utc > now for s in slots_on(schedule, day, holidays))
 
     def current_state(self, gid: int) -> str:
         """State of the group's latest occurrence, "" when it has none."""
@@ -322,16 +347,20 @@ class GroupRunner:
     def _set(self, g: GroupRun, state: str, reason: str, now: datetime) -> None:
         g.state, g.reason, g.updated_at = state, reason, now
         self._engine.store.groups.save_group_run(g)
+        # Group terms (I, R, S, F) of other groups on the same date may have changed.
+        for other in self._by_date_pending(g.run_date):
+            if other is not g:
+                self._mark(other.group_run_id)
+
+    def _by_date_pending(self, run_date: str) -> list[GroupRun]:
+        return [o for o in self.occurrences.values()
+                if o.state == "PENDING" and o.run_date == run_date]  # fmt: skip
 
     def _end(self, g: GroupRun, state: str, reason: str, now: datetime) -> None:
         g.ended_at = now
         self._set(g, state, reason, now)
         log.info("group %s occurrence %s ended %s%s", g.name, g.group_run_id, state,
                  f" ({reason})" if reason else "")  # fmt: skip
-        # Group terms of other groups on the same date may now be settled.
-        for other in self.occurrences.values():
-            if other.state == "PENDING" and other.run_date == g.run_date:
-                self._mark(other.group_run_id)
         self._prune(now)
 
     def _prune(self, now: datetime) -> None:
@@ -342,6 +371,12 @@ class GroupRunner:
             self._by_date[(g.gid, g.run_date)].remove(g)
             for run_id in g.members.values():
                 self.member_runs.pop(run_id, None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Expr | None:
+    """Parsed expressions, cached: the same few expressions are evaluated on every change."""
+    return parse_dependency(text)
 
 
 def _attempt(run_id: str) -> int:
