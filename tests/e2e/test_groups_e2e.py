@@ -66,7 +66,8 @@ def test_group_of_five_runs_in_dependency_order(cluster: Cluster, tmp_path: Path
     assert "✔" in why and "transform_b is SUCCESS (needs S)" in why
     why_json = json.loads(cluster.ctl("tasks", "why", "-n", "load", "-o", "json").stdout)
     blocking = [c["clause"] for c in why_json["clauses"] if not c["ok"]]
-    assert blocking == ["dependency S:transform_a"]
+    assert blocking == ["dependency", "dependency S:transform_a"]
+    assert why_json["verdict"] == "waiting: S:transform_a and S:transform_b: not yet true"
 
     members = range(5001, 5006)
     wait_until("every member final", lambda: all(latest(cluster, t) in FINAL for t in members), 30)

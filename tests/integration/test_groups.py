@@ -342,3 +342,26 @@ async def test_group_waits_for_a_group_scheduled_later_that_day(harness: Harness
     await harness.clock.advance(2 * 3600)  # 14:00
     await complete(agent, 4101)
     assert (await agent.recv("run")).tid == 4102
+
+
+async def test_why_judges_the_whole_expression(harness: Harness) -> None:
+    await create_group(harness)
+    await member(harness, 4201, "a")
+    await member(harness, 4202, "slow")
+    await member(harness, 4203, "either", "S:a or S:slow")
+    agent = await harness.agent("a1", ["q1"])
+    await harness.clock.advance(60)
+    first, second = await agent.recv("run"), await agent.recv("run")
+    done = first if first.tid == 4201 else second
+    fin = apb.RunFinished(run_id=done.run_id, state="SUCCESS", has_return_code=True,
+                          started_at_ms=NOON_MS, ended_at_ms=NOON_MS + 5)  # fmt: skip
+    await agent.send(accepted=apb.RunAccepted(run_id=done.run_id))
+    await agent.send(finished=fin)
+    assert (await agent.recv("run")).tid == 4203  # S:a alone is enough
+    why = await harness.api.ExplainTask(
+        pb.ExplainTaskRequest(ref=pb.TaskRef(tid=4203), run_date="20260601"), metadata=harness.md
+    )
+    clauses = {c.clause: (c.ok, c.detail) for c in why.clauses}
+    assert clauses["dependency"] == (True, "S:a or S:slow: holds")
+    assert clauses["dependency S:slow"][0] is True  # a false term of a met "or" holds nothing back
+    assert not why.verdict.startswith("waiting")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from easytask.core.deps import Term, TermValue, parse_dependency
+from easytask.core.deps import Readiness, Term, TermValue, parse_dependency, readiness
 from easytask.core.models import Run, TaskDef
 from easytask.core.runid import iso_utc
 from easytask.core.schedule import Schedule, slots_on
@@ -126,6 +126,7 @@ def _dependency_clauses(engine: Engine, task: TaskDef, run: Run | None) -> list[
     g = engine.groups.occurrences.get(run.group_run_id or "") if run else None
     members = engine.members_by_group.get(task.task_group or "", {})
     out = []
+    lookup_states: dict[str, RunState | None] = {}
     for term in _terms(expr):
         tid = members.get(term.name)
         run_id = g.members.get(tid) if g is not None and tid is not None else None
@@ -135,10 +136,19 @@ def _dependency_clauses(engine: Engine, task: TaskDef, run: Run | None) -> list[
         state = held.state if held is not None else None
         value = TermValue.of_state(state)
         ok = value.letter == term.letter
+        lookup_states[term.name] = state
         seen = f"is {state}" if state else "has no run in this occurrence"
         detail = f"{term.name} {seen} (needs {term.letter})"
         out.append(Clause(f"dependency {term.letter}:{term.name}", ok, detail))
-    return out
+    # The verdict comes from the whole expression (not/or), the terms are its detail.
+    decision = readiness(expr, lambda name: TermValue.of_state(lookup_states.get(name)))
+    summary = {
+        Readiness.MET: "holds",
+        Readiness.WAITING: "not yet true",
+        Readiness.UNMET: "can no longer be met",
+    }[decision]
+    overall = Clause("dependency", decision is Readiness.MET, f"{task.dependency}: {summary}")
+    return [overall, *(replace(c, ok=c.ok or decision is Readiness.MET) for c in out)]
 
 
 def _terms(expr: object) -> list[Term]:
