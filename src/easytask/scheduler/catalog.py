@@ -254,18 +254,22 @@ class TaskCatalog:
             plan = plan_import(
                 task_records,
                 group_records,
-                dict(self.tasks),
-                dict(self.groups),
-                lambda tasks, groups: self._import_context(user, tasks, groups),
-                self._group_context,
+                self.tasks,
+                self.groups,
+                self._context(user),
+                self._group_context(),
             )
             if plan.result.errors or dry_run:
                 return plan.result
             now = self._clock.now()
-            await self._store.groups.put_groups(plan.groups.values(), now)
-            await self._store.put_tasks(plan.tasks.values(), now)
-            await self._store.delete_tasks(plan.doomed_tasks)
-            await self._store.groups.delete_groups(plan.doomed_groups)
+            # Queued in one loop turn, the four writes commit as one transaction: a failure
+            # leaves nothing half-imported.
+            await asyncio.gather(
+                self._store.groups.put_groups(plan.groups.values(), now),
+                self._store.put_tasks(plan.tasks.values(), now),
+                self._store.delete_tasks(plan.doomed_tasks),
+                self._store.groups.delete_groups(plan.doomed_groups),
+            )
             for tid in plan.doomed_tasks:
                 self._engine.remove_task(tid)
             for gid in plan.doomed_groups:
@@ -275,10 +279,3 @@ class TaskCatalog:
             for task in plan.tasks.values():
                 self._engine.put_task(task, now)
             return plan.result
-
-    def _import_context(
-        self, user: str, tasks: dict[int, TaskDef], groups: dict[int, GroupDef]
-    ) -> TaskContext:
-        ctx = self._context(user, tasks)
-        names = {g.name for g in groups.values()}
-        return replace(ctx, group_exists=names.__contains__)

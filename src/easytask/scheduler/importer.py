@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from easytask.core.depcheck import check_dependencies
@@ -12,9 +11,6 @@ from easytask.core.errors import FieldError, ValidationError
 from easytask.core.groups import GroupContext, GroupDef, validate_group
 from easytask.core.models import TaskDef
 from easytask.core.validation import TaskContext, validate_task
-
-TaskContextFor = Callable[[dict[int, TaskDef], dict[int, GroupDef]], TaskContext]
-GroupContextFor = Callable[[dict[int, GroupDef]], GroupContext]
 
 
 @dataclass(slots=True)
@@ -59,42 +55,46 @@ def plan_import(
     group_records: list[dict[str, Any]],
     current_tasks: dict[int, TaskDef],
     current_groups: dict[int, GroupDef],
-    task_context: TaskContextFor,
-    group_context: GroupContextFor,
+    task_context: TaskContext,
+    group_context: GroupContext,
 ) -> ImportPlan:
-    """Validate every record (groups first) against the instance as the file would leave it."""
+    """Validate every record (groups first) against the instance as the file would leave it.
+
+    ``task_context``/``group_context`` give instance, owner and calendar lookups; their id and
+    name lookups are replaced by ones over the planned instance, kept up to date record by
+    record (linear in the file, not quadratic).
+    """
     plan = ImportPlan()
     res = plan.result
+    groups = _World(dict(current_groups), {g.name: g.gid for g in current_groups.values()}, 0)
+    gctx = replace(group_context, gid_exists=groups.has, name_gid=groups.names.get,
+                   next_gid=groups.next_id)  # fmt: skip
     for raw in group_records:
         existing = _match(current_groups, raw, "gid")
-        other_groups = {
-            k: v for k, v in current_groups.items() if existing is None or k != existing.gid
-        }
-        other_groups.update(plan.groups)
-        record = dict(raw)
-        if existing is not None:
-            record.setdefault("gid", existing.gid)
+        record = groups.make_room(raw, existing, "gid")
         try:
-            group = validate_group(record, group_context(other_groups))
+            group = validate_group(record, gctx)
         except ValidationError as exc:
+            groups.restore(existing)
             res.errors.extend(("group", _label(raw, "gid"), str(e)) for e in exc.errors)
             continue
+        groups.add(group.gid, group.name, group)
         plan.groups[group.gid] = group
         res.created, res.updated = _count(res.created, res.updated, existing is None)
+    planned = {g.name for g in plan.groups.values()}
+    tasks = _World(dict(current_tasks), {t.name: t.tid for t in current_tasks.values()}, 1000)
+    tctx = replace(task_context, tid_exists=tasks.has, name_tid=tasks.names.get,
+                   next_tid=tasks.next_id, group_exists=planned.__contains__)  # fmt: skip
     for raw in task_records:
         existing = _match(current_tasks, raw, "tid")
-        other_tasks = {
-            k: v for k, v in current_tasks.items() if existing is None or k != existing.tid
-        }
-        other_tasks.update(plan.tasks)
-        record = dict(raw)
-        if existing is not None:
-            record.setdefault("tid", existing.tid)
+        record = tasks.make_room(raw, existing, "tid")
         try:
-            task = validate_task(record, task_context(other_tasks, plan.groups))
+            task = validate_task(record, tctx)
         except ValidationError as exc:
+            tasks.restore(existing)
             res.errors.extend(("task", _label(raw, "tid"), str(e)) for e in exc.errors)
             continue
+        tasks.add(task.tid, task.name, task)
         plan.tasks[task.tid] = task
         res.created, res.updated = _count(res.created, res.updated, existing is None)
     if not res.errors:
@@ -108,6 +108,45 @@ def plan_import(
     if res.errors:
         res.created = res.updated = res.deleted = 0
     return plan
+
+
+@dataclass(slots=True)
+class _World:
+    """Ids and names of the instance as planned so far (the record being checked left out)."""
+
+    pool: dict[int, Any]
+    names: dict[str, int]
+    floor: int
+    top: int = 0
+
+    def __post_init__(self) -> None:
+        self.top = max(self.floor, max(self.pool, default=self.floor))
+
+    def has(self, ident: int) -> bool:
+        return ident in self.pool
+
+    def next_id(self) -> int:
+        return self.top + 1
+
+    def make_room(self, raw: dict[str, Any], existing: Any, id_key: str) -> dict[str, Any]:
+        """A matched record replaces the stored one whole: take the old one out first."""
+        record = dict(raw)
+        if existing is not None:
+            record.setdefault(id_key, getattr(existing, id_key))
+            self.pool.pop(getattr(existing, id_key), None)
+            if self.names.get(existing.name) == getattr(existing, id_key):
+                del self.names[existing.name]
+        return record
+
+    def restore(self, existing: Any) -> None:
+        if existing is not None:
+            ident = existing.tid if isinstance(existing, TaskDef) else existing.gid
+            self.add(ident, existing.name, existing)
+
+    def add(self, ident: int, name: str, record: Any) -> None:
+        self.pool[ident] = record
+        self.names[name] = ident
+        self.top = max(self.top, ident)
 
 
 def _count(created: int, updated: int, new: bool) -> tuple[int, int]:
