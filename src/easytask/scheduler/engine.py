@@ -163,6 +163,7 @@ class Engine:
         self.tasks[task.tid] = task
         if task.task_group is not None:
             self.members_by_group.setdefault(task.task_group, {})[task.name] = task.tid
+            self.groups.definitions_changed()
         key: WheelKey = ("task", task.tid)
         if task.task_group is not None or not task.active:
             self._schedules.pop(task.tid, None)
@@ -274,6 +275,7 @@ class Engine:
     def _unindex(self, tid: int) -> None:
         old = self.tasks.get(tid)
         if old is not None and old.task_group is not None:
+            self.groups.definitions_changed()
             members = self.members_by_group.get(old.task_group, {})
             if members.get(old.name) == tid:
                 del members[old.name]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from easytask.core.deps import Expr, Readiness, TermValue, parse_dependency, readiness
+from easytask.core.deps import Expr, Readiness, TermValue, names, parse_dependency, readiness
 from easytask.core.groups import GroupDef
 from easytask.core.misfire import MISSED_REASON, plan_misfires
 from easytask.core.models import Run, TaskDef
@@ -44,6 +44,8 @@ class GroupRunner:
         self._by_date: dict[tuple[int, str], list[GroupRun]] = defaultdict(list)
         self.member_runs: dict[str, Run] = {}  # run id -> run, for members of tracked occurrences
         self._dirty: set[str] = set()
+        self._changed: dict[str, set[int]] = {}  # occurrence -> members changed since evaluated
+        self._dependents: dict[str, dict[str, set[int]]] = {}
         self._scheduled = False
 
     # ----- definitions -----
@@ -198,9 +200,14 @@ class GroupRunner:
         if current is None or _attempt(current) <= run.attempt:
             g.members[run.tid] = run.run_id
             self.member_runs[run.run_id] = run
-        self._mark(g.group_run_id)
+        changed = self._changed.get(g.group_run_id)
+        if changed is not None or g.group_run_id not in self._dirty:
+            self._changed.setdefault(g.group_run_id, set()).add(run.tid)
+        self._mark(g.group_run_id, partial=True)
 
-    def _mark(self, gr_id: str) -> None:
+    def _mark(self, gr_id: str, partial: bool = False) -> None:
+        if not partial:
+            self._changed.pop(gr_id, None)  # evaluate every member
         self._dirty.add(gr_id)
         if not self._scheduled:
             self._scheduled = True
@@ -238,11 +245,46 @@ class GroupRunner:
             return
         if g.state == "SKIPPED":
             return  # a skipped occurrence stays skipped: its members never run
-        for tid, run_id in list(g.members.items()):
-            run = self.member_runs.get(run_id)
+        changed = self._changed.pop(g.group_run_id, None)
+        for tid in self._candidates(g, changed):
+            member_run_id = g.members.get(tid)
+            run = self.member_runs.get(member_run_id) if member_run_id else None
             if run is not None:
                 self._reconsider(g, self._engine.tasks.get(tid), run, now)
         self._settle_state(g, now)
+
+    def _candidates(self, g: GroupRun, changed: set[int] | None) -> list[int]:
+        """Members to look at: all, or the changed ones and those whose expression names them.
+
+        Looking only at dependents keeps a burst in a large group linear instead of quadratic.
+        """
+        if changed is None:
+            return list(g.members)
+        group = self.groups.get(g.gid)
+        index = self._dependents_of(group.name if group else g.name)
+        out = set(changed)
+        for tid in changed:
+            task = self._engine.tasks.get(tid)
+            if task is not None:
+                out.update(index.get(task.name, ()))
+        return sorted(out)
+
+    def _dependents_of(self, group_name: str) -> dict[str, set[int]]:
+        """Task name -> tids of the group's members whose expression references it (cached)."""
+        index = self._dependents.get(group_name)
+        if index is None:
+            index = {}
+            for tid in self._engine.members_by_group.get(group_name, {}).values():
+                task = self._engine.tasks.get(tid)
+                expr = _parse(task.dependency) if task and task.dependency else None
+                for name in names(expr) if expr else ():
+                    index.setdefault(name, set()).add(tid)
+            self._dependents[group_name] = index
+        return index
+
+    def definitions_changed(self) -> None:
+        """A grouped task changed: rebuild dependents indexes on next use."""
+        self._dependents.clear()
 
     def _settle_state(self, g: GroupRun, now: datetime) -> None:
         """Group state from its members (spec 6.4), recomputed on every change, even once ended."""
