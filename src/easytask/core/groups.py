@@ -15,13 +15,11 @@ from easytask.core.models import TASK_FIELDS
 from easytask.core.validation import (
     _FREE_TEXT,
     _MAX_LEN,
-    _NAME_MESSAGE,
-    _NAME_RE,
-    _RESERVED_NAMES,
     _check_numbers,
     _exactly_one,
     _parses,
     _type_error,
+    check_identity,
 )
 
 GID_MIN = 1
@@ -229,24 +227,10 @@ def _check_identity(
     v: dict[str, Any], ctx: GroupContext, existing: GroupDef | None
 ) -> Iterator[FieldError]:
     """gid range, uniqueness and immutability; name charset and uniqueness among groups."""
-    gid = v.get("gid")
-    if gid is not None:
-        if existing is not None and gid != existing.gid:
-            yield FieldError("gid", "gid cannot be changed")
-        elif gid < GID_MIN:
-            yield FieldError("gid", f"gid must be at least {GID_MIN}")
-        elif gid > GID_MAX:
-            yield FieldError("gid", f"gid must be at most {GID_MAX}")
-        elif existing is None and ctx.gid_exists(gid):
-            yield FieldError("gid", "gid already exists")
-    name = v.get("name")
-    if name is not None:
-        if not _NAME_RE.fullmatch(name) or name in _RESERVED_NAMES:
-            yield FieldError("name", _NAME_MESSAGE)
-        else:
-            owner = ctx.name_gid(name)
-            if owner is not None and (existing is None or owner != existing.gid):
-                yield FieldError("name", "name already exists")
+    return check_identity(
+        v, "gid", existing.gid if existing else None, GID_MIN, f"gid must be at least {GID_MIN}",
+        GID_MAX, ctx.gid_exists, ctx.name_gid,
+    )  # fmt: skip
 
 
 def _check_placement(v: dict[str, Any], ctx: GroupContext) -> Iterator[FieldError]:

@@ -201,23 +201,50 @@ def _check_identity(
     v: dict[str, Any], ctx: TaskContext, existing: TaskDef | None
 ) -> Iterator[FieldError]:
     """tid range, uniqueness and immutability; name charset and uniqueness."""
-    tid = v.get("tid")
-    if tid is not None:
-        if existing is not None and tid != existing.tid:
-            yield FieldError("tid", "tid cannot be changed")
-        elif tid <= TID_MIN_EXCLUSIVE:
-            yield FieldError("tid", f"tid must be > {TID_MIN_EXCLUSIVE}")
-        elif tid > TID_MAX:
-            yield FieldError("tid", f"tid must be at most {TID_MAX}")
-        elif existing is None and ctx.tid_exists(tid):
-            yield FieldError("tid", "tid already exists")
+    return check_identity(
+        v, "tid", existing.tid if existing else None, TID_MIN_EXCLUSIVE + 1,
+        f"tid must be > {TID_MIN_EXCLUSIVE}", TID_MAX, ctx.tid_exists, ctx.name_tid,
+    )  # fmt: skip
+
+
+def check_identity(
+    v: dict[str, Any],
+    key: str,
+    existing_id: int | None,
+    minimum: int,
+    minimum_message: str,
+    maximum: int,
+    id_exists: Callable[[int], bool],
+    name_owner: Callable[[str], int | None],
+) -> Iterator[FieldError]:
+    """Id range, uniqueness and immutability; name charset and uniqueness (tasks and groups).
+
+    Args:
+        v: the record's values.
+        key: ``tid`` or ``gid``.
+        existing_id: the stored record's id on update, None on create.
+        minimum: smallest valid id; ``minimum_message`` is the error below it.
+        maximum: largest valid id.
+        id_exists: whether another record has the id.
+        name_owner: the id of the record holding a name, if any.
+    """
+    ident = v.get(key)
+    if ident is not None:
+        if existing_id is not None and ident != existing_id:
+            yield FieldError(key, f"{key} cannot be changed")
+        elif ident < minimum:
+            yield FieldError(key, minimum_message)
+        elif ident > maximum:
+            yield FieldError(key, f"{key} must be at most {maximum}")
+        elif existing_id is None and id_exists(ident):
+            yield FieldError(key, f"{key} already exists")
     name = v.get("name")
     if name is not None:
         if not _NAME_RE.fullmatch(name) or name in _RESERVED_NAMES:
             yield FieldError("name", _NAME_MESSAGE)
         else:
-            owner = ctx.name_tid(name)
-            if owner is not None and (existing is None or owner != existing.tid):
+            owner = name_owner(name)
+            if owner is not None and owner != existing_id:
                 yield FieldError("name", "name already exists")
 
 
