@@ -80,7 +80,7 @@ class Bench:
         log = (self.home / "agent.out").open("ab")
         proc = subprocess.Popen(
             [str(BIN / "easytask-agentd"), "--server", f"127.0.0.1:{self.port}", "--home",
-             str(self.home / "agent"), "--name", "bench", "--queues", "bench", "--token", token],
+             str(self.home / "agent"), "--name", "bench", "--queues", "bench", f"--token={token}"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.procs.append(proc)

@@ -133,7 +133,7 @@ class Cluster:
             "--home", str(self.home / "agents" / name),
             "--name", name,
             "--queues", queues,
-            "--token", self.credentials()["agent_token"],
+            f"--token={self.credentials()['agent_token']}",
             "--kill-grace", "1",
             *extra,
         ]  # fmt: skip

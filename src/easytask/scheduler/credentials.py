@@ -38,8 +38,10 @@ def load_or_create(home: Path) -> tuple[Credentials, bool]:
     creds = Credentials(
         username=SUPERUSER,
         password=_password(),
-        api_token=secrets.token_urlsafe(32),
-        agent_token=secrets.token_urlsafe(32),
+        # A fixed prefix: a token never starts with "-", which a command line would take for
+        # an option (`--token -x…`), and says which kind it is.
+        api_token="eta_" + secrets.token_urlsafe(32),
+        agent_token="etg_" + secrets.token_urlsafe(32),
     )
     home.mkdir(parents=True, exist_ok=True)
     # O_EXCL + 0600 from the start: the secret is never readable by others, not even briefly.
