@@ -12,7 +12,7 @@ import pytest
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.runid import make_run_id
 from easytask.core.states import RunState
-from easytask.store.sqlite import RunFilter, SqliteStore
+from easytask.store.sqlite import OUTPUT_HEAD, OUTPUT_TAIL, RunFilter, SqliteStore
 from easytask.store.writer import StoreWriteError
 
 T0 = datetime(2026, 5, 9, 12, 30, tzinfo=UTC)
@@ -141,3 +141,33 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
     second = await SqliteStore.open(path)
     assert await second.get_meta("nothing") is None
     await second.close()
+
+
+async def test_stored_output_keeps_head_and_tail_and_marks_the_cut(store: SqliteStore) -> None:
+    chunk = 64 * 1024
+    total = OUTPUT_HEAD + OUTPUT_TAIL + 3 * 1024 * 1024  # 13 MiB written
+    for offset in range(0, total, chunk):
+        store.append_output("big", "stdout", offset, bytes([offset // chunk % 251]) * chunk)
+    await store.writer.flush()
+    raw = await store.read_output("big", "stdout")
+    assert OUTPUT_HEAD + OUTPUT_TAIL <= len(raw) < OUTPUT_HEAD + OUTPUT_TAIL + chunk
+    view, cut = await store.read_output_view("big", "stdout")
+    assert cut
+    head_end = view.index(b"\n[... ")
+    assert head_end == OUTPUT_HEAD
+    marker = view[head_end : view.index(b"...]\n") + 5]
+    assert marker == b"\n[... " + str(total - len(raw)).encode() + b" bytes cut ...]\n"
+    assert view.endswith(bytes([(total // chunk - 1) % 251]) * chunk)  # the last chunk is kept
+    small, small_cut = await store.read_output_view("none", "stdout")
+    assert (small, small_cut) == (b"", False)
+
+
+async def test_reading_from_an_offset_skips_what_was_cut(store: SqliteStore) -> None:
+    store.append_output("r", "stderr", 0, b"abc")
+    store.append_output("r", "stderr", 3, b"def")
+    store.append_output("r", "stderr", 100, b"xyz")  # a cut between 6 and 100
+    await store.writer.flush()
+    assert await store.read_output_from("r", "stderr", 0) == (b"abcdefxyz", 103)
+    assert await store.read_output_from("r", "stderr", 4) == (b"efxyz", 103)
+    assert await store.read_output_from("r", "stderr", 50) == (b"xyz", 103)
+    assert await store.read_output_from("r", "stderr", 103) == (b"", 103)

@@ -268,12 +268,13 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
         reply = pb.RunLogsReply(state=run.state.value)
         for stream, target in (("stdout", reply.stdout), ("stderr", reply.stderr)):
             if _wants(request.stream, stream):
-                data = output[stream]
+                data, cut = output[stream]
                 lines = data.decode("utf-8", errors="replace").splitlines()
                 start = (page - 1) * per_page
                 target.lines.extend(lines[start : start + per_page])
                 target.total_lines = len(lines)
                 target.total_bytes = len(data)
+                target.truncated = cut
         return reply
 
     async def FollowRunLogs(

@@ -97,10 +97,11 @@ class SchedulerApp:
             raise RunNotFoundError(f"run {run_id} not found")
         return run, await self.store.transitions(run_id)
 
-    async def run_output(self, run_id: str) -> tuple[Run, dict[str, bytes]]:
+    async def run_output(self, run_id: str) -> tuple[Run, dict[str, tuple[bytes, bool]]]:
+        """Each stream's stored copy (the cut marked) and whether it was cut."""
         run, _ = await self.get_run(run_id)
         await self.store.writer.flush()
-        return run, {s: await self.store.read_output(run_id, s) for s in STREAMS}
+        return run, {s: await self.store.read_output_view(run_id, s) for s in STREAMS}
 
     async def follow_output(
         self, run_id: str, streams: tuple[str, ...]
@@ -113,10 +114,11 @@ class SchedulerApp:
                 await self.store.writer.flush()
                 run, _ = await self.get_run(run_id)
                 for stream in streams:
-                    data = await self.store.read_output(run_id, stream)
-                    if len(data) > sent[stream]:
-                        yield stream, data[sent[stream] :]
-                        sent[stream] = len(data)
+                    # By offset, not length: a long output's stored middle is cut (spec 16).
+                    data, end = await self.store.read_output_from(run_id, stream, sent[stream])
+                    if data:
+                        yield stream, data
+                    sent[stream] = max(sent[stream], end)
                 if run.state.final:
                     yield run.state
                     return

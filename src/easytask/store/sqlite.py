@@ -39,6 +39,13 @@ _INSERT_CHANGE = (
 _INSERT_OUTPUT = (
     "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
 )
+_TRIM_OUTPUT = (
+    "DELETE FROM run_output WHERE run_id = ? AND stream = ? AND offset >= ? "
+    "AND offset + LENGTH(data) <= ?"
+)
+# Stored copy of each run's stream: the first and the last 5 MiB (spec 16: 10 MiB, head and tail).
+OUTPUT_HEAD = 5 * 1024 * 1024
+OUTPUT_TAIL = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,12 +337,46 @@ class SqliteStore:
     # ----- output -----
 
     def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
+        """Store a chunk; past OUTPUT_HEAD + OUTPUT_TAIL bytes the middle is dropped (spec 16)."""
         self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, offset, data))
+        end = offset + len(data)
+        if end > OUTPUT_HEAD + OUTPUT_TAIL:
+            self.writer.write_nowait(_TRIM_OUTPUT, (run_id, stream, OUTPUT_HEAD, end - OUTPUT_TAIL))
 
     async def read_output(self, run_id: str, stream: str) -> bytes:
-        sql = "SELECT data FROM run_output WHERE run_id = ? AND stream = ? ORDER BY offset"
+        """The stored bytes, head and tail joined (no marker): for following a run live."""
+        return (await self._output_rows(run_id, stream, marker=False))[0]
+
+    async def read_output_from(self, run_id: str, stream: str, offset: int) -> tuple[bytes, int]:
+        """Stored bytes from ``offset`` on (a cut skipped), and the end offset of what is stored."""
+        sql = (
+            "SELECT offset, data FROM run_output WHERE run_id = ? AND stream = ? "
+            "AND offset + LENGTH(data) > ? ORDER BY offset"
+        )
+        async with self._rdb.execute(sql, (run_id, stream, offset)) as cur:
+            rows = list(await cur.fetchall())
+        parts = [data[max(0, offset - start) :] for start, data in rows]
+        end = rows[-1][0] + len(rows[-1][1]) if rows else offset
+        return b"".join(parts), end
+
+    async def read_output_view(self, run_id: str, stream: str) -> tuple[bytes, bool]:
+        """The stored bytes for reading, with the cut marked; and whether anything was cut."""
+        return await self._output_rows(run_id, stream, marker=True)
+
+    async def _output_rows(self, run_id: str, stream: str, marker: bool) -> tuple[bytes, bool]:
+        sql = "SELECT offset, data FROM run_output WHERE run_id = ? AND stream = ? ORDER BY offset"
         async with self._rdb.execute(sql, (run_id, stream)) as cur:
-            return b"".join(r[0] for r in await cur.fetchall())
+            rows = await cur.fetchall()
+        parts: list[bytes] = []
+        expected, cut = 0, False
+        for offset, data in rows:
+            if offset > expected:
+                cut = True
+                if marker:
+                    parts.append(f"\n[... {offset - expected} bytes cut ...]\n".encode())
+            parts.append(data)
+            expected = offset + len(data)
+        return b"".join(parts), cut
 
     async def output_sizes(self, run_ids: Iterable[str]) -> dict[tuple[str, str], int]:
         """Stored bytes per (run_id, stream), counted as the end of the last stored chunk."""
