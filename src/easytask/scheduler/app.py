@@ -151,10 +151,8 @@ class SchedulerApp:
     async def explain(self, tid: int, name: str, run_date: str) -> Explanation:
         """`tasks why`: what holds the task back on ``run_date`` (default: today, local)."""
         task = self.catalog.get(tid, name)
-        group = self.engine.groups.group_by_name(task.task_group) if task.task_group else None
-        zone = group.timezone if group else (task.timezone or "UTC")
         now = self.clock.now()
-        run_date = run_date or f"{now.astimezone(ZoneInfo(zone)):%Y%m%d}"
+        run_date = run_date or f"{now.astimezone(ZoneInfo(self.engine.zone_of(task))):%Y%m%d}"
         await self.store.writer.flush()
         runs, _, _ = await self.store.list_runs(RunFilter(tid=task.tid, run_date=run_date), 0, 500)
         return explain(self.engine, task, run_date, runs, now)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -199,7 +200,9 @@ class Engine:
             return self._slot_cache[key]
         if len(self._slot_cache) > 50_000:
             self._slot_cache.clear()
-        slot = self._slot_cache[key] = next_slot(schedule, after, self._business_holiday(task))
+        slot = self._slot_cache[key] = next_slot(
+            schedule, after, self.calendar_check(task.calendar)
+        )
         return slot
 
     # ----- collaborators' view (GroupRunner) -----
@@ -218,12 +221,14 @@ class Engine:
     def now(self) -> datetime:
         return self._clock.now()
 
-    def calendar_check(self, calendar: str | None) -> Any:
+    def calendar_check(self, calendar: str | None) -> Callable[[date], bool] | None:
         """The business-day holiday test of a calendar (None without one)."""
-        if not calendar:
-            return None
-        book = self._calendars
-        return lambda day: book.holiday_reason(calendar, day) is not None
+        return self._calendars.holiday_check(calendar or None)
+
+    def zone_of(self, task: TaskDef) -> str:
+        """The zone a task's dates are local to: its group's, else its own."""
+        group = self.groups.group_by_name(task.task_group) if task.task_group else None
+        return group.timezone if group else (task.timezone or "UTC")
 
     def holiday_of(self, calendar: str | None, scheduled: datetime, timezone: str) -> str | None:
         """SKIPPED reason when the slot's local date is a holiday of ``calendar``."""
@@ -292,13 +297,6 @@ class Engine:
 
     def schedule_of(self, tid: int) -> Schedule | None:
         return self._schedules.get(tid)
-
-    def _business_holiday(self, task: TaskDef) -> Any:
-        calendar = task.calendar
-        if not calendar:
-            return None
-        book = self._calendars
-        return lambda day: book.holiday_reason(calendar, day) is not None
 
     # ----- timer loop -----
 
@@ -492,8 +490,7 @@ class Engine:
         task = self.tasks.get(tid)
         if task is None:
             raise TaskNotFoundError(f"task {tid} not found")
-        group = self.groups.group_by_name(task.task_group) if task.task_group else None
-        zone = group.timezone if group else (task.timezone or "UTC")
+        zone = self.zone_of(task)
         now = self._clock.now()
         local = now.astimezone(ZoneInfo(zone))
         # Millisecond run ids: two force-runs in the same millisecond would collide.

@@ -145,9 +145,8 @@ class EventService:
         return f"Group definition refreshed for group {gid} ({group.name}).", ""
 
     def _today(self, task: TaskDef) -> str:
-        group = self._engine.groups.group_by_name(task.task_group) if task.task_group else None
-        zone = group.timezone if group else (task.timezone or "UTC")
-        return f"{self._clock.now().astimezone(ZoneInfo(zone)):%Y%m%d}"
+        zone = ZoneInfo(self._engine.zone_of(task))
+        return f"{self._clock.now().astimezone(zone):%Y%m%d}"
 
     async def _plain(self, event: str) -> str:
         if event == "ENABLE_DEBUG":

@@ -46,7 +46,7 @@ def explain(
     """
     out = Explanation(task.tid, task.name, run_date)
     group = engine.groups.group_by_name(task.task_group) if task.task_group else None
-    zone = group.timezone if group else (task.timezone or "UTC")
+    zone = engine.zone_of(task)
     day = datetime.strptime(run_date, "%Y%m%d").date()
     active = task.active and (group is None or group.active)
     if not task.active:
