@@ -122,14 +122,28 @@ class RunManager:
             lambda t: self._tasks.pop(run_id, None) if self._tasks.get(run_id) is t else None
         )
 
-    @staticmethod
-    async def _guard(run_id: str, coro: Coroutine[Any, Any, None]) -> None:
+    async def _guard(self, run_id: str, coro: Coroutine[Any, Any, None]) -> None:
         try:
             await coro
         except asyncio.CancelledError:
             raise
-        except Exception:  # one broken run must not take the agent down
+        except Exception as exc:  # one broken run must not take the agent down
             log.exception("run=%s failed inside the agent", run_id)
+            await self._fail_stranded(run_id, exc)
+
+    async def _fail_stranded(self, run_id: str, exc: Exception) -> None:
+        """A run whose driver broke before it had a process ends FAILED, reported as a result.
+
+        A run with a process is left to it (its result comes from the process or, after a
+        restart, from recovery); a finished run has reported already.
+        """
+        entry = self._runs.get(run_id)
+        if entry is None or entry.phase is not Phase.ACCEPTED or entry.proc is not None:
+            return
+        try:
+            await self._finish(entry, _unstarted("FAILED", f"agent error: {exc}"))
+        except Exception:
+            log.exception("run=%s cannot be reported failed", run_id)
 
     # ---------- scheduler -> agent ----------
 
@@ -256,10 +270,20 @@ class RunManager:
         if entry.kill_reason is not None:
             await self._finish(entry, _unstarted("TERMINATED", entry.kill_reason))
             return
+        unfit = _embedded_nul(spec)
+        if unfit is not None:
+            await self._finish(
+                entry, _unstarted("FAILED", f"cannot start: embedded NUL in {unfit}")
+            )
+            return
         try:
             prep = self._preparer.prepare(spec)
         except PrepareError as exc:
             await self._finish(entry, _unstarted("FAILED", exc.reason))
+            return
+        except Exception as exc:  # whatever the run's own data breaks ends that run only
+            log.exception("run=%s cannot be prepared", spec.run_id)
+            await self._finish(entry, _unstarted("FAILED", f"cannot start: {exc}"))
             return
         details = (
             f"profile={prep.profile_path or '-'} stdout={prep.stdout_path} "
@@ -292,6 +316,9 @@ class RunManager:
             proc = self._runner.spawn(spec.run_id, prep, spec.max_run_time)
         except SpawnError as exc:
             return _unstarted("FAILED", exc.reason)
+        except Exception as exc:
+            log.exception("run=%s cannot be spawned", spec.run_id)
+            return _unstarted("FAILED", f"cannot start: {exc}")
         entry.proc, entry.start, entry.phase = proc, proc.info, Phase.RUNNING
         try:
             await self._journal.append(
@@ -339,6 +366,14 @@ class RunManager:
         # Only now is the result reported anywhere (snapshot, duplicate RunTask, this message).
         entry.result, entry.phase = result, Phase.FINISHED
         await self._outbox.put(Finished(spec.run_id, result))
+
+
+_COMMAND_FIELDS = ("cmd", "stdout", "stderr", "run_as_user", "profile")
+
+
+def _embedded_nul(spec: TaskSpec) -> str | None:
+    """The first field a process cannot be started with (the OS takes no NUL in them)."""
+    return next((f for f in _COMMAND_FIELDS if "\x00" in getattr(spec, f)), None)
 
 
 def _unstarted(state: str, reason: str) -> RunResult:

@@ -12,6 +12,7 @@ from easytask.core import timespec
 from easytask.core.deps import DependencyError, parse_dependency
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.models import TASK_FIELDS
+from easytask.core.text import shown
 from easytask.core.validation import (
     _FREE_TEXT,
     _MAX_LEN,
@@ -20,6 +21,8 @@ from easytask.core.validation import (
     _parses,
     _type_error,
     check_identity,
+    content_error,
+    unknown_field,
 )
 
 GID_MIN = 1
@@ -190,14 +193,14 @@ def _read_fields(data: dict[str, Any]) -> tuple[dict[str, Any], set[str], list[F
                 errors.append(FieldError(key, _task_only_message(key)))
             continue
         if key not in GROUP_FIELDS:
-            errors.append(FieldError(key, "unknown field"))
+            errors.append(unknown_field("group", key))
             continue
         if blank:
             continue
         present.add(key)
-        type_error = _type_error_of(key, value)
-        if type_error:
-            errors.append(FieldError(key, type_error))
+        problem = _type_error_of(key, value) or content_error(key, value)
+        if problem:
+            errors.append(FieldError(key, problem))
             continue
         values[key] = value
         limit = _MAX_LEN.get(key)
@@ -244,7 +247,7 @@ def _check_placement(v: dict[str, Any], ctx: GroupContext) -> Iterator[FieldErro
 def _check_schedule(v: dict[str, Any], present: set[str]) -> Iterator[FieldError]:
     """A known timezone, exactly one day selection, well-formed schedule texts."""
     if "timezone" in v and not _parses(timespec.load_zone, v["timezone"]):
-        yield FieldError("timezone", f"Unknown timezone {v['timezone']}")
+        yield FieldError("timezone", f"Unknown timezone {shown(v['timezone'])}")
     yield from _exactly_one(present, "day_of_week", "ordinal_day")
     for field, parse, label in _FORMATS:
         if field in v and not _parses(parse, v[field]):

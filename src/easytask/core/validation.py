@@ -10,6 +10,7 @@ from typing import Any
 from easytask.core import timespec
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.models import TASK_FIELDS, TaskDef
+from easytask.core.text import nested_problem, quote, safe_key, shown, text_problem
 
 TID_MIN_EXCLUSIVE = 1000
 TID_MAX = 2147483647
@@ -29,6 +30,8 @@ _OBJECT_FIELDS = frozenset({"alert"})
 _REQUIRED = ("name", "cmd", "run_on_host", "stdout", "stderr")
 # Free text keeps surrounding whitespace; elsewhere a blank string counts as absent.
 _FREE_TEXT = frozenset({"description", "team"})
+# Fields that may hold tabs and line breaks; no field may hold NUL or other control characters.
+_LINES = frozenset({"cmd", "description"})
 
 _MAX_LEN: dict[str, int] = {
     "name": 128,
@@ -167,14 +170,14 @@ def _read_fields(data: dict[str, Any]) -> tuple[dict[str, Any], set[str], list[F
     present: set[str] = set()
     for key, value in data.items():
         if key not in TASK_FIELDS:
-            errors.append(FieldError(key, "unknown field"))
+            errors.append(unknown_field("task", key))
             continue
         if isinstance(value, str) and key not in _FREE_TEXT and not value.strip():
             continue
         present.add(key)
-        type_error = _type_error(key, value)
-        if type_error:
-            errors.append(FieldError(key, type_error))
+        problem = _type_error(key, value) or content_error(key, value)
+        if problem:
+            errors.append(FieldError(key, problem))
             continue
         values[key] = value
         limit = _MAX_LEN.get(key)
@@ -182,6 +185,36 @@ def _read_fields(data: dict[str, Any]) -> tuple[dict[str, Any], set[str], list[F
             errors.append(FieldError(key, f"{key} must be at most {limit} characters"))
     errors.extend(FieldError(f, f"{f} is required") for f in _REQUIRED if f not in present)
     return values, present, errors
+
+
+def unknown_field(record: str, key: str) -> FieldError:
+    """``unknown field``, named by the key itself when it can name a field (else quoted)."""
+    if safe_key(key):
+        return FieldError(key, "unknown field")
+    return FieldError(record, f"unknown field {quote(key)}")
+
+
+def content_error(field: str, value: object) -> str | None:
+    """What makes a well-typed value's text unfit to store (tasks and groups share the rule)."""
+    if isinstance(value, str):
+        problem = text_problem(value, lines=field in _LINES)
+    elif isinstance(value, Mapping):
+        problem = nested_problem(value)
+    else:
+        return None
+    return None if problem is None else f"{field} {problem}"
+
+
+def stored_text_problem(record: Mapping[str, object]) -> str | None:
+    """The first text rule a stored task or group record breaks (``<field> <problem>``).
+
+    Rows written before the rules (or behind the scheduler's back) are checked at load.
+    """
+    for key, value in record.items():
+        problem = content_error(key, value)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _type_error(field: str, value: object) -> str | None:
@@ -275,7 +308,7 @@ def _single_schedule_errors(v: dict[str, Any], present: set[str]) -> Iterator[Fi
     if "timezone" not in present:
         yield FieldError("timezone", "timezone is required")
     elif "timezone" in v and not _parses(timespec.load_zone, v["timezone"]):
-        yield FieldError("timezone", f"Unknown timezone {v['timezone']}")
+        yield FieldError("timezone", f"Unknown timezone {shown(v['timezone'])}")
     if "dependency" in v:
         yield FieldError("dependency", "dependency cannot be defined for single task")
     formats: tuple[tuple[str, Callable[[str], object], str], ...] = (
@@ -338,7 +371,7 @@ def placeholder_errors(text: str, *, alert: bool) -> list[str]:
         token = text[start:] if end == -1 else text[start : end + 1]
         prefix, _, name = token[2:-1].partition(":") if end != -1 else ("", "", "")
         if not _placeholder_ok(prefix, name):
-            errors.append(f"Bad placeholder {token}")
+            errors.append(f"Bad placeholder {shown(token)}")
         elif prefix == "P":
             p_used = True
         if end == -1:
@@ -403,7 +436,7 @@ def _integration_errors(entry: Mapping[str, Any]) -> list[str]:
         return ["integration is required"]
     channel = _INTEGRATIONS.get(name) if isinstance(name, str) else None
     if channel is None:
-        return [f"unknown integration {name}"]
+        return [f"unknown integration {shown(str(name))}"]
     errors = _alert_on_errors(entry)
     for keys in _ALERT_REQUIRED[channel]:
         if all(entry.get(k) in (None, "", []) for k in keys):

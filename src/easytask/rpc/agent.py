@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import fields
 
 import grpc
 
 from easytask import __version__
+from easytask.core.text import text_problem
 from easytask.rpc.convert import (
     MalformedMessageError,
     agent_message_from_proto,
@@ -18,7 +20,7 @@ from easytask.rpc.convert import (
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import agent_pb2_grpc
 from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentSession
-from easytask.scheduler.protocol import Welcome
+from easytask.scheduler.protocol import RunOrder, SchedulerMessage, Welcome
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,41 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # one stream write per burst instead of one per run.
         while (queued := await session.outgoing()) is not None:
             for start in range(0, len(queued), MAX_BATCH):
-                chunk = [scheduler_message_to_proto(m) for m in queued[start : start + MAX_BATCH]]
+                chunk = self._encoded(session, queued[start : start + MAX_BATCH])
+                if not chunk:
+                    continue
                 if len(chunk) == 1:
                     await context.write(chunk[0])
                 else:
                     batch = apb.SchedulerBatch(messages=chunk)
                     await context.write(apb.SchedulerMessage(batch=batch))
+
+    def _encoded(
+        self, session: AgentSession, messages: list[SchedulerMessage]
+    ) -> list[apb.SchedulerMessage]:
+        """The messages as protobuf; one that cannot be encoded is dropped on its own.
+
+        A run order that cannot be encoded ends its run FAILED (the hub is told); the stream,
+        the queue and the other messages go on.
+        """
+        out: list[apb.SchedulerMessage] = []
+        for msg in messages:
+            try:
+                encoded = scheduler_message_to_proto(msg)
+            except Exception as exc:
+                self._hub.undeliverable(session, msg, _encode_failure(msg, exc))
+                continue
+            out.append(encoded)
+        return out
+
+
+def _encode_failure(msg: SchedulerMessage, exc: Exception) -> str:
+    """Why a message could not be encoded, naming the field when a text is at fault."""
+    if isinstance(msg, RunOrder):
+        for f in fields(msg):
+            value = getattr(msg, f.name)
+            problem = text_problem(value, lines=True) if isinstance(value, str) else None
+            if problem is not None:
+                return f"cannot encode run order: {f.name} {problem}"
+    detail = str(exc).encode("ascii", "backslashreplace").decode("ascii")
+    return f"cannot encode run order: {detail[:200]}"

@@ -18,7 +18,7 @@ from easytask.core.errors import (
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
 from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_proto
-from easytask.rpc.errors import errors_mapped, json_object, page_of
+from easytask.rpc.errors import abort_with, check_request_text, errors_mapped, json_object, page_of
 from easytask.rpc.groups_api import GroupApi
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
@@ -282,13 +282,16 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     ) -> AsyncIterator[pb.LogChunk]:
         streams = tuple(s for s in ("stdout", "stderr") if _wants(request.stream, s))
         try:
+            check_request_text(request)
             async for item in self._app.follow_output(request.run_id, streams):
                 if isinstance(item, RunState):
                     yield pb.LogChunk(final_state=item.value)
                 else:
                     yield pb.LogChunk(stream=item[0], data=item[1])
-        except NotFoundError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort_with(context, exc, "FollowRunLogs")
 
     # ----- schedule, health, agents -----
 

@@ -1,25 +1,42 @@
-"""Error mapping for the API: EasyTask errors to gRPC status codes (the one place that does)."""
+"""Error mapping for the API: EasyTask errors to gRPC status codes (the one place that does).
+
+Every handler answers with a status: a refusal names the field (INVALID_ARGUMENT, with the
+field errors as trailing metadata), a missing or clashing record says which, and anything
+unexpected is logged once with its traceback and answered INTERNAL with an id to quote. Texts
+sent back are cut short and made ASCII-safe: a status whose details cannot be encoded, or
+whose metadata outgrows the client's limit, never reaches the caller.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from easytask.core.errors import (
+    AuthError,
     ConflictError,
     FieldError,
     NotFoundError,
     TransitionError,
     ValidationError,
 )
+from easytask.core.text import parse_json, text_problem
+
+log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 FIELD_ERRORS_KEY = "easytask-field-errors"
 DEFAULT_PER_PAGE = 25
+MESSAGE_LIMIT = 300  # characters of one error message sent back
+DETAILS_LIMIT = 4000  # characters of a status's details, and of the field-errors metadata
 
 
 def _status_of(exc: Exception) -> grpc.StatusCode | None:
@@ -29,37 +46,99 @@ def _status_of(exc: Exception) -> grpc.StatusCode | None:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, ConflictError | TransitionError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, AuthError):
+        return grpc.StatusCode.UNAUTHENTICATED
     return None
 
 
 def errors_mapped(
     fn: Callable[..., Awaitable[R]],
 ) -> Callable[..., Awaitable[R]]:
-    """Translate EasyTask errors into gRPC status codes (the one place that does)."""
+    """Check the request's texts, then translate what the handler raises into a status."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
         try:
+            check_request_text(request)
             return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
         except Exception as exc:
-            code = _status_of(exc)
-            if code is None:
-                raise
-            if isinstance(exc, ValidationError):
-                payload = json.dumps([{"field": e.field, "message": e.message} for e in exc.errors])
-                context.set_trailing_metadata(((FIELD_ERRORS_KEY, payload),))
-                await context.abort(code, "\n".join(str(e) for e in exc.errors))
-            await context.abort(code, str(exc.args[0]) if exc.args else str(exc))
+            await abort_with(context, exc, fn.__name__)
             raise  # unreachable: abort raises
 
     return wrapper
 
 
+async def abort_with(context: grpc.aio.ServicerContext, exc: Exception, call: str) -> None:
+    """End the call with the status ``exc`` maps to (INTERNAL, logged once, if none)."""
+    code = _status_of(exc)
+    if code is None:
+        error_id = secrets.token_hex(4)
+        log.error("internal error %s in %s", error_id, call, exc_info=exc)
+        await context.abort(
+            grpc.StatusCode.INTERNAL, f"internal error {error_id} (see the scheduler log)"
+        )
+    if isinstance(exc, ValidationError):
+        context.set_trailing_metadata(((FIELD_ERRORS_KEY, field_errors_payload(exc.errors)),))
+        lines = [_safe(str(e), MESSAGE_LIMIT) for e in exc.errors]
+        await context.abort(code, _safe("\n".join(lines), DETAILS_LIMIT))
+    await context.abort(code, _safe(str(exc.args[0]) if exc.args else str(exc), DETAILS_LIMIT))
+
+
+def field_errors_payload(errors: list[FieldError]) -> str:
+    """The field errors as ASCII JSON of at most ~DETAILS_LIMIT characters; the rest counted."""
+    entries: list[dict[str, str]] = []
+    size = 2
+    for i, e in enumerate(errors):
+        entry = {"field": _safe(e.field, 64), "message": _safe(e.message, MESSAGE_LIMIT)}
+        size += len(json.dumps(entry)) + 2
+        if size > DETAILS_LIMIT:
+            more = {"field": entry["field"], "message": f"and {len(errors) - i} more errors"}
+            entries.append(more)
+            break
+        entries.append(entry)
+    return json.dumps(entries)
+
+
+def _safe(text: str, limit: int) -> str:
+    """At most ``limit`` characters, encodable as UTF-8 (lone surrogates escaped)."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_request_text(request: Message) -> None:
+    """Refuse NUL and control characters (tab and line breaks aside) in any string field.
+
+    Raises:
+        ValidationError: naming the first offending field of the request (nested messages
+            included) by its protobuf name.
+    """
+    errors: list[FieldError] = []
+    todo: list[Message] = [request]
+    while todo and not errors:
+        message = todo.pop()
+        for fd, value in message.ListFields():
+            if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                todo.extend(value if _repeated(fd) else [value])
+            elif fd.type == FieldDescriptor.TYPE_STRING:
+                for text in value if _repeated(fd) else [value]:
+                    problem = text_problem(text, lines=True)
+                    if problem is not None:
+                        errors.append(FieldError(fd.name, f"{fd.name} {problem}"))
+                        break
+    if errors:
+        raise ValidationError(errors)
+
+
+def _repeated(fd: FieldDescriptor) -> bool:
+    return bool(fd.is_repeated)
+
+
 def json_object(text: str, field: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError([FieldError(field, f"not valid JSON ({exc.msg})")]) from exc
+    """A request's JSON document, bounded in size and depth (see ``core.text.parse_json``)."""
+    return parse_json(text, field)
 
 
 def page_of(page: int, per_page: int) -> tuple[int, int]:

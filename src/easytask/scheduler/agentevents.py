@@ -18,6 +18,7 @@ from easytask.scheduler.protocol import (
     ResultAck,
     RunAccepted,
     RunFinished,
+    RunOrder,
     RunStarted,
 )
 from easytask.store.sqlite import AgentRecord
@@ -164,6 +165,17 @@ class AgentEvents:
         self._e._out_sizes[key] = end
         self._e._store.append_output(msg.run_id, msg.stream, have, data)
         self._e._bus.publish(OutputAppended(msg.run_id, msg.stream, have, data))
+
+    def run_undeliverable(self, session: AgentSession, order: RunOrder, reason: str) -> None:
+        """The order could not be encoded: the run fails here, as a preparation error would
+        on the agent (TRIGGER -> STARTED -> FAILED), and nothing reaches the agent."""
+        run = self._e.live.get(order.run_id)
+        if run is None or run.state is not S.TRIGGER:
+            return
+        now = self._e._clock.now()
+        self._accept(run, session, now)
+        log_run(run, "Status Updated", f"STARTED -> FAILED ({reason})")
+        self._e._finish(run, S.FAILED, reason, now)
 
     def run_finished(self, session: AgentSession, msg: RunFinished) -> None:
         run = self._e.live.get(msg.run_id)

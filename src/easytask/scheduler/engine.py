@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from easytask.core.runid import make_run_id, to_ms
 from easytask.core.schedule import Schedule, Slot, next_slot
 from easytask.core.states import RunState, check_operator_status, check_transition
 from easytask.core.timerwheel import TimerWheel
+from easytask.core.validation import stored_text_problem
 from easytask.scheduler.agentevents import AgentEvents
 from easytask.scheduler.bus import Bus, RunStateChanged
 from easytask.scheduler.calendars import CalendarBook
@@ -94,7 +96,7 @@ class Engine:
             (group, self.groups.put_group(group, now, since))
             for group in await self._store.groups.load_groups()
         ]
-        for task in await self._store.load_tasks():
+        for task in await self._disable_unfit(await self._store.load_tasks(), now):
             slots = self.put_task(task, now, since)
             slots = [s for s in slots if (task.tid, to_ms(s.scheduled_utc)) not in fired]
             if slots:
@@ -123,6 +125,19 @@ class Engine:
             "engine loaded %d tasks and %d runs in progress; %d tasks missed slots since %s",
             len(self.tasks), len(live), len(missed), last_tick or "never",
         )  # fmt: skip
+
+    async def _disable_unfit(self, tasks: list[TaskDef], now: datetime) -> list[TaskDef]:
+        """Stored tasks that break the text rules are made inactive, with the reason logged."""
+        disabled: list[TaskDef] = []
+        for i, task in enumerate(tasks):
+            problem = stored_text_problem(task.to_json())
+            if problem is not None and task.active:
+                log.warning("task %d (%s) made inactive at load: %s", task.tid, task.name, problem)
+                tasks[i] = replace(task, active=False)
+                disabled.append(tasks[i])
+        if disabled:
+            await self._store.put_tasks(disabled, now)
+        return tasks
 
     def _settle_missed(self, task: TaskDef, slots: list[Slot], now: datetime) -> None:
         """Apply the task's misfire policy to the slots it missed while the scheduler was down."""

@@ -41,6 +41,7 @@ class RunEvents(Protocol):
     def run_started(self, session: AgentSession, msg: RunStarted) -> None: ...
     def run_output(self, session: AgentSession, msg: OutputChunk) -> None: ...
     def run_finished(self, session: AgentSession, msg: RunFinished) -> None: ...
+    def run_undeliverable(self, session: AgentSession, order: RunOrder, reason: str) -> None: ...
 
 
 class AgentSession:
@@ -174,6 +175,16 @@ class AgentHub:
                     queue.remove(order)
                     return None
         return None
+
+    def undeliverable(self, session: AgentSession, msg: SchedulerMessage, reason: str) -> None:
+        """A message could not be put on the wire: a run order ends its run, anything else
+        is dropped. Either way only that message is lost, never the stream."""
+        if isinstance(msg, RunOrder):
+            session.offered.pop(msg.run_id, None)
+            log.error("run %s cannot be sent to agent %s: %s", msg.run_id, session.name, reason)
+            self.events.run_undeliverable(session, msg, reason)
+        else:
+            log.error("%s for agent %s dropped: %s", type(msg).__name__, session.name, reason)
 
     def waiting_count(self) -> int:
         return sum(len(q) for q in self._waiting.values())

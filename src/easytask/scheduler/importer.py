@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -10,7 +9,11 @@ from easytask.core.depcheck import check_dependencies
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.groups import GroupContext, GroupDef, validate_group
 from easytask.core.models import TaskDef
+from easytask.core.text import parse_json, shown
 from easytask.core.validation import TaskContext, validate_task
+
+# An import file may be as large as one API message (the server's receive limit).
+IMPORT_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -32,10 +35,7 @@ class ImportPlan:
 
 def parse_import(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The file's task and group records; a ValidationError naming what is wrong otherwise."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError([FieldError("file", f"not valid JSON ({exc.msg})")]) from exc
+    data = parse_json(text, "file", max_bytes=IMPORT_MAX_BYTES)
     if not isinstance(data, dict):
         raise ValidationError([FieldError("file", 'must be an object {"tasks": [...]}')])
     out: list[list[dict[str, Any]]] = []
@@ -154,7 +154,7 @@ def _count(created: int, updated: int, new: bool) -> tuple[int, int]:
 
 
 def _label(raw: dict[str, Any], id_key: str) -> str:
-    return str(raw.get("name") or raw.get(id_key) or "?")
+    return shown(str(raw.get("name") or raw.get(id_key) or "?"))
 
 
 def _match(pool: dict[int, Any], raw: dict[str, Any], id_key: str) -> Any:
