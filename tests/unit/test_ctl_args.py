@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
+from easytask.ctl import scheduler as ctl_scheduler
 from easytask.ctl.client import build_config, resolve_token
 from easytask.ctl.main import build_parser, main
 from easytask.ctl.tasks import fields_from_args
@@ -217,6 +218,7 @@ class FakeApi(api_pb2_grpc.EasyTaskApiServicer):
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
+        self.follow_cut = ""  # FollowRunLogs: "", "stream", "final" or "never"
 
     def _auth(self, context: Any) -> None:
         if ("authorization", f"Bearer {TOKEN}") not in tuple(context.invocation_metadata()):
@@ -309,11 +311,21 @@ class FakeApi(api_pb2_grpc.EasyTaskApiServicer):
         return pb.ListRunsReply(runs=[run], total=1, page=1, per_page=25, stats={"SUCCESS": 1})
 
     def FollowRunLogs(self, request: pb.FollowRunLogsRequest, context: Any) -> Iterator[Any]:
+        """Serves b"hello world\n" / b"oops\n" from the requested offsets; with
+        ``follow_cut`` set, the first call ends early, short of the output."""
         self._auth(context)
-        yield pb.LogChunk(stream="stdout", data=b"hello ")
-        yield pb.LogChunk(stream="stderr", data=b"oops\n")
-        yield pb.LogChunk(stream="stdout", data=b"world\n")
-        yield pb.LogChunk(final_state="SUCCESS")
+        self.requests.append(request)
+        out, err = b"hello world\n", b"oops\n"
+        pieces = [("stdout", out, 0, 6), ("stderr", err, 0, 5), ("stdout", out, 6, 12)]
+        first = len(self.requests) == 1
+        for stream, data, start, end in pieces:
+            offset = request.stdout_offset if stream == "stdout" else request.stderr_offset
+            if offset < end:
+                yield pb.LogChunk(stream=stream, data=data[max(start, offset) : end], end=end)
+            if first and self.follow_cut == "stream" and end == 5:
+                return  # the stream breaks after stderr
+        complete = not (first and self.follow_cut == "final") and self.follow_cut != "never"
+        yield pb.LogChunk(final_state="SUCCESS", complete=complete)
 
     def ListAgents(self, request: pb.ListAgentsRequest, context: Any) -> pb.ListAgentsReply:
         self._auth(context)
@@ -475,6 +487,37 @@ def test_follow_logs_raw(api: Api, capfdbinary: pytest.CaptureFixture[bytes]) ->
     captured = capfdbinary.readouterr()
     assert captured.out == b"hello world\n"
     assert captured.err == b"oops\nRun finished: SUCCESS\n"
+
+
+@pytest.mark.parametrize("cut", ["stream", "final"])
+def test_follow_resumes_from_the_last_offset_printed(
+    api: Api, cut: str, capfdbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, conn = api
+    fake.follow_cut = cut
+    monkeypatch.setattr(ctl_scheduler, "FOLLOW_RETRY_SECONDS", 0.0)
+    assert main(["scheduler", "task-run-logs", RUN_ID, "--follow", *conn]) == 0
+    captured = capfdbinary.readouterr()
+    assert captured.out == b"hello world\n"
+    assert captured.err == b"oops\nRun finished: SUCCESS\n"
+    resumed = fake.requests[1]
+    assert (resumed.stdout_offset, resumed.stderr_offset) == (
+        (6, 5) if cut == "stream" else (12, 5)
+    )
+
+
+def test_follow_that_cannot_deliver_everything_exits_non_zero(
+    api: Api, capfdbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, conn = api
+    fake.follow_cut = "never"
+    monkeypatch.setattr(ctl_scheduler, "FOLLOW_RETRY_SECONDS", 0.0)
+    assert main(["scheduler", "task-run-logs", RUN_ID, "--follow", *conn]) == 1
+    captured = capfdbinary.readouterr()
+    assert captured.out == b"hello world\n"
+    assert b"Error: output of run " in captured.err and b"incomplete" in captured.err
+    assert b"stdout up to byte 12, stderr up to 5" in captured.err
+    assert len(fake.requests) == ctl_scheduler.FOLLOW_RETRIES + 1
 
 
 def test_agents_list(api: Api, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Mapping
 from typing import IO
 
@@ -11,7 +12,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from easytask.core.states import RunState
-from easytask.ctl.client import EXIT_FAILED, EXIT_OK, CtlError
+from easytask.ctl.client import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CtlError
 from easytask.ctl.context import (
     Context,
     add_output,
@@ -168,16 +169,53 @@ def _write_raw(stream: IO[str], data: bytes) -> None:
         stream.flush()
 
 
+FOLLOW_RETRIES = 5  # attempts in a row without new output before a follow gives up
+FOLLOW_RETRY_SECONDS = 2.0
+
+
 def _follow(args: argparse.Namespace, ctx: Context) -> int:
-    """Raw bytes as they arrive (stdout data to stdout, stderr data to stderr)."""
-    request = pb.FollowRunLogsRequest(run_id=args.run_id, stream=_STREAMS[args.stream])
-    for chunk in ctx.client().follow_run_logs(request):
-        if chunk.data:
-            _write_raw(sys.stderr if chunk.stream == "stderr" else sys.stdout, chunk.data)
-        if chunk.final_state:
-            print(f"Run finished: {chunk.final_state}", file=sys.stderr)
-            return EXIT_OK
-    raise CtlError(f"log stream of run {args.run_id} ended before the run finished", EXIT_FAILED)
+    """Raw bytes as they arrive (stdout data to stdout, stderr data to stderr).
+
+    After any gap (the stream breaks, the scheduler restarts, output reaches it late) the
+    follow resumes from the last offset printed: the scheduler's stored copy is the source of
+    truth, so every byte is printed once, in order. Exits non-zero when the whole output
+    cannot be delivered.
+    """
+    ends = {"stdout": 0, "stderr": 0}
+    failures, received = 0, False
+    problem, code = "the log stream ended before the run finished", EXIT_FAILED
+    while True:
+        request = pb.FollowRunLogsRequest(
+            run_id=args.run_id,
+            stream=_STREAMS[args.stream],
+            stdout_offset=ends["stdout"],
+            stderr_offset=ends["stderr"],
+        )
+        try:
+            for chunk in ctx.client().follow_run_logs(request):
+                received = True
+                if chunk.data and chunk.end > ends.get(chunk.stream, 0):
+                    _write_raw(sys.stderr if chunk.stream == "stderr" else sys.stdout, chunk.data)
+                    ends[chunk.stream] = chunk.end
+                    failures = 0
+                if chunk.final_state and chunk.complete:
+                    print(f"Run finished: {chunk.final_state}", file=sys.stderr)
+                    return EXIT_OK
+                if chunk.final_state:
+                    problem = f"the run finished {chunk.final_state} but its output is incomplete"
+                    code = EXIT_FAILED
+        except CtlError as exc:
+            if exc.exit_code != EXIT_UNREACHABLE or not received:
+                raise
+            problem, code = exc.message, exc.exit_code
+        failures += 1
+        if failures > FOLLOW_RETRIES:
+            raise CtlError(
+                f"output of run {args.run_id} not fully delivered: {problem} "
+                f"(printed stdout up to byte {ends['stdout']}, stderr up to {ends['stderr']})",
+                code,
+            )
+        time.sleep(FOLLOW_RETRY_SECONDS)
 
 
 def cmd_upcoming(args: argparse.Namespace, ctx: Context) -> int:

@@ -22,7 +22,7 @@ from easytask.rpc.errors import abort_with, check_request_text, errors_mapped, j
 from easytask.rpc.groups_api import GroupApi
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
-from easytask.scheduler.app import SchedulerApp
+from easytask.scheduler.app import FollowEnd, SchedulerApp
 from easytask.scheduler.events import EventRequest
 from easytask.scheduler.holidays import USER, ListedHoliday
 from easytask.store.events import EventFilter, EventRecord
@@ -283,11 +283,16 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
         streams = tuple(s for s in ("stdout", "stderr") if _wants(request.stream, s))
         try:
             check_request_text(request)
-            async for item in self._app.follow_output(request.run_id, streams):
-                if isinstance(item, RunState):
-                    yield pb.LogChunk(final_state=item.value)
+            start = {"stdout": request.stdout_offset, "stderr": request.stderr_offset}
+            for stream, offset in start.items():
+                if offset < 0:
+                    field = f"{stream}_offset"
+                    raise ValidationError([FieldError(field, f"{field} must be >= 0")])
+            async for item in self._app.follow_output(request.run_id, streams, start):
+                if isinstance(item, FollowEnd):
+                    yield pb.LogChunk(final_state=item.state.value, complete=item.complete)
                 else:
-                    yield pb.LogChunk(stream=item[0], data=item[1])
+                    yield pb.LogChunk(stream=item.stream, data=item.data, end=item.end)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

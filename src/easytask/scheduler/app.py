@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from easytask.core.errors import RunNotFoundError
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
-from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged
+from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged, Subscription
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.engine import Engine
@@ -25,6 +26,51 @@ from easytask.scheduler.why import Explanation, explain
 from easytask.store.sqlite import AgentRecord, RunFilter, SqliteStore
 
 STREAMS = ("stdout", "stderr")
+FINAL_OUTPUT_WAIT = 10.0  # seconds without new output before following a final run gives up
+
+
+@dataclass(frozen=True, slots=True)
+class FollowPiece:
+    """Output of a followed run: ``data`` ends at stream offset ``end``."""
+
+    stream: str
+    data: bytes
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowEnd:
+    """The followed run is final; ``complete``: every byte the agent reported was delivered."""
+
+    state: RunState
+    complete: bool
+
+
+def reported_size(run: Run, stream: str) -> int:
+    """Bytes of ``stream`` the agent reported for a final run (0 when it reported none).
+
+    One file for both streams is streamed once, as stdout: nothing is owed on stderr.
+    """
+    span = run.stdout_range if stream == "stdout" else run.stderr_range
+    if span is None:
+        return 0
+    if stream == "stderr" and (
+        run.stderr_path == run.stdout_path or run.stderr_range == run.stdout_range
+    ):
+        return 0
+    return max(0, span[1] - span[0])
+
+
+async def _output_arrives(sub: Subscription, wait: float) -> bool:
+    """Whether any output event reaches ``sub`` within ``wait`` seconds."""
+    try:
+        async with asyncio.timeout(wait):
+            while not isinstance(await sub.queue.get(), OutputAppended):
+                pass
+    except TimeoutError:
+        return False
+    sub.overflowed = False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +150,20 @@ class SchedulerApp:
         return run, {s: await self.store.read_output_view(run_id, s) for s in STREAMS}
 
     async def follow_output(
-        self, run_id: str, streams: tuple[str, ...]
-    ) -> AsyncIterator[tuple[str, bytes] | RunState]:
-        """Yield (stream, bytes) from the start of the run's output, live, then its final state."""
+        self, run_id: str, streams: tuple[str, ...], start: dict[str, int] | None = None
+    ) -> AsyncIterator[FollowPiece | FollowEnd]:
+        """Yield the run's output from ``start`` (offsets per stream, default 0), live, then
+        its end.
+
+        The stored copy is the source of truth: every piece is read from it or follows on
+        from what was read, by offset. A run can become final before all its output is in
+        (a result replayed after a reconnect overtakes the re-sent output), so the end waits
+        for the sizes the agent reported; ``complete`` is False when output stopped arriving
+        for ``FINAL_OUTPUT_WAIT`` seconds short of them.
+        """
         await self.get_run(run_id)
         with self.bus.subscribe(run_id) as sub:
-            sent = dict.fromkeys(streams, 0)
+            sent = {s: (start or {}).get(s, 0) for s in streams}
             while True:
                 await self.store.writer.flush()
                 run, _ = await self.get_run(run_id)
@@ -117,11 +171,16 @@ class SchedulerApp:
                     # By offset, not length: a long output's stored middle is cut (spec 16).
                     data, end = await self.store.read_output_from(run_id, stream, sent[stream])
                     if data:
-                        yield stream, data
+                        yield FollowPiece(stream, data, end)
                     sent[stream] = max(sent[stream], end)
                 if run.state.final:
-                    yield run.state
-                    return
+                    if all(sent[s] >= reported_size(run, s) for s in streams):
+                        yield FollowEnd(run.state, True)
+                        return
+                    if not await _output_arrives(sub, FINAL_OUTPUT_WAIT):
+                        yield FollowEnd(run.state, False)
+                        return
+                    continue
                 sub.overflowed = False
                 # Live path: apply bus events until the run ends or the queue overflowed.
                 while not sub.overflowed:
@@ -132,7 +191,8 @@ class SchedulerApp:
                     elif isinstance(event, OutputAppended) and event.stream in sent:
                         end = event.offset + len(event.data)
                         if event.offset <= sent[event.stream] < end:
-                            yield event.stream, event.data[sent[event.stream] - event.offset :]
+                            data = event.data[sent[event.stream] - event.offset :]
+                            yield FollowPiece(event.stream, data, end)
                             sent[event.stream] = end
 
     # ----- events -----

@@ -808,17 +808,24 @@ class FollowRunLogsRequest(_message.Message):
 
     RUN_ID_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
+    STDOUT_OFFSET_FIELD_NUMBER: _builtins.int
+    STDERR_OFFSET_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     stream: Global___OutputStreamSel.ValueType
+    stdout_offset: _builtins.int
+    """resume: stream offsets already received (LogChunk.end)"""
+    stderr_offset: _builtins.int
     def __init__(
         self,
         *,
         run_id: _builtins.str = ...,
         stream: Global___OutputStreamSel.ValueType = ...,
+        stdout_offset: _builtins.int = ...,
+        stderr_offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id", "stderr_offset", b"stderr_offset", "stdout_offset", b"stdout_offset", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -831,21 +838,31 @@ class LogChunk(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     FINAL_STATE_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
     stream: _builtins.str
     """"stdout" or "stderr"; empty on the closing message"""
     data: _builtins.bytes
     final_state: _builtins.str
     """set on the last message, once the run is final"""
+    end: _builtins.int
+    """stream offset just past `data`: where a resumed follow starts"""
+    complete: _builtins.bool
+    """On the closing message: false when the stored output is still short of what the agent
+    reported (it did not arrive in time); follow again from the ends received to get the rest.
+    """
     def __init__(
         self,
         *,
         stream: _builtins.str = ...,
         data: _builtins.bytes = ...,
         final_state: _builtins.str = ...,
+        end: _builtins.int = ...,
+        complete: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "final_state", b"final_state", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "data", b"data", "end", b"end", "final_state", b"final_state", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
