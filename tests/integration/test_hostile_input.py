@@ -133,7 +133,7 @@ async def test_control_characters_in_plain_request_fields_are_refused(harness: H
             api.AddHoliday,
             pb.AddHolidayRequest(name="c", start_date="2026-01-01", reason="r\x01"),
             "reason",
-        ),  # fmt: skip
+        ),
         (api.PublishEvent, pb.PublishEventRequest(event="FORCE_RUN_TASK\x00"), "event"),
         (api.GetTask, pb.TaskRef(name="t\x00"), "name"),
         (api.ListRuns, pb.ListRunsRequest(search="\x1b[31m"), "search"),
