@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from easytask.core.groups import GROUP_FIELDS
@@ -113,6 +113,7 @@ async def _check(h: Harness, call: Any, request: Any) -> None:
         await call(request, metadata=h.md, timeout=DEADLINE)
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
+        event(code.name)  # --hypothesis-show-statistics: how many of each answer
         assert code in DELIBERATE, f"{code}: {exc.details()}"
         if code is grpc.StatusCode.INVALID_ARGUMENT:
             payload = dict(exc.trailing_metadata() or ()).get(FIELD_ERRORS_KEY)
@@ -121,6 +122,7 @@ async def _check(h: Harness, call: Any, request: Any) -> None:
             assert entries and all(e["field"] for e in entries), entries
         assert await _totals(h) == before
         return
+    event("OK")
     after = await _totals(h)
     assert sum(after) == sum(before) + 1
 
