@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,6 +51,18 @@ async def test_tasks_round_trip_and_delete(store: SqliteStore) -> None:
     await store.put_tasks([task(1001, "a2")], T0)
     await store.delete_tasks([1002])
     assert [(t.tid, t.name) for t in await store.load_tasks()] == [(1001, "a2")]
+
+
+async def test_load_marks_definitions_holding_escapes(store: SqliteStore) -> None:
+    """Stored JSON is ASCII: a control character or surrogate can only be an escape."""
+    plain, lines, nul = task(1001, "a"), task(1002, "b"), task(1003, "c")
+    lines = replace(lines, cmd="echo a\necho b")
+    nul = replace(nul, stdout="o\x00", cmd="echo \udfff")
+    await store.put_tasks([plain, lines, nul], T0)
+    escaped: set[int] = set()
+    loaded = await store.load_tasks(escaped)
+    assert escaped == {1002, 1003}
+    assert [t.cmd for t in loaded] == ["true", "echo a\necho b", "echo \udfff"]
 
 
 async def test_run_rows_are_upserted_with_their_history(store: SqliteStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -152,10 +153,14 @@ def test_group_validation_applies_the_same_rules() -> None:
 
 
 def test_stored_records_are_checked_field_by_field() -> None:
-    good = validate_task(_task(), _task_ctx())
-    assert stored_text_problem(good.to_json()) is None
-    bad = {**good.to_json(), "stderr": "/tmp/\x00"}
-    assert stored_text_problem(bad) == "stderr must not contain NUL (at 5)"
+    good = validate_task(_task(cmd="echo a\necho b"), _task_ctx())
+    assert stored_text_problem(good) is None
+    assert stored_text_problem(replace(good, stderr="/tmp/\x00")) == (
+        "stderr must not contain NUL (at 5)"
+    )
+    assert stored_text_problem(replace(good, cmd="\udfff")) == (
+        "cmd must be valid Unicode text (lone surrogate U+DFFF at 0)"
+    )
 
 
 def test_field_errors_metadata_stays_small() -> None:

@@ -24,6 +24,7 @@ QUOTE_LIMIT = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_NOT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ANY_SUSPECT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # A JSON string literal (escapes included), and what is left of a document without them.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -68,6 +69,11 @@ def text_problem(value: str, *, lines: bool = False) -> str | None:
         what = "NUL" if char == 0 else f"control character U+{char:04X}"
         return f"must not contain {what} (at {bad.start()})"
     return None
+
+
+def may_be_unfit(value: str) -> bool:
+    """A quick test: False means ``text_problem`` finds nothing, whatever ``lines`` is."""
+    return _ANY_SUSPECT.search(value) is not None
 
 
 def nested_problem(value: object, *, lines: bool = True) -> str | None:

@@ -10,7 +10,14 @@ from typing import Any
 from easytask.core import timespec
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.models import TASK_FIELDS, TaskDef
-from easytask.core.text import nested_problem, quote, safe_key, shown, text_problem
+from easytask.core.text import (
+    may_be_unfit,
+    nested_problem,
+    quote,
+    safe_key,
+    shown,
+    text_problem,
+)
 
 TID_MIN_EXCLUSIVE = 1000
 TID_MAX = 2147483647
@@ -205,12 +212,16 @@ def content_error(field: str, value: object) -> str | None:
     return None if problem is None else f"{field} {problem}"
 
 
-def stored_text_problem(record: Mapping[str, object]) -> str | None:
-    """The first text rule a stored task or group record breaks (``<field> <problem>``).
+def stored_text_problem(task: TaskDef) -> str | None:
+    """The first text rule a stored task breaks (``<field> <problem>``), or None.
 
-    Rows written before the rules (or behind the scheduler's back) are checked at load.
+    Rows written before the rules (or behind the scheduler's back) are checked at load, so
+    the common case is one regex search per text field.
     """
-    for key, value in record.items():
+    for key in TASK_FIELDS:
+        value = getattr(task, key)
+        if isinstance(value, str) and not may_be_unfit(value):
+            continue
         problem = content_error(key, value)
         if problem is not None:
             return problem

@@ -96,7 +96,9 @@ class Engine:
             (group, self.groups.put_group(group, now, since))
             for group in await self._store.groups.load_groups()
         ]
-        for task in await self._disable_unfit(await self._store.load_tasks(), now):
+        escaped: set[int] = set()
+        tasks = await self._store.load_tasks(escaped)
+        for task in await self._disable_unfit(tasks, escaped, now):
             slots = self.put_task(task, now, since)
             slots = [s for s in slots if (task.tid, to_ms(s.scheduled_utc)) not in fired]
             if slots:
@@ -126,12 +128,19 @@ class Engine:
             len(self.tasks), len(live), len(missed), last_tick or "never",
         )  # fmt: skip
 
-    async def _disable_unfit(self, tasks: list[TaskDef], now: datetime) -> list[TaskDef]:
-        """Stored tasks that break the text rules are made inactive, with the reason logged."""
+    async def _disable_unfit(
+        self, tasks: list[TaskDef], suspects: set[int], now: datetime
+    ) -> list[TaskDef]:
+        """Stored tasks that break the text rules are made inactive, with the reason logged.
+
+        Only ``suspects`` (tids whose stored JSON holds an escape) can break them.
+        """
         disabled: list[TaskDef] = []
         for i, task in enumerate(tasks):
-            problem = stored_text_problem(task.to_json())
-            if problem is not None and task.active:
+            if task.tid not in suspects or not task.active:
+                continue
+            problem = stored_text_problem(task)
+            if problem is not None:
                 log.warning("task %d (%s) made inactive at load: %s", task.tid, task.name, problem)
                 tasks[i] = replace(task, active=False)
                 disabled.append(tasks[i])

@@ -209,12 +209,22 @@ class SqliteStore:
 
     # ----- tasks -----
 
-    async def load_tasks(self) -> list[TaskDef]:
+    async def load_tasks(self, escaped: set[int] | None = None) -> list[TaskDef]:
+        """Every task definition, in tid order.
+
+        Args:
+            escaped: filled with the tids whose stored JSON holds a backslash escape: the
+                only way a control character or lone surrogate can be in it (definitions
+                are stored as ASCII JSON), so only those need a text check at load.
+        """
         tasks: list[TaskDef] = []
         # Row by row: 100,000 definitions never sit in memory twice (as JSON and as objects).
         async with self._rdb.execute("SELECT definition FROM tasks ORDER BY tid") as cur:
             async for row in cur:
-                tasks.append(TaskDef.from_json_text(row[0]))
+                task = TaskDef.from_json_text(row[0])
+                if escaped is not None and "\\" in row[0]:
+                    escaped.add(task.tid)
+                tasks.append(task)
         return tasks
 
     async def put_tasks(self, tasks: Iterable[TaskDef], now: datetime) -> None:
