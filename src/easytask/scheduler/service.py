@@ -33,6 +33,7 @@ from easytask.store.sqlite import SqliteStore
 log = logging.getLogger(__name__)
 
 DB_FILE = "easytask.db"
+DRAIN_SECONDS = 30.0  # longest wait at shutdown for queued store writes to commit
 ADDRESS_FILE = "scheduler.addr"
 STOP_GRACE_SECONDS = 2.0
 
@@ -115,11 +116,25 @@ class SchedulerService:
             )
         clock = self.clock
         store = await SqliteStore.open(cfg.home / DB_FILE)
+        # The writer outlives everything that writes: it is stopped, drained, then the store
+        # closes; a crash anywhere above still runs these steps.
+        writer = asyncio.create_task(store.writer.run(), name="store-writer")
+        writer.add_done_callback(self._writer_ended)
         try:
             await self._serve(store, clock, creds.api_token, creds.agent_token)
         finally:
+            await _drain(store, writer)
             await store.close()
             log.info("scheduler stopped")
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """A writer that ends before the stop leaves nothing able to commit: stop too."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("store writer crashed; stopping", exc_info=task.exception())
+            self.stop()
+        elif not self._stop.is_set():
+            log.error("store writer ended early; stopping")
+            self.stop()
 
     async def _serve(
         self, store: SqliteStore, clock: Clock, api_token: str, agent_token: str
@@ -133,7 +148,6 @@ class SchedulerService:
         )
         holidays = HolidayService(store=store.calendars, book=calendars, engine=engine, clock=clock)
         async with asyncio.TaskGroup() as tg:
-            writer = tg.create_task(store.writer.run(), name="store-writer")
             # Calendars first: loading the engine settles missed slots, holidays included.
             await holidays.load()
             await engine.load()
@@ -149,29 +163,35 @@ class SchedulerService:
                 calendars=calendars, holidays=holidays, events=events, bus=bus, clock=clock,
             )  # fmt: skip
             self.app = app
-            server = await self._start_grpc(app, hub, api_token, agent_token)
-            http = await self._start_http()
-            loops = [
+            firing = [
                 tg.create_task(engine.run_timers(), name="engine-timers"),
                 tg.create_task(engine.run_ticks(), name="engine-ticks"),
-                tg.create_task(hub.watch_heartbeats(), name="hub-heartbeats"),
             ]
-            (cfg.home / ADDRESS_FILE).write_text(f"127.0.0.1:{self.grpc_port}\n", encoding="utf-8")
-            log.info(
-                "scheduler instance %s ready: gRPC on port %s, HTTP on port %s, home %s",
-                cfg.instance, self.grpc_port, self.http_port, cfg.home,
-            )  # fmt: skip
-            self.ready.set()
-            await self._stop.wait()
-            log.info("scheduler stopping")
-            await server.stop(STOP_GRACE_SECONDS)
-            if http is not None:
-                await http.cleanup()
-            for task in loops:
-                task.cancel()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            heartbeats = tg.create_task(hub.watch_heartbeats(), name="hub-heartbeats")
+            server: grpc.aio.Server | None = None
+            http: web.AppRunner | None = None
+            try:
+                server = await self._start_grpc(app, hub, api_token, agent_token)
+                http = await self._start_http()
+                address = f"127.0.0.1:{self.grpc_port}\n"
+                (cfg.home / ADDRESS_FILE).write_text(address, encoding="utf-8")
+                log.info(
+                    "scheduler instance %s ready: gRPC on port %s, HTTP on port %s, home %s",
+                    cfg.instance, self.grpc_port, self.http_port, cfg.home,
+                )  # fmt: skip
+                self.ready.set()
+                await self._stop.wait()
+                log.info("scheduler stopping")
+            finally:
+                # Nothing fires after the stop: what falls due now is a missed slot for the
+                # next start. Then no more calls or streams (their last writes still queue).
+                for task in firing:
+                    task.cancel()
+                if server is not None:
+                    await server.stop(STOP_GRACE_SECONDS)
+                if http is not None:
+                    await http.cleanup()
+                heartbeats.cancel()
 
     async def _start_grpc(
         self, app: SchedulerApp, hub: AgentHub, api_token: str, agent_token: str
@@ -219,3 +239,19 @@ class SchedulerService:
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
         return runner
+
+
+async def _drain(store: SqliteStore, writer: asyncio.Task[None]) -> None:
+    """Commit every queued write, bounded: a store that cannot take them is given up on."""
+    store.writer.stop()
+    done, _ = await asyncio.wait({writer}, timeout=DRAIN_SECONDS)
+    if done:
+        return  # drained (a crashed writer was logged when it ended)
+    log.error(
+        "store writes still failing after %.0f s at shutdown (disk full or gone?); "
+        "%d writes are not stored",
+        DRAIN_SECONDS, store.writer.pending,
+    )  # fmt: skip
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer

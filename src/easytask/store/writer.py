@@ -52,6 +52,7 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._closed = False
         self._running = False
+        self._stopping = False
         self._failures = 0
 
     def write(self, sql: str, params: Params, durable: bool = False) -> asyncio.Future[None]:
@@ -91,13 +92,28 @@ class BatchWriter:
         """True while the last commit attempt failed."""
         return self._failures > 0
 
+    @property
+    def pending(self) -> int:
+        """Writes queued and not yet committed."""
+        return len(self._queue)
+
+    def stop(self) -> None:
+        """Ask ``run`` to return once everything queued, now or until then, is committed."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """The writer loop; runs until cancelled, then commits what is left."""
+        """The writer loop: until ``stop`` and an empty queue (or until cancelled).
+
+        A batch stays queued until its commit succeeds, so a cancellation mid-commit loses
+        nothing that a later drain could still write; what is left at cancellation is logged.
+        """
         self._running = True
         try:
-            while True:
-                await self._wake.wait()
-                if len(self._queue) < self.LINGER_BELOW:
+            while self._queue or not self._stopping:
+                if not self._queue:
+                    await self._wake.wait()
+                if len(self._queue) < self.LINGER_BELOW and not self._stopping:
                     # Group commit: let a burst gather so one transaction carries it.
                     await asyncio.sleep(self.LINGER_SECONDS)
                 self._wake.clear()
@@ -108,13 +124,11 @@ class BatchWriter:
         finally:
             self._running = False
             self._closed = True
-            # Commit what is queued before the loop was cancelled (shutdown drains once).
             if self._queue:
-                await asyncio.shield(self._commit_some())
+                log.error("store writer stopped with %d writes not committed", len(self._queue))
 
     async def _commit_some(self) -> bool:
         batch = self._queue[: self.MAX_BATCH]
-        del self._queue[: self.MAX_BATCH]
         # Group by statement so each group is one executemany; order within a group is kept,
         # and statements of different groups touch rows independently (full-row upserts).
         groups: dict[str, list[Params]] = {}
@@ -130,8 +144,10 @@ class BatchWriter:
             # A rollback after a failed BEGIN has nothing to undo and raises; that is fine.
             with contextlib.suppress(Exception):
                 await self._db.execute("ROLLBACK")
-            self._fail(batch, exc)
+            self._fail(len(batch), exc)
             return False
+        # Writes only ever append, so the batch is still the head of the queue.
+        del self._queue[: len(batch)]
         if self._failures:
             log.warning("store writes succeed again after %d failed attempts", self._failures)
         self._failures = 0
@@ -140,8 +156,10 @@ class BatchWriter:
                 item.fut.set_result(None)
         return True
 
-    def _fail(self, batch: list[_Write], exc: Exception) -> None:
+    def _fail(self, count: int, exc: Exception) -> None:
+        """The first ``count`` queued writes failed: durable ones stay at the head for retry."""
         self._failures += 1
+        batch = self._queue[:count]
         kept = [item for item in batch if item.durable]
         log.error(
             "store write of %d statements failed (attempt %d): %s; %d kept for retry",
@@ -152,4 +170,4 @@ class BatchWriter:
             if not item.durable and item.fut is not None and not item.fut.done():
                 item.fut.set_exception(err)
                 item.fut.exception()  # a caller that did not wait must not warn "never retrieved"
-        self._queue[:0] = kept
+        self._queue[:count] = kept

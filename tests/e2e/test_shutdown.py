@@ -1,0 +1,74 @@
+"""SIGTERM loses nothing: what fired before it is stored, what was due after it is caught up
+once at the next start, and the log holds no error (issue 8)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from easytask.rpc.v1 import api_pb2 as pb
+from tests.e2e.harness import Cluster, task_json, wait_until
+
+pytestmark = pytest.mark.e2e
+TASKS = 1000
+TARGET = datetime(2027, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def _slot_runs(db: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT tid, state, reason FROM runs WHERE scheduled_ms = ?",
+            (int(TARGET.timestamp() * 1000),),
+        ).fetchall()
+    return [(int(t), str(s), str(r)) for t, s, r in rows]
+
+
+def test_sigterm_just_before_a_burst_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    offset = TARGET.timestamp() - 8 - time.time()
+    cluster.start_scheduler("--clock-offset", f"{offset:.3f}")
+    ledger = tmp_path / "ledger"
+    tasks = [
+        task_json(1001 + i, f"burst-{i}", "q1", f'echo "$EASYTASK_RUN_ID" >> {ledger}',
+                  tmp_path / "out", trigger_times="09:00", stdout="/dev/null",
+                  stderr="/dev/null")
+        for i in range(TASKS)
+    ]  # fmt: skip
+    reply = cluster.api().ImportTasks(
+        pb.ImportTasksRequest(json=json.dumps({"tasks": tasks})), metadata=cluster.metadata()
+    )
+    assert not reply.errors and reply.created == TASKS
+    cluster.start_agent("agent-a", "q1")
+    due_wall = TARGET.timestamp() - offset
+    left = due_wall - 1.8 - time.time()
+    assert left > 0, "set-up took too long to stop before the burst"
+    time.sleep(left)
+    assert cluster.scheduler is not None
+    cluster.scheduler.kill(signal.SIGTERM)
+    log = cluster.scheduler.output()
+    triggered = log.count("Task Triggered")
+    assert len(_slot_runs(cluster.home / "easytask.db")) == triggered
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+    with sqlite3.connect(cluster.home / "easytask.db") as conn:
+        (agents,) = conn.execute("SELECT COUNT(*) FROM agents WHERE name = 'agent-a'").fetchone()
+    assert agents == 1
+
+    # The next start catches the slot up once per task (misfire run_once, within the grace).
+    cluster.start_scheduler("--clock-offset", f"{offset:.3f}")
+
+    def all_final() -> bool:
+        runs = _slot_runs(cluster.home / "easytask.db")
+        return len(runs) >= TASKS and all(s in ("SUCCESS", "FAILED") for _, s, _ in runs)
+
+    wait_until("every task's 09:00 run to end", all_final, timeout=120)
+    runs = _slot_runs(cluster.home / "easytask.db")
+    assert sorted(t for t, _, _ in runs) == list(range(1001, 1001 + TASKS))
+    assert {s for _, s, _ in runs} == {"SUCCESS"}
+    assert not [r for _, _, r in runs if "missed" in r]
+    lines = ledger.read_text().split()
+    assert len(lines) == TASKS == len(set(lines))
