@@ -6,10 +6,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import grpc
+
 from easytask.scheduler.service import DB_FILE, SchedulerConfig, SchedulerService
 from easytask.store.sqlite import SqliteStore
 from easytask.store.writer import BatchWriter
-from tests.integration.conftest import START
+from tests.integration.conftest import START, Harness
 from tests.support.fakeclock import FakeClock
 
 META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = 1"
@@ -70,3 +72,20 @@ async def test_writes_queued_after_stop_still_commit_before_the_loop_ends(
         assert first.done() and late.done() and late.exception() is None
     finally:
         await store.close()
+
+
+async def test_a_session_the_hub_drops_ends_its_stream(harness: Harness) -> None:
+    """Marked offline (missed heartbeats): the RPC ends too, so the agent reconnects."""
+    agent = await harness.agent("a1", ["q1"])
+    app = harness.service.app
+    assert app is not None
+    app.hub.disconnect(app.hub.sessions["a1"])
+
+    async def stream_end() -> None:
+        while True:
+            msg = await agent.call.read()
+            if msg is grpc.aio.EOF:
+                return
+
+    await asyncio.wait_for(stream_end(), 5)
+    assert await agent.call.code() == grpc.StatusCode.OK

@@ -60,6 +60,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._read(messages, session))
                 tg.create_task(self._write(context, session))
+        except* _SessionClosed:
+            pass  # the hub closed the session (heartbeats missed, replaced): the RPC ends too
         except* (grpc.aio.AioRpcError, ConnectionError, asyncio.InvalidStateError) as group:
             log.info("agent %s stream ended: %s", session.name, group.exceptions[0])
         finally:
@@ -86,6 +88,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             self._hub.handle(session, msg)
 
     async def _write(self, context: grpc.aio.ServicerContext, session: AgentSession) -> None:
+        """Drain the session to the stream; once the session is closed, end the reader too.
+
+        A session and its RPC end together: a stream left half open after the hub gave up on
+        the agent would have its results stored and their acknowledgements dropped.
+        """
         # What queued up while the last write was in flight goes out as one batch message:
         # one stream write per burst instead of one per run.
         while (queued := await session.outgoing()) is not None:
@@ -98,6 +105,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 else:
                     batch = apb.SchedulerBatch(messages=chunk)
                     await context.write(apb.SchedulerMessage(batch=batch))
+        raise _SessionClosed
 
     def _encoded(
         self, session: AgentSession, messages: list[SchedulerMessage]
@@ -116,6 +124,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 continue
             out.append(encoded)
         return out
+
+
+class _SessionClosed(Exception):
+    """The session ended on the scheduler's side; the stream's reader stops with it."""
 
 
 def _encode_failure(msg: SchedulerMessage, exc: Exception) -> str:
