@@ -12,11 +12,11 @@ _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # linger on, 0 s: close sends RST
 
 
 class CutProxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target``; ``cut`` stalls every connection, then resets.
+    """Forwards ``127.0.0.1:<port>`` to ``target``; ``cut`` stalls every connection.
 
     While cut, bytes are neither read nor forwarded in either direction (the peers see a
     silent network). When the cut ends, the connections open during it are reset, as a
-    router dropping its state would; new connections are forwarded again.
+    router dropping its state would, or carry on; new connections are forwarded again.
     """
 
     def __init__(self, target: tuple[str, int]) -> None:
@@ -34,10 +34,14 @@ class CutProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def cut(self, seconds: float) -> None:
-        """Stall all traffic for ``seconds`` (blocking), then reset the stalled connections."""
+    def cut(self, seconds: float, *, reset: bool = True) -> None:
+        """Stall all traffic for ``seconds`` (blocking), then reset the stalled connections
+        (``reset=False``: let them carry on, as a link that heals does)."""
         self._flowing.clear()
         time.sleep(seconds)
+        if not reset:
+            self._flowing.set()
+            return
         with self._lock:
             stalled, self._conns = self._conns, []
         for sock in stalled:

@@ -127,3 +127,25 @@ def test_follow_across_a_cut_between_agent_and_scheduler_is_byte_identical(
     assert stdout == expected
     assert b"Run finished: SUCCESS" in stderr
     assert (tmp_path / "out" / "chatty.out").read_bytes() == expected
+
+
+def test_after_a_40_s_silent_cut_the_next_run_is_dispatched_within_2_s(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The scheduler gives up on the silent agent at 30 s and ends its stream: no half-open
+    session is left to swallow the next run once the link heals (issue 8)."""
+    cluster.start_scheduler()
+    proxy = CutProxy(("127.0.0.1", cluster.port))
+    try:
+        cluster.start_agent("agent-a", "q1", "--server", proxy.address)
+        _create(cluster, tmp_path, task_json(1001, "after", "q1", "echo after", tmp_path / "o"))
+        proxy.cut(40.0, reset=False)
+        healed = time.monotonic()
+        res = cluster.ctl("events", "force-run", "1001")
+        run_id = res.stdout.split("Run ID: ")[1].split()[0]
+        cluster.wait_state(run_id, {"STARTED", "RUNNING", "SUCCESS"}, timeout=10)
+        dispatched = time.monotonic() - healed
+        assert dispatched <= 2.0, f"dispatched {dispatched:.1f} s after the link healed"
+        assert cluster.wait_final(run_id).state == "SUCCESS"
+    finally:
+        proxy.close()

@@ -7,7 +7,7 @@ acknowledged, then live messages. One reader task dispatches scheduler messages 
 every ``heartbeat_seconds`` (Welcome may change it). All three live in one TaskGroup, so losing
 either side ends the stream. Runs are not affected by a lost stream.
 
-Reconnect: exponential backoff from 0.1 s doubling to 5 s, with jitter; it resets after a stream
+Reconnect: exponential backoff from 0.1 s doubling to 1 s, with jitter; it resets after a stream
 that got a Welcome. UNAUTHENTICATED: if the agent has never been welcomed since it started, the
 token is wrong from the start and ``run()`` raises ``AuthError`` (the daemon exits 3); after a
 successful session it is logged as an error and retried every 30 s, runs keep going.
@@ -44,7 +44,7 @@ from easytask.rpc.v1 import agent_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN = 0.1
-BACKOFF_MAX = 5.0
+BACKOFF_MAX = 1.0  # a restarted scheduler sees its agents back within a second
 AUTH_RETRY = 30.0
 STATUS_WAIT = 2.0
 MAX_BATCH = 512  # messages per stream write when the outbox has a backlog
