@@ -120,15 +120,17 @@ def parse_json(
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ValidationError([FieldError(field, f"{field} must be at most {max_bytes} bytes")])
     if _depth_exceeds(text, max_depth):
-        raise ValidationError([FieldError(field, f"{field} nests deeper than {max_depth} levels")])
+        raise _too_deep(field, max_depth)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError([FieldError(field, f"not valid JSON ({exc.msg})")]) from exc
     except RecursionError as exc:  # thousands of brackets never closed
-        raise ValidationError(
-            [FieldError(field, f"{field} nests deeper than {max_depth} levels")]
-        ) from exc
+        raise _too_deep(field, max_depth) from exc
+
+
+def _too_deep(field: str, max_depth: int) -> ValidationError:
+    return ValidationError([FieldError(field, f"{field} nests deeper than {max_depth} levels")])
 
 
 def _depth_exceeds(text: str, max_depth: int) -> bool:
