@@ -1,31 +1,18 @@
-"""CalendarStore contract: user calendars and entries round-trip through a real SQLite file."""
+"""Calendar store contract: user calendars and entries round-trip (SQLite and memory)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from easytask.store.calendars import CalendarRecord, HolidaySpan
+from easytask.core.records import CalendarRecord, HolidaySpan
+from easytask.store.ports import Store
 from easytask.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 5, 9, 12, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(tmp_path / "easytask.db")
-    writer = asyncio.create_task(s.writer.run())
-    try:
-        yield s
-    finally:
-        writer.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await writer
-        await s.close()
 
 
 def entry(entry_id: int, calendar: str, start: str, end: str = "") -> HolidaySpan:
@@ -34,7 +21,7 @@ def entry(entry_id: int, calendar: str, start: str, end: str = "") -> HolidaySpa
     return HolidaySpan(first, last, f"reason {entry_id}", entry_id, calendar, "alice", T0)
 
 
-async def test_calendars_and_entries_round_trip(store: SqliteStore) -> None:
+async def test_calendars_and_entries_round_trip(store: Store) -> None:
     cals = store.calendars
     assert await cals.load() == ([], [])
     assert await cals.last_entry_id() == 0
@@ -51,7 +38,7 @@ async def test_calendars_and_entries_round_trip(store: SqliteStore) -> None:
     ]
 
 
-async def test_deleted_ids_stay_used(store: SqliteStore) -> None:
+async def test_deleted_ids_stay_used(store: Store) -> None:
     cals = store.calendars
     await cals.add_calendar(CalendarRecord("Ops", created_at=T0))
     await cals.add_entry(entry(1, "Ops", "2026-06-01"))

@@ -1,9 +1,8 @@
-"""SqliteStore contract: what the engine and API rely on, against a real SQLite file."""
+"""The store contract: what the engine and API rely on, over SQLite (a real file) and memory."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,25 +10,14 @@ from pathlib import Path
 import pytest
 
 from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.records import RunFilter
 from easytask.core.runid import make_run_id
 from easytask.core.states import RunState
-from easytask.store.sqlite import OUTPUT_HEAD, OUTPUT_TAIL, RunFilter, SqliteStore
+from easytask.store.ports import Store
+from easytask.store.sqlite import OUTPUT_HEAD, OUTPUT_TAIL, SqliteStore
 from easytask.store.writer import StoreWriteError
 
 T0 = datetime(2026, 5, 9, 12, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = await SqliteStore.open(tmp_path / "db" / "easytask.db")
-    writer = asyncio.create_task(s.writer.run())
-    try:
-        yield s
-    finally:
-        writer.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await writer
-        await s.close()
 
 
 def task(tid: int, name: str) -> TaskDef:
@@ -45,7 +33,7 @@ def run(tid: int, minute: int, state: RunState = RunState.TRIGGER, attempt: int 
                updated_at=at)  # fmt: skip
 
 
-async def test_tasks_round_trip_and_delete(store: SqliteStore) -> None:
+async def test_tasks_round_trip_and_delete(store: Store) -> None:
     await store.put_tasks([task(1001, "a"), task(1002, "b")], T0)
     assert [t.name for t in await store.load_tasks()] == ["a", "b"]
     await store.put_tasks([task(1001, "a2")], T0)
@@ -53,7 +41,7 @@ async def test_tasks_round_trip_and_delete(store: SqliteStore) -> None:
     assert [(t.tid, t.name) for t in await store.load_tasks()] == [(1001, "a2")]
 
 
-async def test_load_marks_definitions_holding_escapes(store: SqliteStore) -> None:
+async def test_load_marks_definitions_holding_escapes(store: Store) -> None:
     """Stored JSON is ASCII: a control character or surrogate can only be an escape."""
     plain, lines, nul = task(1001, "a"), task(1002, "b"), task(1003, "c")
     lines = replace(lines, cmd="echo a\necho b")
@@ -65,7 +53,7 @@ async def test_load_marks_definitions_holding_escapes(store: SqliteStore) -> Non
     assert [t.cmd for t in loaded] == ["true", "echo a\necho b", "echo \udfff"]
 
 
-async def test_run_rows_are_upserted_with_their_history(store: SqliteStore) -> None:
+async def test_run_rows_are_upserted_with_their_history(store: Store) -> None:
     r = run(1001, 0)
     store.save_run(r, StateChange(r.run_id, None, RunState.TRIGGER, T0))
     r.state, r.pid, r.return_code = RunState.SUCCESS, 42, 0
@@ -85,7 +73,7 @@ async def test_run_rows_are_upserted_with_their_history(store: SqliteStore) -> N
     assert await store.load_live_runs() == []
 
 
-async def test_list_runs_filters_pages_and_counts(store: SqliteStore) -> None:
+async def test_list_runs_filters_pages_and_counts(store: Store) -> None:
     for minute in range(5):
         store.save_run(run(1001, minute, RunState.SUCCESS))
     store.save_run(run(1002, 0, RunState.FAILED))
@@ -102,7 +90,7 @@ async def test_list_runs_filters_pages_and_counts(store: SqliteStore) -> None:
     assert latest[1002][1] is RunState.RUNNING
 
 
-async def test_search_escapes_like_wildcards(store: SqliteStore) -> None:
+async def test_search_escapes_like_wildcards(store: Store) -> None:
     a, b = run(1001, 0), run(1002, 0)
     a.name, b.name = "load_x", "loadyx"
     store.save_run(a)
@@ -111,19 +99,20 @@ async def test_search_escapes_like_wildcards(store: SqliteStore) -> None:
     assert [r.name for r in found] == ["load_x"]
 
 
-async def test_output_chunks_append_in_order_and_ignore_duplicates(store: SqliteStore) -> None:
+async def test_output_chunks_append_in_order_and_ignore_duplicates(store: Store) -> None:
     store.append_output("r1", "stdout", 0, b"hello ")
     store.append_output("r1", "stdout", 6, b"world")
     store.append_output("r1", "stdout", 6, b"WORLD")  # same offset again: ignored
     store.append_output("r1", "stderr", 0, b"err")
-    await store.writer.flush()
+    await store.flush()
     assert await store.read_output("r1", "stdout") == b"hello world"
     assert await store.output_sizes(["r1"]) == {("r1", "stdout"): 11, ("r1", "stderr"): 3}
 
 
 async def test_disk_full_keeps_run_writes_queued_until_space_returns(
-    store: SqliteStore,
+    sqlite_store: SqliteStore,
 ) -> None:
+    store = sqlite_store
     await store.put_tasks([task(1001, "a")], T0)
     db = store._wdb  # simulate a full disk at the SQLite layer
     async with db.execute("PRAGMA page_count") as cur:
@@ -156,12 +145,12 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
     await second.close()
 
 
-async def test_stored_output_keeps_head_and_tail_and_marks_the_cut(store: SqliteStore) -> None:
+async def test_stored_output_keeps_head_and_tail_and_marks_the_cut(store: Store) -> None:
     chunk = 64 * 1024
     total = OUTPUT_HEAD + OUTPUT_TAIL + 3 * 1024 * 1024  # 13 MiB written
     for offset in range(0, total, chunk):
         store.append_output("big", "stdout", offset, bytes([offset // chunk % 251]) * chunk)
-    await store.writer.flush()
+    await store.flush()
     raw = await store.read_output("big", "stdout")
     assert OUTPUT_HEAD + OUTPUT_TAIL <= len(raw) < OUTPUT_HEAD + OUTPUT_TAIL + chunk
     view, cut = await store.read_output_view("big", "stdout")
@@ -175,11 +164,11 @@ async def test_stored_output_keeps_head_and_tail_and_marks_the_cut(store: Sqlite
     assert (small, small_cut) == (b"", False)
 
 
-async def test_reading_from_an_offset_skips_what_was_cut(store: SqliteStore) -> None:
+async def test_reading_from_an_offset_skips_what_was_cut(store: Store) -> None:
     store.append_output("r", "stderr", 0, b"abc")
     store.append_output("r", "stderr", 3, b"def")
     store.append_output("r", "stderr", 100, b"xyz")  # a cut between 6 and 100
-    await store.writer.flush()
+    await store.flush()
     assert await store.read_output_from("r", "stderr", 0) == (b"abcdefxyz", 103)
     assert await store.read_output_from("r", "stderr", 4) == (b"efxyz", 103)
     assert await store.read_output_from("r", "stderr", 50) == (b"xyz", 103)

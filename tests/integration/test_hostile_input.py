@@ -207,10 +207,10 @@ async def test_an_unencodable_run_fails_alone_and_its_queue_keeps_running(
     await harness.create(tid=1002, name="bad")
     app = harness.service.app
     assert app is not None
-    engine = app.engine
-    engine.tasks[1002] = replace(engine.tasks[1002], cmd="echo \udfff")
-    bad_run = await engine.force_run(1002, None, "test")
-    good_run = await engine.force_run(good["tid"], None, "test")
+    tasks = app.engine.index.tasks
+    tasks[1002] = replace(tasks[1002], cmd="echo \udfff")
+    bad_run = await app.events.actions.force_run(1002, None, "test")
+    good_run = await app.events.actions.force_run(good["tid"], None, "test")
     order = await agent.recv("run")
     assert order.run_id == good_run.run_id
     failed = await harness.wait_state(bad_run.run_id, "FAILED")

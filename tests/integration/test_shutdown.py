@@ -26,9 +26,9 @@ async def test_stopping_the_service_commits_every_queued_write(tmp_path: Path) -
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.ready.wait(), 10)
     assert service.app is not None
-    writer = service.app.store.writer
+    store = service.app.store
     for i in range(25_000):  # more than one batch (BatchWriter.MAX_BATCH)
-        writer.write_nowait(META, (f"bulk-{i}", "x"))
+        store.set_meta(f"bulk-{i}", "x")
     service.stop()
     await asyncio.wait_for(task, 60)
     with sqlite3.connect(home / DB_FILE) as db:

@@ -8,7 +8,8 @@ EasyTaskError
 │   └── RunNotFoundError
 ├── ConflictError (ValueError)          the request clashes with stored state
 ├── TransitionError (ValueError)        a run state change the table refuses
-└── AuthError                           missing or wrong token
+├── AuthError                           missing or wrong token
+└── StoreWriteError                     a batch could not be committed (disk full, I/O)
 """
 
 from __future__ import annotations
@@ -65,3 +66,7 @@ class TransitionError(EasyTaskError, ValueError):
 
 class AuthError(EasyTaskError):
     """Missing or invalid credentials."""
+
+
+class StoreWriteError(EasyTaskError):
+    """A batch could not be committed (disk full, I/O error); nothing of it was stored."""

@@ -15,6 +15,7 @@ from easytask.core.errors import (
     NotFoundError,
     ValidationError,
 )
+from easytask.core.records import EventFilter, EventRecord, RunFilter
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
 from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_proto
@@ -25,8 +26,6 @@ from easytask.rpc.v1 import api_pb2_grpc
 from easytask.scheduler.app import FollowEnd, SchedulerApp
 from easytask.scheduler.events import EventRequest
 from easytask.scheduler.holidays import USER, ListedHoliday
-from easytask.store.events import EventFilter, EventRecord
-from easytask.store.sqlite import RunFilter
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +161,14 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
             origin=request.origin,
             since=self._app.clock.now() - timedelta(hours=request.since_hours or 24),
         )
-        records, total = await self._app.store.events.find(flt, (page - 1) * per_page, per_page)
+        records, total = await self._app.store.find_events(flt, (page - 1) * per_page, per_page)
         return pb.ListEventsReply(
             events=[_event_to_proto(r) for r in records], total=total, page=page, per_page=per_page
         )
 
     @errors_mapped
     async def GetEvent(self, request: pb.GetEventRequest, context: Any) -> pb.EventRecord:
-        record = await self._app.store.events.get(request.id)
+        record = await self._app.store.get_event(request.id)
         if record is None:
             raise EventNotFoundError(f"event {request.id} not found")
         return _event_to_proto(record)

@@ -13,6 +13,7 @@ from easytask import __version__
 from easytask.core.clock import Clock
 from easytask.core.errors import RunNotFoundError
 from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.records import AgentRecord, RunFilter
 from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
 from easytask.scheduler.bus import Bus, OutputAppended, RunStateChanged, Subscription
@@ -23,7 +24,7 @@ from easytask.scheduler.events import EventOutcome, EventRequest, EventService
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
 from easytask.scheduler.why import Explanation, explain
-from easytask.store.sqlite import AgentRecord, RunFilter, SqliteStore
+from easytask.store.ports import Store
 
 STREAMS = ("stdout", "stderr")
 FINAL_OUTPUT_WAIT = 10.0  # seconds without new output before following a final run gives up
@@ -108,7 +109,7 @@ class SchedulerApp:
         self,
         *,
         instance: str,
-        store: SqliteStore,
+        store: Store,
         engine: Engine,
         hub: AgentHub,
         catalog: TaskCatalog,
@@ -138,7 +139,7 @@ class SchedulerApp:
         return await self.store.list_runs(flt, (page - 1) * per_page, per_page)
 
     async def get_run(self, run_id: str) -> tuple[Run, list[StateChange]]:
-        run = self.engine.live.get(run_id) or await self.store.find_run(run_id)
+        run = self.engine.runs.live.get(run_id) or await self.store.find_run(run_id)
         if run is None:
             raise RunNotFoundError(f"run {run_id} not found")
         return run, await self.store.transitions(run_id)
@@ -146,7 +147,7 @@ class SchedulerApp:
     async def run_output(self, run_id: str) -> tuple[Run, dict[str, tuple[bytes, bool]]]:
         """Each stream's stored copy (the cut marked) and whether it was cut."""
         run, _ = await self.get_run(run_id)
-        await self.store.writer.flush()
+        await self.store.flush()
         return run, {s: await self.store.read_output_view(run_id, s) for s in STREAMS}
 
     async def follow_output(
@@ -165,7 +166,7 @@ class SchedulerApp:
         with self.bus.subscribe(run_id) as sub:
             sent = {s: (start or {}).get(s, 0) for s in streams}
             while True:
-                await self.store.writer.flush()
+                await self.store.flush()
                 run, _ = await self.get_run(run_id)
                 for stream in streams:
                     # By offset, not length: a long output's stored middle is cut (spec 16).
@@ -212,8 +213,10 @@ class SchedulerApp:
         """`tasks why`: what holds the task back on ``run_date`` (default: today, local)."""
         task = self.catalog.get(tid, name)
         now = self.clock.now()
-        run_date = run_date or f"{now.astimezone(ZoneInfo(self.engine.zone_of(task))):%Y%m%d}"
-        await self.store.writer.flush()
+        run_date = (
+            run_date or f"{now.astimezone(ZoneInfo(self.engine.groups.zone_of(task))):%Y%m%d}"
+        )
+        await self.store.flush()
         runs, _, _ = await self.store.list_runs(RunFilter(tid=task.tid, run_date=run_date), 0, 500)
         return explain(self.engine, task, run_date, runs, now)
 
@@ -261,7 +264,7 @@ class SchedulerApp:
             heartbeat_age=(now - tick).total_seconds(),
             version=__version__,
             agents_online=len(self.hub.sessions),
-            active_runs=len(self.engine.live),
+            active_runs=len(self.engine.runs.live),
             triggers_24h=await self.store.count_runs_since(now - timedelta(hours=24)),
         )
 

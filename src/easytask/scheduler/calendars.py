@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import holidays
 
-from easytask.store.calendars import CalendarRecord, HolidaySpan
+from easytask.core.records import CalendarRecord, HolidaySpan
 
 __all__ = ["BuiltinCalendars", "CalendarBook", "CalendarRecord", "HolidaySpan"]
 
@@ -160,6 +161,13 @@ class CalendarBook:
         if name is None:
             return None
         return lambda day: self.holiday_reason(name, day) is not None
+
+    def holiday_of(self, calendar: str | None, scheduled: datetime, timezone: str) -> str | None:
+        """The SKIPPED reason when the slot's local date is a holiday of ``calendar``."""
+        if not calendar:
+            return None
+        reason = self.holiday_reason(calendar, scheduled.astimezone(ZoneInfo(timezone)).date())
+        return None if reason is None else f"holiday in calendar {calendar}: {reason}"
 
     # ----- changes (after the store has committed them) -----
 

@@ -28,7 +28,7 @@ from easytask.core.validation import TaskContext, validate_task
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.engine import Engine
 from easytask.scheduler.importer import ImportResult, parse_import, plan_import
-from easytask.store.sqlite import SqliteStore
+from easytask.store.ports import Store
 
 MAX_TID = 2147483647
 
@@ -40,7 +40,7 @@ class TaskCatalog:
         self,
         *,
         instance: str,
-        store: SqliteStore,
+        store: Store,
         engine: Engine,
         calendars: CalendarBook,
         clock: Clock,
@@ -54,7 +54,7 @@ class TaskCatalog:
 
     @property
     def tasks(self) -> dict[int, TaskDef]:
-        return self._engine.tasks
+        return self._engine.index.tasks
 
     def _context(self, user: str, tasks: dict[int, TaskDef] | None = None) -> TaskContext:
         pool = self.tasks if tasks is None else tasks
@@ -185,13 +185,13 @@ class TaskCatalog:
         return rows[start : start + per_page], len(rows)
 
     def member_count(self, group: GroupDef) -> int:
-        return len(self._engine.members_by_group.get(group.name, {}))
+        return len(self._engine.index.member_tids(group.name))
 
     async def create_group(self, raw: object) -> GroupDef:
         async with self._lock:
             group = validate_group(raw, self._group_context())
             self._check_group(group, None)
-            await self._store.groups.put_groups([group], self._clock.now())
+            await self._store.put_groups([group], self._clock.now())
             self._engine.groups.put_group(group, self._clock.now())
             return group
 
@@ -205,7 +205,7 @@ class TaskCatalog:
                 members = [replace(t, task_group=group.name) for t in self.tasks.values()
                            if t.task_group == existing.name]  # fmt: skip
             now = self._clock.now()
-            await self._store.groups.put_groups([group], now)
+            await self._store.put_groups([group], now)
             await self._store.put_tasks(members, now)
             self._engine.groups.put_group(group, now)
             for t in members:
@@ -238,8 +238,8 @@ class TaskCatalog:
                         cleared.append(replace(g, dependency=text))
             now = self._clock.now()
             await self._store.delete_tasks([t.tid for t in members])
-            await self._store.groups.put_groups(cleared, now)
-            await self._store.groups.delete_groups([group.gid])
+            await self._store.put_groups(cleared, now)
+            await self._store.delete_groups([group.gid])
             for t in members:
                 self._engine.remove_task(t.tid)
             self._engine.groups.remove_group(group.gid)
@@ -265,10 +265,10 @@ class TaskCatalog:
             # Queued in one loop turn, the four writes commit as one transaction: a failure
             # leaves nothing half-imported.
             await asyncio.gather(
-                self._store.groups.put_groups(plan.groups.values(), now),
+                self._store.put_groups(plan.groups.values(), now),
                 self._store.put_tasks(plan.tasks.values(), now),
                 self._store.delete_tasks(plan.doomed_tasks),
-                self._store.groups.delete_groups(plan.doomed_groups),
+                self._store.delete_groups(plan.doomed_groups),
             )
             for tid in plan.doomed_tasks:
                 self._engine.remove_task(tid)

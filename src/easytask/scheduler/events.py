@@ -12,10 +12,12 @@ from easytask.core.clock import Clock
 from easytask.core.errors import ConflictError, EasyTaskError, FieldError, ValidationError
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
+from easytask.core.records import RunFilter
 from easytask.core.states import RunState
+from easytask.scheduler.actions import RunActions
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.engine import Engine
-from easytask.store.sqlite import RunFilter, SqliteStore
+from easytask.store.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,9 @@ class EventService:
         self,
         *,
         instance: str,
-        store: SqliteStore,
+        store: Store,
         engine: Engine,
+        actions: RunActions,
         catalog: TaskCatalog,
         clock: Clock,
         refresh_calendars: Callable[[], Awaitable[None]],
@@ -78,6 +81,7 @@ class EventService:
         self._instance = instance
         self._store = store
         self._engine = engine
+        self.actions = actions
         self._catalog = catalog
         self._clock = clock
         self._refresh_calendars = refresh_calendars
@@ -133,19 +137,19 @@ class EventService:
             await self._catalog.update_group(gid, "", {"active": active})
             return f"Group {gid} {'enabled' if active else 'disabled'} on scheduler.", ""
         if event == "FORCE_RUN_TASK":
-            run_date = await self._engine.force_run_group(gid, req.run_date or None, user)
+            run_date = await self.actions.force_run_group(gid, req.run_date or None, user)
             return (
                 f"Force run triggered for group {gid} ({group.name})\nRun date: {run_date}",
                 run_date,
             )
         # REFRESH_TASK_GROUP_DEFINITION
-        stored = {g.gid: g for g in await self._store.groups.load_groups()}
+        stored = {g.gid: g for g in await self._store.load_groups()}
         if gid in stored:
             self._engine.groups.put_group(stored[gid], self._clock.now())
         return f"Group definition refreshed for group {gid} ({group.name}).", ""
 
     def _today(self, task: TaskDef) -> str:
-        zone = ZoneInfo(self._engine.zone_of(task))
+        zone = ZoneInfo(self._engine.groups.zone_of(task))
         return f"{self._clock.now().astimezone(zone):%Y%m%d}"
 
     async def _plain(self, event: str) -> str:
@@ -174,40 +178,40 @@ class EventService:
                 self._engine.put_task(stored[tid], self._clock.now())
             return f"Task definition refreshed for task {tid} ({task.name}).", None
         if event == "FORCE_RUN_TASK":
-            run = await self._engine.force_run(tid, req.run_date or None, user)
+            run = await self.actions.force_run(tid, req.run_date or None, user)
             return (
                 f"Force run triggered for task {tid} ({task.name})\nRun date: {run.run_date}",
                 run,
             )
         if event == "FREEZE_TASK":
             self._refuse_freeze_of_triggered(tid, run_date, req.trigger_time)
-            self._engine.freeze(tid, run_date, req.trigger_time, user)
-            await self._store.writer.flush()
+            self.actions.freeze(tid, run_date, req.trigger_time, user)
+            await self._store.flush()
             return f"Task {tid} frozen for date {run_date}.", None
         if event == "UNFREEZE_TASK":
             was_frozen = (tid, run_date, req.trigger_time) in self._engine.freezes
-            released = self._engine.unfreeze(tid, run_date, req.trigger_time, user)
+            released = self.actions.unfreeze(tid, run_date, req.trigger_time, user)
             if not was_frozen and not released:
                 at = f" {req.trigger_time}" if req.trigger_time else ""
                 raise ConflictError(f"no freeze for task {tid} on {run_date}{at}")
-            await self._store.writer.flush()
+            await self._store.flush()
             return f"Task {tid} unfrozen for date {run_date}.", None
         if event == "TERMINATE_TASK":
             run = await self._running_run(tid, run_date, req)
-            self._engine.terminate(run, user)
-            await self._store.writer.flush()
+            self.actions.terminate(run, user)
+            await self._store.flush()
             return f"Task {tid} terminated.", run
         # MODIFY_TASK_STATUS
         status = _status(req.status)
         run = await self._latest_attempt(tid, run_date, req.trigger_time)
-        result = self._engine.modify_status(run, status, user)
-        await self._store.writer.flush()
+        result = self.actions.modify_status(run, status, user)
+        await self._store.flush()
         return f"Task {tid} status modified to {status}.", result
 
     def _refuse_freeze_of_triggered(self, tid: int, run_date: str, trigger_time: str) -> None:
         if not trigger_time:
             return  # a whole date: runs already triggered are simply not affected (spec 7.3)
-        for run in self._engine.live.values():
+        for run in self._engine.runs.live.values():
             same = run.tid == tid and run.run_date == run_date and run.local_time == trigger_time
             if same and run.state in IN_PROGRESS:
                 raise ConflictError(
@@ -217,7 +221,7 @@ class EventService:
 
     async def _running_run(self, tid: int, run_date: str, req: EventRequest) -> Run:
         candidates = [
-            r for r in self._engine.live.values()
+            r for r in self._engine.runs.live.values()
             if r.tid == tid and r.state in IN_PROGRESS
             and (r.run_id == req.run_id if req.run_id else r.run_date == run_date)
             and (not req.trigger_time or r.local_time == req.trigger_time)
@@ -229,7 +233,7 @@ class EventService:
         return max(candidates, key=lambda r: (r.scheduled_utc, r.attempt))
 
     async def _latest_attempt(self, tid: int, run_date: str, trigger_time: str) -> Run:
-        await self._store.writer.flush()
+        await self._store.flush()
         runs, _, _ = await self._store.list_runs(RunFilter(tid=tid, run_date=run_date), 0, 1000)
         if trigger_time:
             runs = [r for r in runs if r.local_time == trigger_time]
@@ -237,7 +241,7 @@ class EventService:
             at = f" {trigger_time}" if trigger_time else ""
             raise ConflictError(f"no run for task {tid} on {run_date}{at}")
         latest = max(runs, key=lambda r: (r.scheduled_utc, r.attempt))
-        return self._engine.live.get(latest.run_id, latest)
+        return self._engine.runs.live.get(latest.run_id, latest)
 
 
 def _status(text: str) -> RunState:

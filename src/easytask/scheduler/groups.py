@@ -8,20 +8,23 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from easytask.core.clock import Clock
 from easytask.core.deps import Expr, Readiness, TermValue, names, parse_dependency, readiness
 from easytask.core.groups import GroupDef
 from easytask.core.misfire import MISSED_REASON, plan_misfires
 from easytask.core.models import Run, TaskDef
+from easytask.core.records import GroupRun
 from easytask.core.runid import to_ms
 from easytask.core.schedule import Schedule, Slot, next_slot, slots_on
 from easytask.core.states import RunState
+from easytask.scheduler.calendars import CalendarBook
+from easytask.scheduler.freezes import Freezes
 from easytask.scheduler.logs import log_run
-from easytask.store.groups import GroupRun
-
-if TYPE_CHECKING:
-    from easytask.scheduler.engine import Engine
+from easytask.scheduler.runs import RunBook
+from easytask.scheduler.taskindex import TaskIndex
+from easytask.scheduler.timers import Timers
+from easytask.store.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,24 @@ KEEP_DAYS = 3
 class GroupRunner:
     """Owns group definitions' wheel entries and every tracked group occurrence."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        *,
+        runs: RunBook,
+        index: TaskIndex,
+        timers: Timers,
+        freezes: Freezes,
+        calendars: CalendarBook,
+        store: Store,
+        clock: Clock,
+    ) -> None:
+        self._runs = runs
+        self._index = index
+        self._timers = timers
+        self._freezes = freezes
+        self._calendars = calendars
+        self._store = store
+        self._clock = clock
         self.groups: dict[int, GroupDef] = {}
         self._schedules: dict[int, Schedule] = {}
         self.occurrences: dict[str, GroupRun] = {}
@@ -56,9 +75,14 @@ class GroupRunner:
                 return group
         return None
 
+    def zone_of(self, task: TaskDef) -> str:
+        """The zone a task's dates are local to: its group's, else its own."""
+        group = self.group_by_name(task.task_group) if task.task_group else None
+        return group.timezone if group else (task.timezone or "UTC")
+
     def members(self, group: GroupDef) -> list[TaskDef]:
-        tids = self._engine.members_by_group.get(group.name, {}).values()
-        return [self._engine.tasks[tid] for tid in sorted(tids)]
+        tids = self._index.member_tids(group.name).values()
+        return [self._index.tasks[tid] for tid in sorted(tids)]
 
     def put_group(
         self, group: GroupDef, now: datetime, since: datetime | None = None
@@ -70,7 +94,7 @@ class GroupRunner:
             ordinal_day=group.ordinal_day, trigger_times=group.trigger_times, run_frequency=None,
         )  # fmt: skip
         self._schedules[group.gid] = schedule
-        holidays = self._engine.calendar_check(group.calendar)
+        holidays = self._calendars.holiday_check(group.calendar or None)
         slot = next_slot(schedule, since or now, holidays)
         missed: list[Slot] = []
         while slot is not None and slot.scheduled_utc <= now:
@@ -78,16 +102,15 @@ class GroupRunner:
             slot = next_slot(schedule, slot.scheduled_utc, holidays)
         key = ("group", group.gid)
         if slot is None:
-            self._engine.wheel.cancel(key)
+            self._timers.cancel(key)
         else:
-            self._engine.wheel.schedule(key, slot.scheduled_utc, slot)
-        self._engine.wake()
+            self._timers.schedule(key, slot.scheduled_utc, slot)
         return missed
 
     def settle_missed(self, group: GroupDef, slots: list[Slot], now: datetime) -> None:
         """Misfire policy for a group: applied to the whole occurrence (spec 4.6)."""
         for slot, run_now in plan_misfires(group.misfire_policy, group.misfire_grace, slots, now):
-            gr_id = f"{self._engine.instance}:g{group.gid}:{to_ms(slot.scheduled_utc)}"
+            gr_id = f"{self._runs.instance}:g{group.gid}:{to_ms(slot.scheduled_utc)}"
             if gr_id in self.occurrences:
                 continue  # it fired before the scheduler went down
             self.open_occurrence(group, slot.scheduled_utc, slot.run_date, slot.local_time, now,
@@ -96,7 +119,7 @@ class GroupRunner:
     def remove_group(self, gid: int) -> None:
         self.groups.pop(gid, None)
         self._schedules.pop(gid, None)
-        self._engine.wheel.cancel(("group", gid))
+        self._timers.cancel(("group", gid))
 
     def schedule_of(self, gid: int) -> Schedule | None:
         return self._schedules.get(gid)
@@ -111,7 +134,7 @@ class GroupRunner:
             owner = self.occurrences.get(run.group_run_id or "")
             if owner is not None:
                 owner.members[run.tid] = run.run_id
-                self.member_runs[run.run_id] = self._engine.live.get(run.run_id, run)
+                self.member_runs[run.run_id] = self._runs.live.get(run.run_id, run)
         for g in occurrences:
             if not g.final:
                 self._mark(g.group_run_id)
@@ -128,10 +151,10 @@ class GroupRunner:
         if group is None or schedule is None:
             return
         upcoming = next_slot(
-            schedule, slot.scheduled_utc, self._engine.calendar_check(group.calendar)
+            schedule, slot.scheduled_utc, self._calendars.holiday_check(group.calendar or None)
         )
         if upcoming is not None:
-            self._engine.wheel.schedule(("group", gid), upcoming.scheduled_utc, upcoming)
+            self._timers.schedule(("group", gid), upcoming.scheduled_utc, upcoming)
         self.open_occurrence(group, slot.scheduled_utc, slot.run_date, slot.local_time, now)
 
     def open_occurrence(
@@ -139,36 +162,38 @@ class GroupRunner:
         now: datetime, forced: bool = False, skip_reason: str | None = None,
     ) -> GroupRun | None:  # fmt: skip
         """Create a group occurrence and one run per member (spec 3, 7.2)."""
-        gr_id = f"{self._engine.instance}:g{group.gid}:{to_ms(scheduled)}"
+        gr_id = f"{self._runs.instance}:g{group.gid}:{to_ms(scheduled)}"
         if gr_id in self.occurrences:
             return None
         g = GroupRun(gr_id, group.gid, group.name, run_date, local_time, scheduled, "IDLE",
                      now, now, forced=forced)  # fmt: skip
         self._track(g)
         holiday = (
-            None if forced else self._engine.holiday_of(group.calendar, scheduled, group.timezone)
+            None
+            if forced
+            else self._calendars.holiday_of(group.calendar, scheduled, group.timezone)
         )
         skip = skip_reason or (DISABLED_GROUP if not group.active and not forced else holiday)
         log.info("group %s (gid %d) occurrence %s opened for %s %s%s", group.name, group.gid,
                  gr_id, run_date, local_time, f" ({skip})" if skip else "")  # fmt: skip
         for task in self.members(group):
-            run = self._engine.new_run(task, scheduled, run_date, local_time, now)
+            run = self._runs.new_run(task, scheduled, run_date, local_time, now)
             run.timezone, run.group, run.group_run_id = group.timezone, group.name, gr_id
             run.forced = forced
             g.members[task.tid] = run.run_id
             self.member_runs[run.run_id] = run
-            own_holiday = None if forced else self._engine.holiday_of(task.calendar, scheduled,
+            own_holiday = None if forced else self._calendars.holiday_of(task.calendar, scheduled,
                                                                       group.timezone)  # fmt: skip
             if skip:
-                self._engine.create_run(run, S.SKIPPED, skip, now)
+                self._runs.create(run, S.SKIPPED, skip, now)
             elif not task.active:
-                self._engine.create_run(run, S.SKIPPED, DISABLED_TASK, now)
+                self._runs.create(run, S.SKIPPED, DISABLED_TASK, now)
             elif own_holiday:
-                self._engine.create_run(run, S.SKIPPED, own_holiday, now)
-            elif self._engine.is_frozen(task.tid, run_date, local_time):
-                self._engine.create_run(run, S.FROZEN, "frozen by operator", now)
+                self._runs.create(run, S.SKIPPED, own_holiday, now)
+            elif self._freezes.covers(task.tid, run_date, local_time):
+                self._runs.create(run, S.FROZEN, "frozen by operator", now)
             else:
-                self._engine.create_run(run, S.IDLE, "", now)
+                self._runs.create(run, S.IDLE, "", now)
         if skip:
             self._end(g, "SKIPPED", skip, now)
         elif group.dependency and not forced:
@@ -182,10 +207,10 @@ class GroupRunner:
         g.started_at = now
         self._set(g, "RUNNING", "", now)
         for tid, run_id in list(g.members.items()):
-            run = self._engine.live.get(run_id)
+            run = self._runs.live.get(run_id)
             if run is not None and run.state is S.IDLE:
-                self._engine.set_state(run, S.ACTIVE, now, "")
-                self._release(g, self._engine.tasks.get(tid), run, now)
+                self._runs.set_state(run, S.ACTIVE, now, "")
+                self._release(g, self._index.tasks.get(tid), run, now)
         self._mark(g.group_run_id)
 
     # ----- evaluation -----
@@ -215,7 +240,7 @@ class GroupRunner:
 
     def _evaluate_dirty(self) -> None:
         self._scheduled = False
-        now = self._engine.now()
+        now = self._clock.now()
         rounds = 0
         while self._dirty and rounds < 1000:
             rounds += 1
@@ -238,9 +263,9 @@ class GroupRunner:
             elif decision is Readiness.UNMET:
                 reason = UNMET_PREFIX + (group.dependency if group else "")
                 for run_id in g.members.values():
-                    run = self._engine.live.get(run_id)
+                    run = self._runs.live.get(run_id)
                     if run is not None and not run.state.final:
-                        self._engine.force_state(run, S.SKIPPED, now, reason)
+                        self._runs.force_state(run, S.SKIPPED, now, reason)
                 self._end(g, "SKIPPED", reason, now)
             return
         if g.state == "SKIPPED":
@@ -250,7 +275,7 @@ class GroupRunner:
             member_run_id = g.members.get(tid)
             run = self.member_runs.get(member_run_id) if member_run_id else None
             if run is not None:
-                self._reconsider(g, self._engine.tasks.get(tid), run, now)
+                self._reconsider(g, self._index.tasks.get(tid), run, now)
         self._settle_state(g, now)
 
     def _candidates(self, g: GroupRun, changed: set[int] | None) -> list[int]:
@@ -264,7 +289,7 @@ class GroupRunner:
         index = self._dependents_of(group.name if group else g.name)
         out = set(changed)
         for tid in changed:
-            task = self._engine.tasks.get(tid)
+            task = self._index.tasks.get(tid)
             if task is not None:
                 out.update(index.get(task.name, ()))
         return sorted(out)
@@ -274,8 +299,8 @@ class GroupRunner:
         index = self._dependents.get(group_name)
         if index is None:
             index = {}
-            for tid in self._engine.members_by_group.get(group_name, {}).values():
-                task = self._engine.tasks.get(tid)
+            for tid in self._index.member_tids(group_name).values():
+                task = self._index.tasks.get(tid)
                 expr = _parse(task.dependency) if task and task.dependency else None
                 for name in names(expr) if expr else ():
                     index.setdefault(name, set()).add(tid)
@@ -299,13 +324,13 @@ class GroupRunner:
             self._end(g, state, "", now)
 
     def _reconsider(self, g: GroupRun, task: TaskDef | None, run: Run, now: datetime) -> None:
-        if run.state in (S.PENDING, S.ACTIVE) and run.run_id in self._engine.live:
+        if run.state in (S.PENDING, S.ACTIVE) and run.run_id in self._runs.live:
             self._release(g, task, run, now)
         elif task and run.state is S.SKIPPED and run.reason == UNMET_PREFIX + task.dependency:
             expr = _parse(task.dependency)
             if expr and readiness(expr, self._member_lookup(g)) is not Readiness.UNMET:
                 # After MODIFY_TASK_STATUS the expression may hold again (spec 6.4).
-                self._engine.reopen_run(run, now)
+                self._runs.reopen(run, now)
                 if g.final:
                     g.ended_at = None
                     self._set(g, "RUNNING", "", now)
@@ -315,31 +340,31 @@ class GroupRunner:
         """ACTIVE/PENDING member: trigger when its expression holds, skip when it never will."""
         if task is None:
             # Its task was deleted while the run waited: it will never run (spec 3).
-            self._engine.force_state(run, S.SKIPPED, now, "task deleted")
+            self._runs.force_state(run, S.SKIPPED, now, "task deleted")
             return
         expr: Expr | None = _parse(task.dependency) if task.dependency else None
         decision = readiness(expr, self._member_lookup(g)) if expr else Readiness.MET
         if decision is Readiness.MET:
-            self._engine.trigger(run, task, now, run.state)
+            self._runs.trigger(run, task, now, run.state)
         elif decision is Readiness.WAITING:
             if run.state is S.ACTIVE:
-                self._engine.set_state(run, S.PENDING, now, "")
+                self._runs.set_state(run, S.PENDING, now, "")
                 log_run(run, "Task Validated", f"waiting for dependency: {task.dependency}",
                         logging.DEBUG)  # fmt: skip
         else:
             if run.state is S.ACTIVE:
-                self._engine.set_state(run, S.PENDING, now, "")
-            self._engine.set_state(run, S.SKIPPED, now, UNMET_PREFIX + task.dependency)
+                self._runs.set_state(run, S.PENDING, now, "")
+            self._runs.set_state(run, S.SKIPPED, now, UNMET_PREFIX + task.dependency)
 
     # ----- lookups -----
 
     def _state_of(self, run_id: str) -> RunState | None:
-        run = self._engine.live.get(run_id) or self.member_runs.get(run_id)
+        run = self._runs.live.get(run_id) or self.member_runs.get(run_id)
         return None if run is None else run.state
 
     def _member_lookup(self, g: GroupRun) -> Callable[[str], TermValue]:
         group = self.groups.get(g.gid)
-        names = self._engine.members_by_group.get(group.name if group else g.name, {})
+        names = self._index.member_tids(group.name if group else g.name)
 
         def lookup(name: str) -> TermValue:
             tid = names.get(name)
@@ -375,8 +400,8 @@ class GroupRunner:
         if schedule is None or not group.active:
             return False
         day = datetime.strptime(run_date, "%Y%m%d").date()
-        now = self._engine.now()
-        holidays = self._engine.calendar_check(group.calendar)
+        now = self._clock.now()
+        holidays = self._calendars.holiday_check(group.calendar or None)
         return any(s.scheduled_utc > now for s in slots_on(schedule, day, holidays))
 
     def current_state(self, gid: int) -> str:
@@ -388,7 +413,7 @@ class GroupRunner:
 
     def _set(self, g: GroupRun, state: str, reason: str, now: datetime) -> None:
         g.state, g.reason, g.updated_at = state, reason, now
-        self._engine.store.groups.save_group_run(g)
+        self._store.save_group_run(g)
         # Group terms (I, R, S, F) of other groups on the same date may have changed.
         for other in self._by_date_pending(g.run_date):
             if other is not g:

@@ -14,7 +14,7 @@ from easytask.core.errors import ConflictError, FieldError, NotFoundError, Valid
 from easytask.core.timespec import parse_ordinal_day
 from easytask.scheduler.calendars import CalendarBook, CalendarRecord, HolidaySpan
 from easytask.scheduler.engine import Engine
-from easytask.store.calendars import CalendarStore
+from easytask.store.ports import CalendarStorePort
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class HolidayService:
     """
 
     def __init__(
-        self, *, store: CalendarStore, book: CalendarBook, engine: Engine, clock: Clock
+        self, *, store: CalendarStorePort, book: CalendarBook, engine: Engine, clock: Clock
     ) -> None:
         self._store = store
         self._book = book
@@ -212,7 +212,7 @@ class HolidayService:
                 if self._book.builtins.exists(name):
                     raise ConflictError(f"built-in calendar {name} cannot be deleted")
                 raise CalendarNotFoundError(f"calendar {name} not found")
-            users = sorted(t.name for t in self._engine.tasks.values() if t.calendar == name)
+            users = sorted(t.name for t in self._engine.index.tasks.values() if t.calendar == name)
             if users:
                 shown = ", ".join(users[:5]) + (", …" if len(users) > 5 else "")
                 raise ConflictError(
@@ -257,7 +257,7 @@ class HolidayService:
         wanted = None if names is None else set(names)
         now = self._clock.now()
         self._engine.calendars_changed()
-        for task in list(self._engine.tasks.values()):
+        for task in list(self._engine.index.tasks.values()):
             if not task.calendar or not task.ordinal_day:
                 continue
             if wanted is not None and task.calendar not in wanted:

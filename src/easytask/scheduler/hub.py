@@ -142,6 +142,9 @@ class AgentHub:
         for order in offered:
             self.submit(order)
 
+    def is_connected(self, agent: str) -> bool:
+        return agent in self.sessions
+
     def online(self, queue: str) -> list[AgentSession]:
         return [s for s in self.sessions.values() if queue in s.hello.queues and not s.closed]
 

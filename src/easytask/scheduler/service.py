@@ -18,6 +18,8 @@ from easytask.rpc.agent import AgentServicer
 from easytask.rpc.api import ApiServicer
 from easytask.rpc.auth import TokenInterceptor
 from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
+from easytask.scheduler.actions import RunActions
+from easytask.scheduler.agentevents import AgentEvents
 from easytask.scheduler.app import SchedulerApp
 from easytask.scheduler.bus import Bus
 from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook
@@ -26,8 +28,14 @@ from easytask.scheduler.clock import SystemClock
 from easytask.scheduler.credentials import CREDENTIALS_FILE, load_or_create
 from easytask.scheduler.engine import Engine
 from easytask.scheduler.events import EventService
+from easytask.scheduler.freezes import Freezes
+from easytask.scheduler.groups import GroupRunner
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
+from easytask.scheduler.runs import RunBook
+from easytask.scheduler.taskindex import TaskIndex
+from easytask.scheduler.timers import Timers
+from easytask.store.ports import Store
 from easytask.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -118,7 +126,7 @@ class SchedulerService:
         store = await SqliteStore.open(cfg.home / DB_FILE)
         # The writer outlives everything that writes: it is stopped, drained, then the store
         # closes; a crash anywhere above still runs these steps.
-        writer = asyncio.create_task(store.writer.run(), name="store-writer")
+        writer = asyncio.create_task(store.run_writer(), name="store-writer")
         writer.add_done_callback(self._writer_ended)
         try:
             await self._serve(store, clock, creds.api_token, creds.agent_token)
@@ -143,9 +151,11 @@ class SchedulerService:
         bus = Bus()
         hub = AgentHub(clock)
         calendars = CalendarBook(BuiltinCalendars())
-        engine = Engine(
+        core = wire(
             instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
         )
+        hub.bind(core.agent_events)
+        engine = core.engine
         holidays = HolidayService(store=store.calendars, book=calendars, engine=engine, clock=clock)
         async with asyncio.TaskGroup() as tg:
             # Calendars first: loading the engine settles missed slots, holidays included.
@@ -155,8 +165,8 @@ class SchedulerService:
                 instance=cfg.instance, store=store, engine=engine, calendars=calendars, clock=clock
             )
             events = EventService(
-                instance=cfg.instance, store=store, engine=engine, catalog=catalog, clock=clock,
-                refresh_calendars=holidays.load,
+                instance=cfg.instance, store=store, engine=engine, actions=core.actions,
+                catalog=catalog, clock=clock, refresh_calendars=holidays.load,
             )  # fmt: skip
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
@@ -241,16 +251,50 @@ class SchedulerService:
         return runner
 
 
+@dataclass(frozen=True, slots=True)
+class Scheduling:
+    engine: Engine
+    runs: RunBook
+    groups: GroupRunner
+    actions: RunActions
+    agent_events: AgentEvents
+    timers: Timers
+
+
+def wire(
+    *, instance: str, store: Store, clock: Clock, hub: AgentHub, calendars: CalendarBook, bus: Bus
+) -> Scheduling:
+    index = TaskIndex()
+    timers = Timers(clock)
+    freezes = Freezes()
+    runs = RunBook(instance=instance, store=store, hub=hub, timers=timers, index=index, bus=bus)
+    groups = GroupRunner(
+        runs=runs, index=index, timers=timers, freezes=freezes, calendars=calendars,
+        store=store, clock=clock,
+    )  # fmt: skip
+    runs.follow_members(groups)
+    engine = Engine(
+        store=store, clock=clock, index=index, timers=timers, runs=runs, groups=groups,
+        freezes=freezes, calendars=calendars,
+    )  # fmt: skip
+    actions = RunActions(
+        runs=runs, groups=groups, index=index, timers=timers, freezes=freezes, hub=hub,
+        store=store, clock=clock,
+    )  # fmt: skip
+    agent_events = AgentEvents(runs=runs, hub=hub, store=store, bus=bus, clock=clock)
+    return Scheduling(engine, runs, groups, actions, agent_events, timers)
+
+
 async def _drain(store: SqliteStore, writer: asyncio.Task[None]) -> None:
     """Commit every queued write, bounded: a store that cannot take them is given up on."""
-    store.writer.stop()
+    store.stop_writer()
     done, _ = await asyncio.wait({writer}, timeout=DRAIN_SECONDS)
     if done:
         return  # drained (a crashed writer was logged when it ended)
     log.error(
         "store writes still failing after %.0f s at shutdown (disk full or gone?); "
         "%d writes are not stored",
-        DRAIN_SECONDS, store.writer.pending,
+        DRAIN_SECONDS, store.pending_writes,
     )  # fmt: skip
     writer.cancel()
     with contextlib.suppress(asyncio.CancelledError):

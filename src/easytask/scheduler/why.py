@@ -46,7 +46,7 @@ def explain(
     """
     out = Explanation(task.tid, task.name, run_date)
     group = engine.groups.group_by_name(task.task_group) if task.task_group else None
-    zone = engine.zone_of(task)
+    zone = engine.groups.zone_of(task)
     day = datetime.strptime(run_date, "%Y%m%d").date()
     active = task.active and (group is None or group.active)
     if not task.active:
@@ -88,7 +88,7 @@ def _holiday(
     for calendar in (group_calendar, task.calendar):
         if calendar:
             noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(zone))
-            reason = engine.holiday_of(calendar, noon, zone)
+            reason = engine.calendars.holiday_of(calendar, noon, zone)
             if reason:
                 return reason
     return None
@@ -124,14 +124,16 @@ def _dependency_clauses(engine: Engine, task: TaskDef, run: Run | None) -> list[
     if expr is None:
         return []
     g = engine.groups.occurrences.get(run.group_run_id or "") if run else None
-    members = engine.members_by_group.get(task.task_group or "", {})
+    members = engine.index.member_tids(task.task_group or "")
     out = []
     lookup_states: dict[str, RunState | None] = {}
     for term in _terms(expr):
         tid = members.get(term.name)
         run_id = g.members.get(tid) if g is not None and tid is not None else None
         held = (
-            (engine.live.get(run_id) or engine.groups.member_runs.get(run_id)) if run_id else None
+            (engine.runs.live.get(run_id) or engine.groups.member_runs.get(run_id))
+            if run_id
+            else None
         )
         state = held.state if held is not None else None
         value = TermValue.of_state(state)

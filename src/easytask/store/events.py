@@ -4,49 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
+from easytask.core.records import EventFilter, EventRecord, Freeze
 from easytask.core.runid import iso_utc, parse_iso_utc
 from easytask.store.writer import BatchWriter
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    id: int
-    event: str
-    target: str
-    args: dict[str, Any]
-    status: str
-    message: str
-    origin: str
-    published_by: str
-    created_at: datetime
-    acked_at: datetime | None
-    acked_by: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    target: str = ""
-    targets: tuple[str, ...] = ()  # exact targets (tids of the tasks a name search matched)
-    event: str = ""
-    status: str = ""
-    origin: str = ""
-    since: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Freeze:
-    """A stored freeze: every slot of ``run_date`` (trigger_time "") or one slot."""
-
-    tid: int
-    run_date: str
-    trigger_time: str = ""
-
 
 _EVENT_COLUMNS = (
     "id, event, target, args, status, message, origin, published_by, created_at, acked_at, acked_by"

@@ -4,43 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiosqlite
 
 from easytask.core.groups import GroupDef
+from easytask.core.records import GroupRun
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.store.writer import BatchWriter
-
-GROUP_STATES = ("IDLE", "PENDING", "RUNNING", "SUCCESS", "FAILED", "SKIPPED")
-FINAL_GROUP_STATES = frozenset({"SUCCESS", "FAILED", "SKIPPED"})
-
-
-@dataclass(slots=True)
-class GroupRun:
-    """One group occurrence (spec 8 "Group occurrence record"). Mutable: the engine owns it."""
-
-    group_run_id: str
-    gid: int
-    name: str
-    run_date: str
-    local_time: str
-    scheduled_utc: datetime
-    state: str
-    created_at: datetime
-    updated_at: datetime
-    reason: str = ""
-    forced: bool = False
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    # Member tid -> run id of its latest attempt in this occurrence (not stored: runs say it).
-    members: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_GROUP_STATES
-
 
 _COLUMNS = (
     "group_run_id, gid, name, run_date, local_time, scheduled_ms, state, final, reason, forced, "

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from easytask.core.groups import GroupDef
 from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.records import AgentRecord, EventFilter, EventRecord, Freeze, GroupRun, RunFilter
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
 from easytask.store.groups import GroupStore
+from easytask.store.ports import Store
 from easytask.store.schema import MIGRATIONS
 from easytask.store.writer import BatchWriter
 
@@ -46,30 +48,6 @@ _TRIM_OUTPUT = (
 # Stored copy of each run's stream: the first and the last 5 MiB (spec 16: 10 MiB, head and tail).
 OUTPUT_HEAD = 5 * 1024 * 1024
 OUTPUT_TAIL = 5 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RunFilter:
-    """Filters of ``list_runs``; empty values match everything."""
-
-    state: str = ""
-    search: str = ""
-    tid: int = 0
-    run_date: str = ""
-    since: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRecord:
-    name: str
-    host: str
-    queues: list[str]
-    version: str
-    pid: int | None
-    cpu_cores: int | None
-    memory_mb: int | None
-    connected_since: datetime | None
-    last_seen: datetime | None
 
 
 def _run_row(run: Run) -> tuple[Any, ...]:
@@ -187,6 +165,22 @@ class SqliteStore:
         await rdb.execute("PRAGMA busy_timeout=5000")
         rdb.row_factory = aiosqlite.Row
         return cls(wdb, rdb)
+
+    async def run_writer(self) -> None:
+        await self.writer.run()
+
+    def stop_writer(self) -> None:
+        self.writer.stop()
+
+    @property
+    def pending_writes(self) -> int:
+        return self.writer.pending
+
+    def barrier(self) -> asyncio.Future[None]:
+        return self.writer.barrier()
+
+    async def flush(self) -> None:
+        await self.writer.flush()
 
     async def close(self) -> None:
         await self._rdb.close()
@@ -492,6 +486,43 @@ class SqliteStore:
         )
         return event_id
 
+    # ----- events, freezes, groups (their own tables, kept in sibling modules) -----
+
+    async def find_events(
+        self, flt: EventFilter, offset: int, limit: int
+    ) -> tuple[list[EventRecord], int]:
+        return await self.events.find(flt, offset, limit)
+
+    async def get_event(self, event_id: int) -> EventRecord | None:
+        return await self.events.get(event_id)
+
+    async def load_freezes(self) -> list[Freeze]:
+        return await self.events.load_freezes()
+
+    def add_freeze(self, freeze: Freeze, by: str, now: datetime) -> asyncio.Future[None]:
+        return self.events.add_freeze(freeze, by, now)
+
+    def remove_freeze(self, freeze: Freeze) -> asyncio.Future[None]:
+        return self.events.remove_freeze(freeze)
+
+    async def load_groups(self) -> list[GroupDef]:
+        return await self.groups.load_groups()
+
+    async def put_groups(self, groups: Iterable[GroupDef], now: datetime) -> None:
+        await self.groups.put_groups(groups, now)
+
+    async def delete_groups(self, gids: Iterable[int]) -> None:
+        await self.groups.delete_groups(gids)
+
+    def save_group_run(self, group_run: GroupRun) -> asyncio.Future[None]:
+        return self.groups.save_group_run(group_run)
+
+    async def load_group_runs(self, since_ms: int) -> list[GroupRun]:
+        return await self.groups.load_group_runs(since_ms)
+
+    async def find_group_run(self, group_run_id: str) -> GroupRun | None:
+        return await self.groups.find_group_run(group_run_id)
+
 
 def _run_where(flt: RunFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
@@ -522,3 +553,7 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         # executescript commits first, so the version bump is in the same script.
         await db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+
+def _implements_the_port(store: SqliteStore) -> Store:
+    return store  # mypy checks SqliteStore against the port here

@@ -11,17 +11,13 @@ from typing import Any
 
 import aiosqlite
 
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import StoreWriteError
 
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any]
 _BARRIER = "-- barrier"
 MAX_BACKOFF_SECONDS = 30.0
-
-
-class StoreWriteError(EasyTaskError):
-    """A batch could not be committed (disk full, I/O error); nothing of it was stored."""
 
 
 @dataclass(slots=True)

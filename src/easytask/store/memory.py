@@ -1,0 +1,393 @@
+"""MemoryStore: the store port in memory, for unit tests of the scheduler on a fake clock.
+
+It keeps the same promises as SqliteStore (tests/contract/ runs over both): writes are
+applied in order and their futures resolve on the next loop turn, as after a commit; stored
+records are copies with times kept to the millisecond, so a caller's later change to a run
+is never "stored" without ``save_run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from easytask.core.errors import StoreWriteError
+from easytask.core.groups import GroupDef
+from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.records import (
+    FINAL_GROUP_STATES,
+    AgentRecord,
+    CalendarRecord,
+    EventFilter,
+    EventRecord,
+    Freeze,
+    GroupRun,
+    HolidaySpan,
+    RunFilter,
+)
+from easytask.core.runid import iso_utc, parse_iso_utc, to_ms
+from easytask.core.states import RunState
+from easytask.store.ports import Store
+
+OUTPUT_HEAD = 5 * 1024 * 1024
+OUTPUT_TAIL = 5 * 1024 * 1024
+
+
+def _ms(when: datetime | None) -> datetime | None:
+    """A time as stored: UTC, to the millisecond."""
+    return None if when is None else parse_iso_utc(iso_utc(when))
+
+
+def _stored(record: Any) -> Any:
+    """A copy of a dataclass record with every time kept to the millisecond."""
+    times = {
+        f.name: _ms(getattr(record, f.name))
+        for f in dataclasses.fields(record)
+        if isinstance(getattr(record, f.name), datetime)
+    }
+    return dataclasses.replace(record, **times)
+
+
+def _done() -> asyncio.Future[None]:
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._closed = False
+        self._stop = asyncio.Event()
+        self._meta: dict[str, str] = {}
+        self._tasks: dict[int, str] = {}  # tid -> definition JSON, as SQLite keeps it
+        self._runs: dict[str, Run] = {}  # insertion order = SQLite rowid order
+        self._changes: dict[str, list[StateChange]] = {}
+        self._output: dict[tuple[str, str], dict[int, bytes]] = {}
+        self._agents: dict[str, AgentRecord] = {}
+        self._events: dict[int, EventRecord] = {}
+        self._freezes: dict[tuple[int, str, str], Freeze] = {}
+        self._groups: dict[int, str] = {}
+        self._group_runs: dict[str, GroupRun] = {}
+        self.calendars = MemoryCalendarStore()
+
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreWriteError("store is closed")
+
+    # ----- lifecycle -----
+
+    async def run_writer(self) -> None:
+        await self._stop.wait()
+
+    def stop_writer(self) -> None:
+        self._stop.set()
+
+    @property
+    def pending_writes(self) -> int:
+        return 0
+
+    def barrier(self) -> asyncio.Future[None]:
+        return _done()
+
+    async def flush(self) -> None:
+        await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        self._closed = True
+
+    # ----- meta -----
+
+    async def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> asyncio.Future[None]:
+        self._open()
+        self._meta[key] = value
+        return _done()
+
+    # ----- tasks -----
+
+    async def load_tasks(self, escaped: set[int] | None = None) -> list[TaskDef]:
+        out = []
+        for tid in sorted(self._tasks):
+            text = self._tasks[tid]
+            if escaped is not None and "\\" in text:
+                escaped.add(tid)
+            out.append(TaskDef.from_json_text(text))
+        return out
+
+    async def put_tasks(self, tasks: Iterable[TaskDef], now: datetime) -> None:
+        self._open()
+        for t in tasks:
+            self._tasks[t.tid] = t.to_json_text()
+        await asyncio.sleep(0)
+
+    async def delete_tasks(self, tids: Iterable[int]) -> None:
+        self._open()
+        for tid in tids:
+            self._tasks.pop(tid, None)
+        await asyncio.sleep(0)
+
+    # ----- runs -----
+
+    def save_run(self, run: Run, change: StateChange | None = None) -> asyncio.Future[None]:
+        self._open()
+        if change is not None:
+            self._changes.setdefault(run.run_id, []).append(_stored(change))
+        self._runs[run.run_id] = _stored(run)
+        return _done()
+
+    async def load_live_runs(self) -> list[Run]:
+        live = [copy.copy(r) for r in self._runs.values() if not r.state.final]
+        return sorted(live, key=lambda r: r.scheduled_utc)
+
+    async def latest_run_states(self) -> dict[int, tuple[str, RunState]]:
+        latest: dict[int, Run] = {}
+        for r in self._runs.values():  # rowid order: a later row wins a tie on created_at
+            held = latest.get(r.tid)
+            if held is None or r.created_at >= held.created_at:
+                latest[r.tid] = r
+        return {tid: (r.run_id, r.state) for tid, r in latest.items()}
+
+    async def fired_slots(self, since: datetime, until: datetime) -> set[tuple[int, int]]:
+        low, high = to_ms(since), to_ms(until)
+        slots = ((r.tid, to_ms(r.scheduled_utc)) for r in self._runs.values())
+        return {(tid, ms) for tid, ms in slots if low < ms <= high}
+
+    async def runs_of_group_runs(self, group_run_ids: list[str]) -> list[Run]:
+        wanted = set(group_run_ids)
+        return [copy.copy(r) for r in self._runs.values() if r.group_run_id in wanted]
+
+    async def find_run(self, run_id: str) -> Run | None:
+        run = self._runs.get(run_id)
+        return None if run is None else copy.copy(run)
+
+    async def run_exists(self, run_id: str) -> bool:
+        return run_id in self._runs
+
+    async def transitions(self, run_id: str) -> list[StateChange]:
+        return list(self._changes.get(run_id, []))
+
+    async def list_runs(
+        self, flt: RunFilter, offset: int, limit: int
+    ) -> tuple[list[Run], int, dict[str, int]]:
+        found = [r for r in self._runs.values() if _run_matches(r, flt)]
+        stats: dict[str, int] = {}
+        for r in found:
+            stats[r.state.value] = stats.get(r.state.value, 0) + 1
+        found.sort(key=lambda r: (r.scheduled_utc, r.attempt), reverse=True)
+        return [copy.copy(r) for r in found[offset : offset + limit]], len(found), stats
+
+    async def count_runs_since(self, since: datetime) -> int:
+        return sum(1 for r in self._runs.values() if r.created_at >= since)
+
+    # ----- output -----
+
+    def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
+        self._open()
+        chunks = self._output.setdefault((run_id, stream), {})
+        chunks.setdefault(offset, bytes(data))
+        end = offset + len(data)
+        if end > OUTPUT_HEAD + OUTPUT_TAIL:
+            keep_from = end - OUTPUT_TAIL
+            for start in [s for s, d in chunks.items() if s >= OUTPUT_HEAD]:
+                if start + len(chunks[start]) <= keep_from:
+                    del chunks[start]
+
+    def _chunks(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
+        return sorted(self._output.get((run_id, stream), {}).items())
+
+    async def read_output(self, run_id: str, stream: str) -> bytes:
+        return b"".join(data for _, data in self._chunks(run_id, stream))
+
+    async def read_output_from(self, run_id: str, stream: str, offset: int) -> tuple[bytes, int]:
+        rows = [(s, d) for s, d in self._chunks(run_id, stream) if s + len(d) > offset]
+        end = rows[-1][0] + len(rows[-1][1]) if rows else offset
+        return b"".join(d[max(0, offset - s) :] for s, d in rows), end
+
+    async def read_output_view(self, run_id: str, stream: str) -> tuple[bytes, bool]:
+        parts: list[bytes] = []
+        expected, cut = 0, False
+        for offset, data in self._chunks(run_id, stream):
+            if offset > expected:
+                cut = True
+                parts.append(f"\n[... {offset - expected} bytes cut ...]\n".encode())
+            parts.append(data)
+            expected = offset + len(data)
+        return b"".join(parts), cut
+
+    async def output_sizes(self, run_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for run_id in run_ids:
+            for stream in ("stdout", "stderr"):
+                chunks = self._chunks(run_id, stream)
+                if chunks:
+                    out[(run_id, stream)] = max(s + len(d) for s, d in chunks)
+        return out
+
+    # ----- agents -----
+
+    def save_agent(self, agent: AgentRecord) -> None:
+        self._open()
+        self._agents[agent.name] = _stored(agent)
+
+    async def load_agents(self) -> list[AgentRecord]:
+        return [self._agents[name] for name in sorted(self._agents)]
+
+    # ----- events and freezes -----
+
+    async def add_event(
+        self,
+        event: str,
+        target: str,
+        args: dict[str, Any],
+        status: str,
+        message: str,
+        origin: str,
+        published_by: str,
+        created_at: datetime,
+        acked_at: datetime | None,
+        acked_by: str,
+    ) -> int:
+        self._open()
+        event_id = max(self._events, default=0) + 1
+        record = EventRecord(event_id, event, target, dict(args), status, message, origin,
+                             published_by, created_at, acked_at, acked_by)  # fmt: skip
+        self._events[event_id] = _stored(record)
+        await asyncio.sleep(0)
+        return event_id
+
+    async def find_events(
+        self, flt: EventFilter, offset: int, limit: int
+    ) -> tuple[list[EventRecord], int]:
+        found = [e for e in self._events.values() if _event_matches(e, flt)]
+        found.sort(key=lambda e: e.id, reverse=True)
+        return found[offset : offset + limit], len(found)
+
+    async def get_event(self, event_id: int) -> EventRecord | None:
+        return self._events.get(event_id)
+
+    async def load_freezes(self) -> list[Freeze]:
+        return list(self._freezes.values())
+
+    def add_freeze(self, freeze: Freeze, by: str, now: datetime) -> asyncio.Future[None]:
+        self._open()
+        self._freezes.setdefault((freeze.tid, freeze.run_date, freeze.trigger_time), freeze)
+        return _done()
+
+    def remove_freeze(self, freeze: Freeze) -> asyncio.Future[None]:
+        self._open()
+        self._freezes.pop((freeze.tid, freeze.run_date, freeze.trigger_time), None)
+        return _done()
+
+    # ----- groups -----
+
+    async def load_groups(self) -> list[GroupDef]:
+        return [GroupDef.from_json_text(self._groups[gid]) for gid in sorted(self._groups)]
+
+    async def put_groups(self, groups: Iterable[GroupDef], now: datetime) -> None:
+        self._open()
+        for g in groups:
+            self._groups[g.gid] = g.to_json_text()
+        await asyncio.sleep(0)
+
+    async def delete_groups(self, gids: Iterable[int]) -> None:
+        self._open()
+        for gid in gids:
+            self._groups.pop(gid, None)
+        await asyncio.sleep(0)
+
+    def save_group_run(self, group_run: GroupRun) -> asyncio.Future[None]:
+        self._open()
+        held = self._group_runs.get(group_run.group_run_id)
+        new = _stored(group_run)
+        new.members = {}
+        if held is not None:  # an update changes the state fields only, as in SQLite
+            new = dataclasses.replace(held, state=new.state, reason=new.reason,
+                                      started_at=new.started_at, ended_at=new.ended_at,
+                                      updated_at=new.updated_at, members={})  # fmt: skip
+        self._group_runs[group_run.group_run_id] = new
+        return _done()
+
+    async def load_group_runs(self, since_ms: int) -> list[GroupRun]:
+        picked = [
+            dataclasses.replace(g, members={})
+            for g in self._group_runs.values()
+            if g.state not in FINAL_GROUP_STATES or to_ms(g.scheduled_utc) >= since_ms
+        ]
+        picked.sort(key=lambda g: g.scheduled_utc)
+        by_id = {g.group_run_id: g for g in picked}
+        for r in sorted(self._runs.values(), key=lambda r: r.attempt):
+            owner = by_id.get(r.group_run_id or "")
+            if owner is not None:
+                owner.members[r.tid] = r.run_id
+        return picked
+
+    async def find_group_run(self, group_run_id: str) -> GroupRun | None:
+        g = self._group_runs.get(group_run_id)
+        return None if g is None else dataclasses.replace(g, members={})
+
+
+class MemoryCalendarStore:
+    def __init__(self) -> None:
+        self._calendars: dict[str, CalendarRecord] = {}
+        self._entries: dict[int, HolidaySpan] = {}
+        self._last_id = 0
+
+    async def load(self) -> tuple[list[CalendarRecord], list[HolidaySpan]]:
+        calendars = [self._calendars[name] for name in sorted(self._calendars)]
+        entries = sorted(self._entries.values(), key=lambda e: (e.calendar, e.start_date, e.id))
+        return calendars, entries
+
+    async def last_entry_id(self) -> int:
+        return self._last_id
+
+    async def add_calendar(self, calendar: CalendarRecord) -> None:
+        if calendar.name in self._calendars:
+            raise StoreWriteError(f"calendar {calendar.name} already stored")
+        self._calendars[calendar.name] = _stored(calendar)
+
+    async def delete_calendar(self, name: str) -> None:
+        self._calendars.pop(name, None)
+        for entry_id in [i for i, e in self._entries.items() if e.calendar == name]:
+            del self._entries[entry_id]
+
+    async def add_entry(self, entry: HolidaySpan) -> None:
+        if entry.id in self._entries:
+            raise StoreWriteError(f"calendar entry {entry.id} already stored")
+        self._entries[entry.id] = _stored(entry)
+        self._last_id = max(self._last_id, entry.id)
+
+    async def delete_entry(self, entry_id: int) -> None:
+        self._entries.pop(entry_id, None)
+
+
+def _run_matches(r: Run, flt: RunFilter) -> bool:
+    return (
+        (not flt.state or r.state.value == flt.state.upper())
+        and (not flt.search or flt.search.lower() in r.name.lower())
+        and (not flt.tid or r.tid == flt.tid)
+        and (not flt.run_date or r.run_date == flt.run_date)
+        and (flt.since is None or r.created_at >= flt.since or not r.state.final)
+    )
+
+
+def _event_matches(e: EventRecord, flt: EventFilter) -> bool:
+    for value, have in ((flt.event, e.event), (flt.status, e.status), (flt.origin, e.origin)):
+        if value and have != value.upper():
+            return False
+    if flt.target or flt.targets:
+        hit = e.target in flt.targets or (
+            bool(flt.target) and flt.target.lower() in e.target.lower()
+        )
+        if not hit:
+            return False
+    return flt.since is None or e.created_at >= flt.since
+
+
+def _implements_the_port(store: MemoryStore) -> Store:
+    return store  # mypy checks MemoryStore against the port here

@@ -1,0 +1,258 @@
+"""The store port: what the scheduler asks of persistence, and what each answer promises.
+
+Two kinds of method:
+- **queued writes** (plain ``def``) return at once; the write is committed with the next batch.
+  Those returning a future resolve it *once the write is committed* (or fail it with
+  ``StoreWriteError``); the others are committed in order with everything queued before.
+- **awaited calls** (``async def``) either read what is committed, or write and return only
+  once committed.
+
+Writes are committed in the order they were queued, so a read after ``flush()`` sees every
+write queued before it. ``SqliteStore`` and ``MemoryStore`` implement it and pass one contract
+suite (``tests/contract/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from easytask.core.groups import GroupDef
+from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.records import (
+    AgentRecord,
+    CalendarRecord,
+    EventFilter,
+    EventRecord,
+    Freeze,
+    GroupRun,
+    HolidaySpan,
+    RunFilter,
+)
+from easytask.core.states import RunState
+
+
+class RunWrites(Protocol):
+    """The writes of the run lifecycle, on its hot path: none of them waits."""
+
+    def save_run(self, run: Run, change: StateChange | None = None) -> asyncio.Future[None]:
+        """Queue the run's whole record and, when given, its state change (one history row).
+
+        Resolves once both are committed.
+        """
+        ...
+
+    def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
+        """Queue a chunk of a run's stream at ``offset``; a chunk already stored there is kept.
+
+        Past the first and last 5 MiB the middle of a stream is dropped (spec 16).
+        """
+        ...
+
+    def barrier(self) -> asyncio.Future[None]:
+        """A future that resolves once every write queued before it is committed."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once every write queued before the call is committed."""
+        ...
+
+
+class Store(RunWrites, Protocol):
+    """Everything the scheduler stores: tasks, runs, output, groups, events, agents, meta."""
+
+    @property
+    def calendars(self) -> CalendarStorePort:
+        """User holiday calendars, a port of their own (the holiday service takes only it)."""
+        ...
+
+    # ----- lifecycle -----
+
+    async def run_writer(self) -> None:
+        """Commit queued writes in batches until ``stop_writer``, then drain what is queued."""
+        ...
+
+    def stop_writer(self) -> None:
+        """Ask ``run_writer`` to end once every write queued so far is committed."""
+        ...
+
+    @property
+    def pending_writes(self) -> int:
+        """Writes queued and not yet committed."""
+        ...
+
+    async def close(self) -> None:
+        """Release the store; nothing may be queued or read afterwards."""
+        ...
+
+    # ----- meta -----
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> asyncio.Future[None]:
+        """Queue ``key = value``; resolves once committed."""
+        ...
+
+    # ----- task definitions -----
+
+    async def load_tasks(self, escaped: set[int] | None = None) -> list[TaskDef]:
+        """Every task definition in tid order; ``escaped`` gets the tids whose stored text
+        holds an escape (only those can break the text rules, see ``stored_text_problem``)."""
+        ...
+
+    async def put_tasks(self, tasks: Iterable[TaskDef], now: datetime) -> None:
+        """Insert or replace definitions; returns once committed."""
+        ...
+
+    async def delete_tasks(self, tids: Iterable[int]) -> None:
+        """Delete definitions (their runs stay); returns once committed."""
+        ...
+
+    # ----- runs -----
+
+    async def load_live_runs(self) -> list[Run]:
+        """Every non-final run, oldest slot first."""
+        ...
+
+    async def latest_run_states(self) -> dict[int, tuple[str, RunState]]:
+        """Per tid, the id and state of its most recently created run."""
+        ...
+
+    async def fired_slots(self, since: datetime, until: datetime) -> set[tuple[int, int]]:
+        """(tid, scheduled ms) of every slot in (since, until] that already has a run."""
+        ...
+
+    async def runs_of_group_runs(self, group_run_ids: list[str]) -> list[Run]:
+        """Every run, all attempts, of the given group occurrences."""
+        ...
+
+    async def find_run(self, run_id: str) -> Run | None: ...
+
+    async def run_exists(self, run_id: str) -> bool: ...
+
+    async def transitions(self, run_id: str) -> list[StateChange]:
+        """The run's state history, oldest first."""
+        ...
+
+    async def list_runs(
+        self, flt: RunFilter, offset: int, limit: int
+    ) -> tuple[list[Run], int, dict[str, int]]:
+        """Runs matching ``flt``, latest slot and attempt first: (page, total, count per state)."""
+        ...
+
+    async def count_runs_since(self, since: datetime) -> int:
+        """Runs created at or after ``since``."""
+        ...
+
+    # ----- output -----
+
+    async def read_output(self, run_id: str, stream: str) -> bytes:
+        """The stored bytes, head and tail joined with no marker."""
+        ...
+
+    async def read_output_from(self, run_id: str, stream: str, offset: int) -> tuple[bytes, int]:
+        """Stored bytes from ``offset`` on (a cut skipped), and the end offset of what is stored."""
+        ...
+
+    async def read_output_view(self, run_id: str, stream: str) -> tuple[bytes, bool]:
+        """The stored bytes for reading, a cut marked in the text; and whether anything was cut."""
+        ...
+
+    async def output_sizes(self, run_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+        """Per (run id, stream) with output, the end offset of the last stored chunk."""
+        ...
+
+    # ----- agents -----
+
+    def save_agent(self, agent: AgentRecord) -> None:
+        """Queue the agent's record (insert or replace by name)."""
+        ...
+
+    async def load_agents(self) -> list[AgentRecord]:
+        """Every agent ever seen, by name."""
+        ...
+
+    # ----- operator events and freezes -----
+
+    async def add_event(
+        self,
+        event: str,
+        target: str,
+        args: dict[str, Any],
+        status: str,
+        message: str,
+        origin: str,
+        published_by: str,
+        created_at: datetime,
+        acked_at: datetime | None,
+        acked_by: str,
+    ) -> int:
+        """Record an operator event; returns its id once committed. Ids only grow."""
+        ...
+
+    async def find_events(
+        self, flt: EventFilter, offset: int, limit: int
+    ) -> tuple[list[EventRecord], int]:
+        """Events matching ``flt``, newest first: (page, total)."""
+        ...
+
+    async def get_event(self, event_id: int) -> EventRecord | None: ...
+
+    async def load_freezes(self) -> list[Freeze]: ...
+
+    def add_freeze(self, freeze: Freeze, by: str, now: datetime) -> asyncio.Future[None]:
+        """Queue a freeze (kept once per slot); resolves once committed."""
+        ...
+
+    def remove_freeze(self, freeze: Freeze) -> asyncio.Future[None]:
+        """Queue the removal of a freeze; resolves once committed."""
+        ...
+
+    # ----- task groups and their occurrences -----
+
+    async def load_groups(self) -> list[GroupDef]:
+        """Every group definition, in gid order."""
+        ...
+
+    async def put_groups(self, groups: Iterable[GroupDef], now: datetime) -> None:
+        """Insert or replace group definitions; returns once committed."""
+        ...
+
+    async def delete_groups(self, gids: Iterable[int]) -> None:
+        """Delete group definitions; returns once committed."""
+        ...
+
+    def save_group_run(self, group_run: GroupRun) -> asyncio.Future[None]:
+        """Queue an occurrence's record (insert, or update its state fields); resolves on commit."""
+        ...
+
+    async def load_group_runs(self, since_ms: int) -> list[GroupRun]:
+        """Occurrences not final, and those scheduled at or after ``since_ms``, oldest first,
+        each with its members (tid -> run id of the latest attempt)."""
+        ...
+
+    async def find_group_run(self, group_run_id: str) -> GroupRun | None: ...
+
+
+class CalendarStorePort(Protocol):
+    """User holiday calendars and their entries (spec 5); every write returns once committed."""
+
+    async def load(self) -> tuple[list[CalendarRecord], list[HolidaySpan]]:
+        """Every user calendar and every entry."""
+        ...
+
+    async def last_entry_id(self) -> int:
+        """The highest entry id ever handed out (0 when none): ids are never reused."""
+        ...
+
+    async def add_calendar(self, calendar: CalendarRecord) -> None: ...
+
+    async def delete_calendar(self, name: str) -> None:
+        """Delete a calendar and its entries."""
+        ...
+
+    async def add_entry(self, entry: HolidaySpan) -> None: ...
+
+    async def delete_entry(self, entry_id: int) -> None: ...
