@@ -13,20 +13,22 @@ import pytest
 
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
-from easytask.core.states import RunState
-from easytask.scheduler.bus import Bus
-from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook
-from easytask.scheduler.hub import AgentHub, AgentSession
-from easytask.scheduler.protocol import (
+from easytask.core.protocol import (
     AgentHello,
     KillRun,
     KnownRun,
     RunAccepted,
     RunFinished,
     RunOrder,
+    RunResult,
     RunStarted,
     SchedulerMessage,
 )
+from easytask.core.runid import to_ms
+from easytask.core.states import RunState
+from easytask.scheduler.bus import Bus
+from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook
+from easytask.scheduler.hub import AgentHub, AgentSession
 from easytask.scheduler.service import Scheduling, wire
 from easytask.store.memory import MemoryStore
 from tests.support.fakeclock import FakeClock
@@ -64,10 +66,11 @@ class Rig:
         return run
 
     async def finish(self, session: AgentSession, run_id: str, state: S, rc: int = 0) -> None:
-        now = self.clock.now()
+        now = to_ms(self.clock.now())
         self.hub.handle(session, RunAccepted(run_id, now))
         self.hub.handle(session, RunStarted(run_id, 4242, now, "/o", "/e"))
-        self.hub.handle(session, RunFinished(run_id, state, "", rc, 4242, now, now))
+        result = RunResult(state.value, "", rc, 4242, now, now)
+        self.hub.handle(session, RunFinished(run_id, result))
         await settle()
 
 
@@ -165,8 +168,8 @@ async def test_a_run_its_agent_no_longer_knows_fails_with_lost_control(rig: Rig)
     session = rig.agent("a1")
     await rig.clock.advance(60)
     run_id = orders(await sent(session))[0]
-    rig.hub.handle(session, RunAccepted(run_id, rig.clock.now()))
-    rig.hub.handle(session, RunStarted(run_id, 1, rig.clock.now(), "/o", "/e"))
+    rig.hub.handle(session, RunAccepted(run_id, to_ms(rig.clock.now())))
+    rig.hub.handle(session, RunStarted(run_id, 1, to_ms(rig.clock.now()), "/o", "/e"))
     rig.hub.disconnect(session)
     rig.agent("a1")  # back, reporting no runs (its host rebooted)
     stored = await rig.stored(run_id)
@@ -178,7 +181,7 @@ async def test_a_reconnecting_agent_keeps_its_running_run(rig: Rig) -> None:
     session = rig.agent("a1")
     await rig.clock.advance(60)
     run_id = orders(await sent(session))[0]
-    rig.hub.handle(session, RunAccepted(run_id, rig.clock.now()))
+    rig.hub.handle(session, RunAccepted(run_id, to_ms(rig.clock.now())))
     rig.hub.disconnect(session)
     again = rig.agent("a1", (KnownRun(run_id, "RUNNING"),))
     assert (await rig.stored(run_id)).state is S.RUNNING
@@ -192,8 +195,8 @@ async def test_a_duplicate_result_is_acked_and_changes_nothing(rig: Rig) -> None
     run_id = orders(await sent(session))[0]
     await rig.finish(session, run_id, S.SUCCESS)
     await sent(session)
-    now = rig.clock.now()
-    rig.hub.handle(session, RunFinished(run_id, S.FAILED, "late", 9, 4242, now, now))
+    now = to_ms(rig.clock.now())
+    rig.hub.handle(session, RunFinished(run_id, RunResult("FAILED", "late", 9, 4242, now, now)))
     await settle()
     assert [type(m).__name__ for m in await sent(session)] == ["ResultAck"]
     stored = await rig.stored(run_id)
@@ -214,7 +217,7 @@ async def test_a_terminated_run_on_an_agent_is_killed_there(rig: Rig) -> None:
     session = rig.agent("a1")
     await rig.clock.advance(60)
     run_id = orders(await sent(session))[0]
-    rig.hub.handle(session, RunAccepted(run_id, rig.clock.now()))
+    rig.hub.handle(session, RunAccepted(run_id, to_ms(rig.clock.now())))
     rig.core.actions.terminate(rig.core.runs.live[run_id], "alice")
     kills = [m for m in await sent(session) if isinstance(m, KillRun)]
     assert [(k.run_id, k.reason) for k in kills] == [(run_id, "terminated by alice")]

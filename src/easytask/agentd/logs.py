@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from easytask.agentd.messages import TaskSpec
+from easytask.core.protocol import RunOrder
 
 # Steps of a run as the agent logs them (spec 11).
 TASK_RECEIVED = "Task Received"
@@ -91,7 +91,7 @@ def setup_logging(home: Path, name: str, level: str) -> Path:
 
 
 def log_step(
-    logger: logging.Logger, spec: TaskSpec, step: str, details: str, level: int = logging.INFO
+    logger: logging.Logger, spec: RunOrder, step: str, details: str, level: int = logging.INFO
 ) -> None:
     """One run step line: ``run=<id> tid=<tid> task=<name> <Step>: <details>``."""
     if logger.isEnabledFor(level):

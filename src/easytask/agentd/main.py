@@ -24,9 +24,10 @@ from easytask.agentd.placeholders import CommandPreparer
 from easytask.agentd.recovery import restore_runs
 from easytask.agentd.runner import ProcessRunner
 from easytask.agentd.runs import RunManager
-from easytask.agentd.session import AgentIdentity, AgentSession
+from easytask.agentd.session import AgentSession
 from easytask.agentd.sysinfo import SystemClock, cpu_cores, hostname, memory_mb
 from easytask.core.errors import AuthError
+from easytask.core.protocol import AgentHello
 
 log = logging.getLogger("easytask.agentd.main")  # not __name__: it is "__main__" under -m
 
@@ -69,7 +70,7 @@ async def serve(config: AgentConfig, tls_ca: bytes | None) -> int:
         outbox=outbox,
         max_parallel=config.max_parallel,
     )
-    identity = AgentIdentity(
+    identity = AgentHello(
         name=config.name,
         host=hostname(),
         queues=config.queues,

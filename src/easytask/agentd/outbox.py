@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from easytask.agentd.messages import Finished, Outbound, Started
+from easytask.core.protocol import AgentMessage, RunFinished, RunStarted
 
 
 class Outbox:
@@ -27,11 +27,11 @@ class Outbox:
     def __init__(self, maxsize: int = 1024, coalesce_depth: int = 64) -> None:
         self._max = maxsize
         self._coalesce_depth = coalesce_depth
-        self._items: deque[Outbound] = deque()
+        self._items: deque[AgentMessage] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._getter: asyncio.Future[None] | None = None
-        self._queued_started: dict[str, Started] = {}
-        self._superseded: set[int] = set()  # ids of queued Started objects to skip
+        self._queued_started: dict[str, RunStarted] = {}
+        self._superseded: set[int] = set()  # ids of queued RunStarted objects to skip
         self._open = False
         self._generation = 0
 
@@ -62,16 +62,16 @@ class Outbox:
             if not fut.done():
                 fut.set_result(None)
 
-    async def put(self, msg: Outbound) -> None:
+    async def put(self, msg: AgentMessage) -> None:
         """Queue ``msg`` for the current stream; dropped if there is none or it ends meanwhile."""
         generation = self._generation
         woken = False
         while self._open and self._generation == generation:
             if len(self._items) < self._max and (woken or not self._putters):
                 self._items.append(msg)
-                if isinstance(msg, Started):
+                if isinstance(msg, RunStarted):
                     self._queued_started[msg.run_id] = msg
-                elif isinstance(msg, Finished):
+                elif isinstance(msg, RunFinished):
                     started = self._queued_started.pop(msg.run_id, None)
                     if started is not None and len(self._items) > self._coalesce_depth:
                         self._superseded.add(id(started))
@@ -96,7 +96,7 @@ class Outbox:
                 fut.set_result(None)
                 return
 
-    async def get(self) -> Outbound:
+    async def get(self) -> AgentMessage:
         """Next message (single consumer: the stream writer)."""
         while True:
             while not self._items:
@@ -109,7 +109,7 @@ class Outbox:
             if msg is not None:
                 return msg
 
-    async def get_many(self, limit: int) -> list[Outbound]:
+    async def get_many(self, limit: int) -> list[AgentMessage]:
         """The next message and whatever else is queued right now, up to ``limit``, in order."""
         out = [await self.get()]
         while self._items and len(out) < limit:
@@ -118,11 +118,11 @@ class Outbox:
                 out.append(msg)
         return out
 
-    def _pop(self) -> Outbound | None:
-        """Take the head message; None when it was a superseded Started (skip it)."""
+    def _pop(self) -> AgentMessage | None:
+        """Take the head message; None when it was a superseded RunStarted (skip it)."""
         msg = self._items.popleft()
         self._wake_putter()
-        if isinstance(msg, Started):
+        if isinstance(msg, RunStarted):
             if self._queued_started.get(msg.run_id) is msg:
                 del self._queued_started[msg.run_id]
             elif id(msg) in self._superseded:

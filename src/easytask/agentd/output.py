@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from easytask.agentd.messages import Outbound, Output, Stream
+from easytask.core.protocol import AgentMessage, OutputChunk, Stream
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class OutputSink(Protocol):
         """False while disconnected: output is then skipped, the scheduler asks to resend."""
         ...
 
-    async def put(self, msg: Outbound) -> None: ...
+    async def put(self, msg: AgentMessage) -> None: ...
 
 
 @dataclass(slots=True)
@@ -77,7 +77,7 @@ class Tail:
             offset = self.sent
             self.sent += len(data)
             left -= len(data)
-            await sink.put(Output(run_id, self.stream, offset, data))
+            await sink.put(OutputChunk(run_id, self.stream, offset, data))
 
 
 async def resend(
@@ -97,7 +97,7 @@ async def resend(
             data = os.pread(fd, min(CHUNK, limit - pos), pos)
             if not data:
                 break
-            await sink.put(Output(run_id, stream, pos - start, data))
+            await sink.put(OutputChunk(run_id, stream, pos - start, data))
             pos += len(data)
     finally:
         os.close(fd)

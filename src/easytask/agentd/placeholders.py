@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from easytask.agentd.messages import TaskSpec
 from easytask.core.clock import Clock
 from easytask.core.errors import EasyTaskError
+from easytask.core.protocol import RunOrder
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z]):([^}]*)\}")
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -78,7 +78,7 @@ class CommandPreparer:
     def agent_user(self) -> str:
         return self._self_user.name
 
-    def prepare(self, spec: TaskSpec) -> Prepared:
+    def prepare(self, spec: RunOrder) -> Prepared:
         user = self._user(spec.run_as_user)
         profile_vars: dict[str, str] = {}
         profile_path = ""
@@ -168,7 +168,7 @@ class _Lookup:
     """Values of ``${E:...}`` and ``${T:...}`` for one run."""
 
     def __init__(
-        self, spec: TaskSpec, profile: Mapping[str, str], env: Mapping[str, str], clock: Clock
+        self, spec: RunOrder, profile: Mapping[str, str], env: Mapping[str, str], clock: Clock
     ) -> None:
         self._spec = spec
         self._profile = profile

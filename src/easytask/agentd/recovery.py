@@ -17,12 +17,13 @@ import logging
 import os
 
 from easytask.agentd.journal import JournalEntry
-from easytask.agentd.messages import RunResult, StartInfo, TaskSpec
 from easytask.agentd.placeholders import CommandPreparer, PrepareError
 from easytask.agentd.runner import ProcessRunner
 from easytask.agentd.runs import Phase, RunEntry
+from easytask.agentd.startinfo import StartInfo
 from easytask.agentd.sysinfo import find_group_leaders, now_ms, proc_start_ticks
 from easytask.core.clock import Clock
+from easytask.core.protocol import RunOrder, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def restore_runs(
         if je.accepted is None:
             log.warning("run=%s journal has no accepted record; dropped", je.run_id)
             continue
-        spec = TaskSpec.from_dict(je.accepted["task"])
+        spec = RunOrder.from_dict(je.accepted["task"])
         entry = RunEntry(spec, Phase.ACCEPTED, accepted_at_ms=int(je.accepted.get("at", 0)))
         if je.started is not None:
             entry.start = StartInfo.from_dict(je.started["start"])

@@ -19,13 +19,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from easytask.agentd.messages import RunResult, StartInfo, Stream
 from easytask.agentd.output import OutputSink, Tail
 from easytask.agentd.placeholders import Prepared, RunUser
 from easytask.agentd.rcfiles import RcFiles, judge
+from easytask.agentd.startinfo import StartInfo
 from easytask.agentd.sysinfo import now_ms, proc_environ_has, proc_start_ticks
 from easytask.core.clock import Clock
 from easytask.core.errors import EasyTaskError
+from easytask.core.protocol import RunResult, Stream
 
 log = logging.getLogger(__name__)
 

@@ -19,24 +19,24 @@ from typing import Any
 from easytask.agentd import logs
 from easytask.agentd.journal import Journal, JournalClosedError
 from easytask.agentd.logs import log_step
-from easytask.agentd.messages import (
-    Accepted,
-    Declined,
-    Finished,
-    KnownRun,
-    Outbound,
-    RunResult,
-    Started,
-    StartInfo,
-    Stream,
-    TaskSpec,
-)
 from easytask.agentd.outbox import Outbox
 from easytask.agentd.output import resend
 from easytask.agentd.placeholders import CommandPreparer, Prepared, PrepareError
 from easytask.agentd.runner import Proc, ProcessRunner, SpawnError
 from easytask.agentd.slots import Slots
+from easytask.agentd.startinfo import StartInfo
 from easytask.agentd.sysinfo import now_ms
+from easytask.core.protocol import (
+    AgentMessage,
+    KnownRun,
+    RunAccepted,
+    RunDeclined,
+    RunFinished,
+    RunOrder,
+    RunResult,
+    RunStarted,
+    Stream,
+)
 from easytask.core.runid import from_ms, iso_utc
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Phase(Enum):
 
 @dataclass(slots=True, eq=False)
 class RunEntry:
-    spec: TaskSpec
+    spec: RunOrder
     phase: Phase
     accepted_at_ms: int = 0
     start: StartInfo | None = None
@@ -147,13 +147,13 @@ class RunManager:
 
     # ---------- scheduler -> agent ----------
 
-    async def on_run_task(self, spec: TaskSpec) -> None:
+    async def on_run_task(self, spec: RunOrder) -> None:
         entry = self._runs.get(spec.run_id)
         if entry is not None:
             await self._resend_state(entry)
             return
         if self._stopping:
-            await self._outbox.put(Declined(spec.run_id, "agent is shutting down"))
+            await self._outbox.put(RunDeclined(spec.run_id, "agent is shutting down"))
             return
         entry = self._runs[spec.run_id] = RunEntry(spec, Phase.RECEIVED)
         self._spawn(spec.run_id, self._accept(entry))
@@ -214,10 +214,10 @@ class RunManager:
 
     # ---------- reconnect ----------
 
-    def snapshot(self) -> tuple[list[KnownRun], list[Outbound]]:
+    def snapshot(self) -> tuple[list[KnownRun], list[AgentMessage]]:
         """Hello's known runs, and what to re-send right after it (RunStarted, RunFinished)."""
         known: list[KnownRun] = []
-        replay: list[Outbound] = []
+        replay: list[AgentMessage] = []
         for entry in self._runs.values():
             if entry.phase is Phase.RECEIVED:
                 continue
@@ -228,7 +228,7 @@ class RunManager:
                 err = 0 if same else res.stderr_end - res.stderr_start
                 sizes = (res.stdout_end - res.stdout_start, err)
                 known.append(KnownRun(entry.run_id, res.state, *sizes))
-                replay.append(Finished(entry.run_id, res))
+                replay.append(RunFinished(entry.run_id, res))
             elif entry.start is not None:
                 known.append(KnownRun(entry.run_id, "RUNNING", *_sizes(entry.start)))
                 replay.append(_started(entry.run_id, entry.start))
@@ -239,11 +239,11 @@ class RunManager:
     async def _resend_state(self, entry: RunEntry) -> None:
         if entry.phase is Phase.RECEIVED:
             return  # RunAccepted follows as soon as the accepted record is durable
-        await self._outbox.put(Accepted(entry.run_id, entry.accepted_at_ms))
+        await self._outbox.put(RunAccepted(entry.run_id, entry.accepted_at_ms))
         if entry.start is not None:
             await self._outbox.put(_started(entry.run_id, entry.start))
         if entry.result is not None and entry.phase is Phase.FINISHED:
-            await self._outbox.put(Finished(entry.run_id, entry.result))
+            await self._outbox.put(RunFinished(entry.run_id, entry.result))
 
     # ---------- the run itself ----------
 
@@ -257,11 +257,11 @@ class RunManager:
         except (OSError, JournalClosedError) as exc:
             log.error("run=%s cannot journal the run (%s): declining it", spec.run_id, exc)
             self._runs.pop(spec.run_id, None)
-            await self._outbox.put(Declined(spec.run_id, f"agent cannot journal the run: {exc}"))
+            await self._outbox.put(RunDeclined(spec.run_id, f"agent cannot journal the run: {exc}"))
             return
         entry.accepted_at_ms = at
         entry.phase = Phase.ACCEPTED
-        await self._outbox.put(Accepted(spec.run_id, at))
+        await self._outbox.put(RunAccepted(spec.run_id, at))
         log_step(log, spec, logs.TASK_RECEIVED, f"queue={spec.queue} attempt={spec.attempt}")
         await self._execute(entry)
 
@@ -365,13 +365,13 @@ class RunManager:
         log_step(log, spec, logs.RETURN_CODE, details, level)
         # Only now is the result reported anywhere (snapshot, duplicate RunTask, this message).
         entry.result, entry.phase = result, Phase.FINISHED
-        await self._outbox.put(Finished(spec.run_id, result))
+        await self._outbox.put(RunFinished(spec.run_id, result))
 
 
 _COMMAND_FIELDS = ("cmd", "stdout", "stderr", "run_as_user", "profile")
 
 
-def _embedded_nul(spec: TaskSpec) -> str | None:
+def _embedded_nul(spec: RunOrder) -> str | None:
     """The first field a process cannot be started with (the OS takes no NUL in them)."""
     return next((f for f in _COMMAND_FIELDS if "\x00" in getattr(spec, f)), None)
 
@@ -380,8 +380,8 @@ def _unstarted(state: str, reason: str) -> RunResult:
     return RunResult(state=state, reason=reason, return_code=None, ended_at_ms=now_ms())
 
 
-def _started(run_id: str, info: StartInfo) -> Started:
-    return Started(run_id, info.pid, info.started_at_ms, info.stdout_path, info.stderr_path)
+def _started(run_id: str, info: StartInfo) -> RunStarted:
+    return RunStarted(run_id, info.pid, info.started_at_ms, info.stdout_path, info.stderr_path)
 
 
 def _sizes(info: StartInfo) -> tuple[int, int]:

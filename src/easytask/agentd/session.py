@@ -18,26 +18,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import replace
 
 import grpc
 
-from easytask.agentd.messages import (
-    Accepted,
-    Beat,
-    Declined,
-    Finished,
-    KnownRun,
-    Outbound,
-    Output,
-    Started,
-    Stream,
-    TaskSpec,
-)
 from easytask.agentd.outbox import Outbox
 from easytask.agentd.runs import RunManager
 from easytask.agentd.sysinfo import CpuSampler, mem_percent, now_ms
 from easytask.core.errors import AuthError
+from easytask.core.protocol import (
+    AgentHeartbeat,
+    AgentHello,
+    AgentMessage,
+    KillRun,
+    ResendOutput,
+    ResultAck,
+    RunOrder,
+    SchedulerHeartbeat,
+    SchedulerMessage,
+    Welcome,
+)
+from easytask.rpc.convert import (
+    agent_message_to_proto,
+    hello_to_proto,
+    scheduler_messages_from_proto,
+)
 from easytask.rpc.v1 import agent_pb2 as pb
 from easytask.rpc.v1 import agent_pb2_grpc as pb_grpc
 
@@ -55,19 +60,6 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", int(BACKOFF_MIN * 1000)),
     ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
 )
-
-
-@dataclass(slots=True, frozen=True)
-class AgentIdentity:
-    """What Hello says about this agent."""
-
-    name: str
-    host: str
-    queues: tuple[str, ...]
-    version: str
-    pid: int
-    cpu_cores: int
-    memory_mb: int
 
 
 class StreamEndedError(Exception):
@@ -89,7 +81,7 @@ class AgentSession:
         target: str,
         token: str,
         tls_ca: bytes | None,
-        identity: AgentIdentity,
+        identity: AgentHello,
         manager: RunManager,
         outbox: Outbox,
         heartbeat_seconds: float = 10.0,
@@ -107,7 +99,7 @@ class AgentSession:
         self._welcomed = False
         self._last_rx = 0.0
         self._scheduler_beats = False
-        self._dispatch_later: pb.SchedulerMessage | None = None
+        self._dispatch_later: list[SchedulerMessage] = []
         self._closing = False
 
     def close(self) -> None:
@@ -181,7 +173,8 @@ class AgentSession:
         known, replay = self._manager.snapshot()
         self._outbox.open()
         try:
-            await call.write(pb.AgentMessage(hello=self._hello(known)))
+            hello = replace(self._identity, known_runs=tuple(known))
+            await call.write(pb.AgentMessage(hello=hello_to_proto(hello)))
             first = await call.read()
             if first is grpc.aio.EOF:
                 raise await _status_error(call, "stream closed before Welcome")
@@ -205,34 +198,16 @@ class AgentSession:
             self._outbox.close()
             call.cancel()
 
-    def _hello(self, known: list[KnownRun]) -> pb.Hello:
-        me = self._identity
-        return pb.Hello(
-            name=me.name,
-            host=me.host,
-            queues=list(me.queues),
-            version=me.version,
-            pid=me.pid,
-            cpu_cores=me.cpu_cores,
-            memory_mb=me.memory_mb,
-            known_runs=[
-                pb.KnownRun(
-                    run_id=k.run_id,
-                    state=k.state,
-                    stdout_size=k.stdout_size,
-                    stderr_size=k.stderr_size,
-                )
-                for k in known
-            ],
-        )
-
     def _on_first(self, msg: pb.SchedulerMessage) -> None:
         self._welcomed = self._welcomed_ever = True
-        if msg.WhichOneof("msg") != "welcome":
-            log.warning("scheduler did not start with Welcome (got %s)", msg.WhichOneof("msg"))
-            self._dispatch_later = msg
+        first = self._decode(msg)
+        if not first or not isinstance(first[0], Welcome):
+            kind = type(first[0]).__name__ if first else msg.WhichOneof("msg")
+            log.warning("scheduler did not start with Welcome (got %s)", kind)
+            self._dispatch_later = first
             return
-        welcome = msg.welcome
+        welcome = first[0]
+        self._dispatch_later = first[1:]
         self._heartbeat = float(welcome.heartbeat_seconds or self._default_heartbeat)
         self._scheduler_beats = False
         log.info(
@@ -244,52 +219,51 @@ class AgentSession:
             ",".join(self._identity.queues),
         )
 
+    @staticmethod
+    def _decode(msg: pb.SchedulerMessage) -> list[SchedulerMessage]:
+        problems: list[str] = []
+        out = scheduler_messages_from_proto(msg, problems)
+        for problem in problems:
+            log.warning("%s", problem)
+        return out
+
     async def _reader(self, call: grpc.aio.StreamStreamCall) -> None:
         loop = asyncio.get_running_loop()
-        pending, self._dispatch_later = self._dispatch_later, None
-        if pending is not None:
-            await self._dispatch(pending)
+        pending, self._dispatch_later = self._dispatch_later, []
+        for item in pending:
+            await self._dispatch(item)
         while True:
             msg = await call.read()
             if msg is grpc.aio.EOF:
                 raise await _status_error(call, "stream closed by the scheduler")
             self._last_rx = loop.time()
-            await self._dispatch(msg)
+            for item in self._decode(msg):
+                await self._dispatch(item)
 
-    async def _dispatch(self, msg: pb.SchedulerMessage, nested: bool = False) -> None:
-        kind = msg.WhichOneof("msg")
-        if kind == "batch" and not nested:
-            for item in msg.batch.messages:
-                await self._dispatch(item, nested=True)
-        elif kind == "run":
-            await self._manager.on_run_task(_spec(msg.run))
-        elif kind == "result_ack":
-            self._manager.on_ack(msg.result_ack.run_id)
-        elif kind == "kill":
-            self._manager.on_kill(msg.kill.run_id, msg.kill.reason)
-        elif kind == "resend_output":
-            req = msg.resend_output
-            if req.stream in (pb.STDOUT, pb.STDERR):
-                self._manager.on_resend(req.run_id, Stream(int(req.stream)), req.offset)
-            else:
-                log.warning("run=%s ResendOutput without a stream; ignored", req.run_id)
-        elif kind == "heartbeat":
+    async def _dispatch(self, msg: SchedulerMessage) -> None:
+        if isinstance(msg, RunOrder):
+            await self._manager.on_run_task(msg)
+        elif isinstance(msg, ResultAck):
+            self._manager.on_ack(msg.run_id)
+        elif isinstance(msg, KillRun):
+            self._manager.on_kill(msg.run_id, msg.reason)
+        elif isinstance(msg, ResendOutput):
+            self._manager.on_resend(msg.run_id, msg.stream, msg.offset)
+        elif isinstance(msg, SchedulerHeartbeat):
             self._scheduler_beats = True
-        elif kind == "welcome":
-            log.debug("extra Welcome ignored")
         else:
-            log.warning("unknown scheduler message %r ignored", kind)
+            log.debug("extra Welcome ignored")
 
-    async def _writer(self, call: grpc.aio.StreamStreamCall, replay: list[Outbound]) -> None:
+    async def _writer(self, call: grpc.aio.StreamStreamCall, replay: list[AgentMessage]) -> None:
         for msg in replay:
-            await call.write(_to_proto(msg))
+            await call.write(agent_message_to_proto(msg))
         while True:
             # Everything queued while the last write was in flight goes out as one batch.
             msgs = await self._outbox.get_many(MAX_BATCH)
             if len(msgs) == 1:
-                await call.write(_to_proto(msgs[0]))
+                await call.write(agent_message_to_proto(msgs[0]))
             else:
-                batch = pb.AgentBatch(messages=[_to_proto(m) for m in msgs])
+                batch = pb.AgentBatch(messages=[agent_message_to_proto(m) for m in msgs])
                 await call.write(pb.AgentMessage(batch=batch))
 
     async def _beat(self) -> None:
@@ -299,7 +273,9 @@ class AgentSession:
             silent = loop.time() - self._last_rx
             if self._scheduler_beats and silent > 3 * self._heartbeat:
                 raise StreamEndedError(f"no message from the scheduler for {silent:.0f} s")
-            beat = Beat(now_ms(), self._cpu.percent(), mem_percent(), self._manager.running)
+            beat = AgentHeartbeat(
+                now_ms(), self._cpu.percent(), mem_percent(), self._manager.running
+            )
             await self._outbox.put(beat)
 
 
@@ -323,78 +299,3 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
-
-
-def _spec(run: pb.RunTask) -> TaskSpec:
-    return TaskSpec(
-        run_id=run.run_id,
-        tid=run.tid,
-        name=run.name,
-        cmd=run.cmd,
-        stdout=run.stdout,
-        stderr=run.stderr,
-        run_as_user=run.run_as_user,
-        profile=run.profile,
-        max_run_time=run.max_run_time,
-        attempt=run.attempt,
-        run_date=run.run_date,
-        local_time=run.local_time,
-        timezone=run.timezone,
-        queue=run.queue,
-    )
-
-
-_STREAMS = {Stream.STDOUT: pb.STDOUT, Stream.STDERR: pb.STDERR}
-
-
-def _to_proto(msg: Outbound) -> pb.AgentMessage:
-    if isinstance(msg, Output):
-        return pb.AgentMessage(
-            output=pb.OutputChunk(
-                run_id=msg.run_id, stream=_STREAMS[msg.stream], offset=msg.offset, data=msg.data
-            )
-        )
-    if isinstance(msg, Accepted):
-        return pb.AgentMessage(
-            accepted=pb.RunAccepted(run_id=msg.run_id, accepted_at_ms=msg.accepted_at_ms)
-        )
-    if isinstance(msg, Started):
-        return pb.AgentMessage(
-            started=pb.RunStarted(
-                run_id=msg.run_id,
-                pid=msg.pid,
-                started_at_ms=msg.started_at_ms,
-                stdout_path=msg.stdout_path,
-                stderr_path=msg.stderr_path,
-            )
-        )
-    if isinstance(msg, Finished):
-        r = msg.result
-        return pb.AgentMessage(
-            finished=pb.RunFinished(
-                run_id=msg.run_id,
-                state=r.state,
-                reason=r.reason,
-                has_return_code=r.return_code is not None,
-                return_code=r.return_code or 0,
-                pid=r.pid,
-                started_at_ms=r.started_at_ms,
-                ended_at_ms=r.ended_at_ms,
-                stdout_path=r.stdout_path,
-                stderr_path=r.stderr_path,
-                stdout_start=r.stdout_start,
-                stdout_end=r.stdout_end,
-                stderr_start=r.stderr_start,
-                stderr_end=r.stderr_end,
-            )
-        )
-    if isinstance(msg, Declined):
-        return pb.AgentMessage(declined=pb.RunDeclined(run_id=msg.run_id, reason=msg.reason))
-    return pb.AgentMessage(
-        heartbeat=pb.Heartbeat(
-            sent_at_ms=msg.sent_at_ms,
-            cpu_percent=msg.cpu_percent,
-            mem_percent=msg.mem_percent,
-            running=msg.running,
-        )
-    )

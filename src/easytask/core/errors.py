@@ -9,7 +9,8 @@ EasyTaskError
 ├── ConflictError (ValueError)          the request clashes with stored state
 ├── TransitionError (ValueError)        a run state change the table refuses
 ├── AuthError                           missing or wrong token
-└── StoreWriteError                     a batch could not be committed (disk full, I/O)
+├── StoreWriteError                     a batch could not be committed (disk full, I/O)
+└── MalformedMessageError (ValueError)  an agent-protocol message that cannot be understood
 """
 
 from __future__ import annotations
@@ -70,3 +71,7 @@ class AuthError(EasyTaskError):
 
 class StoreWriteError(EasyTaskError):
     """A batch could not be committed (disk full, I/O error); nothing of it was stored."""
+
+
+class MalformedMessageError(EasyTaskError, ValueError):
+    """An agent-protocol message that cannot be understood; it is dropped and logged."""

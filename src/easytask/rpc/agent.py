@@ -10,9 +10,10 @@ from dataclasses import fields
 import grpc
 
 from easytask import __version__
+from easytask.core.errors import MalformedMessageError
+from easytask.core.protocol import RunOrder, SchedulerMessage, Welcome
 from easytask.core.text import text_problem
 from easytask.rpc.convert import (
-    MalformedMessageError,
     agent_message_from_proto,
     hello_from_proto,
     scheduler_message_to_proto,
@@ -20,7 +21,6 @@ from easytask.rpc.convert import (
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import agent_pb2_grpc
 from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentSession
-from easytask.scheduler.protocol import RunOrder, SchedulerMessage, Welcome
 
 log = logging.getLogger(__name__)
 

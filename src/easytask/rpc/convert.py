@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from easytask.core import protocol as p
+from easytask.core.errors import MalformedMessageError
 from easytask.core.models import Run, StateChange
-from easytask.core.runid import from_ms, iso_utc, to_ms
-from easytask.core.states import RunState
+from easytask.core.protocol import Stream
+from easytask.core.runid import iso_utc
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import api_pb2 as pb
-from easytask.scheduler import protocol as p
 from easytask.scheduler.holidays import CalendarView, ListedHoliday
 
-
-class MalformedMessageError(ValueError):
-    """An agent message that cannot be understood; the message is dropped and logged."""
-
-
-_STREAMS = {apb.STDOUT: "stdout", apb.STDERR: "stderr"}
+_STREAMS = {apb.STDOUT: Stream.STDOUT, apb.STDERR: Stream.STDERR}
 _STREAM_IDS = {v: k for k, v in _STREAMS.items()}
-_FINAL_FROM_AGENT = {RunState.SUCCESS, RunState.FAILED, RunState.TERMINATED}
+_FINAL_FROM_AGENT = frozenset({"SUCCESS", "FAILED", "TERMINATED"})
+
+# ----- agent protocol: agent -> scheduler -----
+
+
+def hello_to_proto(hello: p.AgentHello) -> apb.Hello:
+    return apb.Hello(
+        name=hello.name,
+        host=hello.host,
+        queues=list(hello.queues),
+        version=hello.version,
+        pid=hello.pid,
+        cpu_cores=hello.cpu_cores,
+        memory_mb=hello.memory_mb,
+        known_runs=[
+            apb.KnownRun(
+                run_id=k.run_id, state=k.state, stdout_size=k.stdout_size, stderr_size=k.stderr_size
+            )
+            for k in hello.known_runs
+        ],
+    )
 
 
 def hello_from_proto(msg: apb.Hello) -> p.AgentHello:
@@ -40,8 +54,57 @@ def hello_from_proto(msg: apb.Hello) -> p.AgentHello:
     )
 
 
-def _ms(value: int) -> datetime | None:
-    return from_ms(value) if value > 0 else None
+def agent_message_to_proto(msg: p.AgentMessage) -> apb.AgentMessage:
+    if isinstance(msg, p.OutputChunk):
+        return apb.AgentMessage(
+            output=apb.OutputChunk(
+                run_id=msg.run_id, stream=_STREAM_IDS[msg.stream], offset=msg.offset, data=msg.data
+            )
+        )
+    if isinstance(msg, p.RunAccepted):
+        return apb.AgentMessage(
+            accepted=apb.RunAccepted(run_id=msg.run_id, accepted_at_ms=msg.accepted_at_ms)
+        )
+    if isinstance(msg, p.RunStarted):
+        return apb.AgentMessage(
+            started=apb.RunStarted(
+                run_id=msg.run_id,
+                pid=msg.pid,
+                started_at_ms=msg.started_at_ms,
+                stdout_path=msg.stdout_path,
+                stderr_path=msg.stderr_path,
+            )
+        )
+    if isinstance(msg, p.RunFinished):
+        r = msg.result
+        return apb.AgentMessage(
+            finished=apb.RunFinished(
+                run_id=msg.run_id,
+                state=r.state,
+                reason=r.reason,
+                has_return_code=r.return_code is not None,
+                return_code=r.return_code or 0,
+                pid=r.pid,
+                started_at_ms=r.started_at_ms,
+                ended_at_ms=r.ended_at_ms,
+                stdout_path=r.stdout_path,
+                stderr_path=r.stderr_path,
+                stdout_start=r.stdout_start,
+                stdout_end=r.stdout_end,
+                stderr_start=r.stderr_start,
+                stderr_end=r.stderr_end,
+            )
+        )
+    if isinstance(msg, p.RunDeclined):
+        return apb.AgentMessage(declined=apb.RunDeclined(run_id=msg.run_id, reason=msg.reason))
+    return apb.AgentMessage(
+        heartbeat=apb.Heartbeat(
+            sent_at_ms=msg.sent_at_ms,
+            cpu_percent=msg.cpu_percent,
+            mem_percent=msg.mem_percent,
+            running=msg.running,
+        )
+    )
 
 
 def agent_message_from_proto(msg: apb.AgentMessage) -> p.AgentMessage | None:
@@ -54,17 +117,17 @@ def agent_message_from_proto(msg: apb.AgentMessage) -> p.AgentMessage | None:
             raise MalformedMessageError(f"output chunk for run {o.run_id} has no valid stream")
         return p.OutputChunk(o.run_id, stream, o.offset, o.data)
     if kind == "accepted":
-        return p.RunAccepted(msg.accepted.run_id, _ms(msg.accepted.accepted_at_ms))
+        return p.RunAccepted(msg.accepted.run_id, msg.accepted.accepted_at_ms)
     if kind == "started":
         s = msg.started
-        return p.RunStarted(s.run_id, s.pid, from_ms(s.started_at_ms), s.stdout_path, s.stderr_path)
+        return p.RunStarted(s.run_id, s.pid, s.started_at_ms, s.stdout_path, s.stderr_path)
     if kind == "finished":
         return _finished_from_proto(msg.finished)
     if kind == "declined":
         return p.RunDeclined(msg.declined.run_id, msg.declined.reason)
     if kind == "heartbeat":
         h = msg.heartbeat
-        return p.AgentHeartbeat(h.cpu_percent, h.mem_percent, h.running)
+        return p.AgentHeartbeat(h.sent_at_ms, h.cpu_percent, h.mem_percent, h.running)
     if kind == "hello":
         raise MalformedMessageError("hello sent twice on one stream")
     if kind == "batch":
@@ -73,26 +136,26 @@ def agent_message_from_proto(msg: apb.AgentMessage) -> p.AgentMessage | None:
 
 
 def _finished_from_proto(f: apb.RunFinished) -> p.RunFinished:
-    try:
-        state = RunState(f.state)
-    except ValueError:
-        state = None
-    if state not in _FINAL_FROM_AGENT or not f.run_id:
+    if f.state not in _FINAL_FROM_AGENT or not f.run_id:
         raise MalformedMessageError(f"run {f.run_id}: result state {f.state!r} is not final")
-    assert state is not None
-    return p.RunFinished(
-        run_id=f.run_id,
-        state=state,
+    result = p.RunResult(
+        state=f.state,
         reason=f.reason,
         return_code=f.return_code if f.has_return_code else None,
-        pid=f.pid or None,
-        started_at=_ms(f.started_at_ms),
-        ended_at=_ms(f.ended_at_ms) or from_ms(0),
+        pid=f.pid,
+        started_at_ms=max(f.started_at_ms, 0),
+        ended_at_ms=max(f.ended_at_ms, 0),
         stdout_path=f.stdout_path,
         stderr_path=f.stderr_path,
-        stdout_range=(f.stdout_start, f.stdout_end) if f.stdout_path else None,
-        stderr_range=(f.stderr_start, f.stderr_end) if f.stderr_path else None,
+        stdout_start=f.stdout_start,
+        stdout_end=f.stdout_end,
+        stderr_start=f.stderr_start,
+        stderr_end=f.stderr_end,
     )
+    return p.RunFinished(f.run_id, result)
+
+
+# ----- agent protocol: scheduler -> agent -----
 
 
 def scheduler_message_to_proto(msg: p.SchedulerMessage) -> apb.SchedulerMessage:
@@ -133,8 +196,48 @@ def scheduler_message_to_proto(msg: p.SchedulerMessage) -> apb.SchedulerMessage:
                 heartbeat_seconds=msg.heartbeat_seconds,
             )
         )
-    sent = to_ms(msg.sent_at) if msg.sent_at else 0
-    return apb.SchedulerMessage(heartbeat=apb.Heartbeat(sent_at_ms=sent))
+    return apb.SchedulerMessage(heartbeat=apb.Heartbeat(sent_at_ms=msg.sent_at_ms))
+
+
+def scheduler_messages_from_proto(
+    msg: apb.SchedulerMessage, problems: list[str]
+) -> list[p.SchedulerMessage]:
+    """The domain messages in one scheduler message (a batch holds several); what cannot be
+    understood is left out and described in ``problems``."""
+    items = list(msg.batch.messages) if msg.WhichOneof("msg") == "batch" else [msg]
+    out: list[p.SchedulerMessage] = []
+    for item in items:
+        kind = item.WhichOneof("msg")
+        if kind == "run":
+            r = item.run
+            out.append(p.RunOrder(
+                run_id=r.run_id, tid=r.tid, name=r.name, cmd=r.cmd, stdout=r.stdout,
+                stderr=r.stderr, run_as_user=r.run_as_user, profile=r.profile,
+                max_run_time=r.max_run_time, attempt=r.attempt, run_date=r.run_date,
+                local_time=r.local_time, timezone=r.timezone, queue=r.queue,
+            ))  # fmt: skip
+        elif kind == "result_ack":
+            out.append(p.ResultAck(item.result_ack.run_id))
+        elif kind == "kill":
+            out.append(p.KillRun(item.kill.run_id, item.kill.reason))
+        elif kind == "resend_output":
+            req = item.resend_output
+            stream = _STREAMS.get(req.stream)
+            if stream is None:
+                problems.append(f"run={req.run_id} ResendOutput without a stream; ignored")
+            else:
+                out.append(p.ResendOutput(req.run_id, stream, req.offset))
+        elif kind == "heartbeat":
+            out.append(p.SchedulerHeartbeat(item.heartbeat.sent_at_ms))
+        elif kind == "welcome":
+            w = item.welcome
+            out.append(p.Welcome(w.instance, w.scheduler_version, w.heartbeat_seconds))
+        else:
+            problems.append(f"unknown scheduler message {kind!r} ignored")
+    return out
+
+
+# ----- public API -----
 
 
 def run_to_proto(run: Run, transitions: list[StateChange] | None = None) -> pb.Run:

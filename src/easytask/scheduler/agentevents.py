@@ -9,12 +9,7 @@ from typing import Protocol
 
 from easytask.core.clock import Clock
 from easytask.core.models import Run
-from easytask.core.records import AgentRecord
-from easytask.core.states import RunState
-from easytask.scheduler.bus import Bus, OutputAppended
-from easytask.scheduler.hub import AgentSession
-from easytask.scheduler.logs import log_run
-from easytask.scheduler.protocol import (
+from easytask.core.protocol import (
     OutputChunk,
     ResendOutput,
     ResultAck,
@@ -22,7 +17,13 @@ from easytask.scheduler.protocol import (
     RunFinished,
     RunOrder,
     RunStarted,
+    Stream,
 )
+from easytask.core.records import AgentRecord
+from easytask.core.states import RunState
+from easytask.scheduler.bus import Bus, OutputAppended
+from easytask.scheduler.hub import AgentSession
+from easytask.scheduler.logs import log_run
 from easytask.scheduler.runs import RunBook
 from easytask.store.ports import Store
 
@@ -84,8 +85,8 @@ class AgentEvents:
     ) -> None:
         if not self._runs.tracks_output(run_id):
             return
-        for stream, size in (("stdout", stdout_size), ("stderr", stderr_size)):
-            have = self._runs.output_sizes.get((run_id, stream), 0)
+        for stream, size in ((Stream.STDOUT, stdout_size), (Stream.STDERR, stderr_size)):
+            have = self._runs.output_sizes.get((run_id, stream.key), 0)
             if size > have:
                 session.send(ResendOutput(run_id, stream, have))
 
@@ -163,7 +164,7 @@ class AgentEvents:
             self._store.save_run(run)
 
     def run_output(self, session: AgentSession, msg: OutputChunk) -> None:
-        key = (msg.run_id, msg.stream)
+        key = (msg.run_id, msg.stream.key)
         # Output of a run that just became final still counts: a result replayed after a
         # reconnect arrives before the output the scheduler asked to be re-sent.
         if msg.run_id not in self._runs.live and key not in self._runs.output_sizes:
@@ -177,8 +178,8 @@ class AgentEvents:
             return  # a duplicate after a resend
         data = msg.data[have - msg.offset :]
         self._runs.output_sizes[key] = end
-        self._store.append_output(msg.run_id, msg.stream, have, data)
-        self._bus.publish(OutputAppended(msg.run_id, msg.stream, have, data))
+        self._store.append_output(msg.run_id, key[1], have, data)
+        self._bus.publish(OutputAppended(msg.run_id, key[1], have, data))
 
     def run_undeliverable(self, session: AgentSession, order: RunOrder, reason: str) -> None:
         """The order could not be encoded: the run fails here, as a preparation error would
@@ -201,15 +202,16 @@ class AgentEvents:
         now = self._clock.now()
         if run.state is S.TRIGGER:
             self._accept(run, session, now)
-        run.pid = msg.pid if msg.pid else run.pid
-        run.return_code = msg.return_code
-        run.started_at = msg.started_at or run.started_at
-        run.ended_at = msg.ended_at
-        run.stdout_path = msg.stdout_path or run.stdout_path
-        run.stderr_path = msg.stderr_path or run.stderr_path
-        run.stdout_range = msg.stdout_range
-        run.stderr_range = msg.stderr_range
-        fut = self._runs.finish(run, msg.state, msg.reason, now)
+        res = msg.result
+        run.pid = res.pid or run.pid
+        run.return_code = res.return_code
+        run.started_at = res.started_at or run.started_at
+        run.ended_at = res.ended_at
+        run.stdout_path = res.stdout_path or run.stdout_path
+        run.stderr_path = res.stderr_path or run.stderr_path
+        run.stdout_range = res.stdout_range
+        run.stderr_range = res.stderr_range
+        fut = self._runs.finish(run, RunState(res.state), res.reason, now)
         fut.add_done_callback(lambda f: _ack_if_stored(f, session, msg.run_id))
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from easytask.core.clock import Clock
-from easytask.scheduler.protocol import (
+from easytask.core.protocol import (
     AgentHeartbeat,
     AgentHello,
     AgentMessage,
@@ -24,6 +24,7 @@ from easytask.scheduler.protocol import (
     SchedulerHeartbeat,
     SchedulerMessage,
 )
+from easytask.core.runid import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -249,4 +250,4 @@ class AgentHub:
                     log.warning("agent %s missed heartbeats; marking it offline", session.name)
                     self.disconnect(session)
                 else:
-                    session.send(SchedulerHeartbeat(self._clock.now()))
+                    session.send(SchedulerHeartbeat(to_ms(self._clock.now())))

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from easytask.core.models import Run, StateChange, TaskDef
+from easytask.core.protocol import RunOrder
 from easytask.core.runid import make_run_id
 from easytask.core.states import RunState, check_transition
 from easytask.scheduler.bus import Bus, RunStateChanged
 from easytask.scheduler.logs import log_run
-from easytask.scheduler.protocol import RunOrder
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
 from easytask.store.ports import RunWrites
