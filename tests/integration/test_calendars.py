@@ -176,7 +176,7 @@ async def test_business_day_ordinals_move_at_once_when_a_holiday_is_added(
     await harness.create(
         tid=3008, calendar="Bank", day_of_week=None, ordinal_day="first business day of every month"
     )
-    engine = harness.service.app.engine if harness.service.app else None
+    engine = harness.service.core.engine if harness.service.core else None
     assert engine is not None
     first = engine.next_slot_of(3008)
     assert first is not None and first.run_date == "20260601"

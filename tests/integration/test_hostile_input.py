@@ -180,7 +180,7 @@ async def test_unexpected_error_answers_internal_with_an_id_logged_once(
     def broken(*args: Any, **kw: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(app.catalog, "get", broken)
+    monkeypatch.setattr(app, "get_task", broken)
     request = pb.TaskRef(tid=1001)
     with (
         caplog.at_level(logging.ERROR, logger="easytask.rpc.errors"),
@@ -207,10 +207,12 @@ async def test_an_unencodable_run_fails_alone_and_its_queue_keeps_running(
     await harness.create(tid=1002, name="bad")
     app = harness.service.app
     assert app is not None
-    tasks = app.engine.index.tasks
+    core = harness.service.core
+    assert core is not None
+    tasks = core.engine.index.tasks
     tasks[1002] = replace(tasks[1002], cmd="echo \udfff")
-    bad_run = await app.events.actions.force_run(1002, None, "test")
-    good_run = await app.events.actions.force_run(good["tid"], None, "test")
+    bad_run = await core.actions.force_run(1002, None, "test")
+    good_run = await core.actions.force_run(good["tid"], None, "test")
     order = await agent.recv("run")
     assert order.run_id == good_run.run_id
     failed = await harness.wait_state(bad_run.run_id, "FAILED")
@@ -219,4 +221,6 @@ async def test_an_unencodable_run_fails_alone_and_its_queue_keeps_running(
     )
     await agent.send(accepted=apb.RunAccepted(run_id=order.run_id))
     await harness.wait_state(good_run.run_id, "STARTED")
-    assert "a1" in app.hub.sessions and not app.hub.sessions["a1"].closed
+    hub = harness.service.hub
+    assert hub is not None
+    assert "a1" in hub.sessions and not hub.sessions["a1"].closed

@@ -26,7 +26,8 @@ async def test_stopping_the_service_commits_every_queued_write(tmp_path: Path) -
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.ready.wait(), 10)
     assert service.app is not None
-    store = service.app.store
+    store = service.store
+    assert store is not None
     for i in range(25_000):  # more than one batch (BatchWriter.MAX_BATCH)
         store.set_meta(f"bulk-{i}", "x")
     service.stop()
@@ -77,9 +78,9 @@ async def test_writes_queued_after_stop_still_commit_before_the_loop_ends(
 async def test_a_session_the_hub_drops_ends_its_stream(harness: Harness) -> None:
     """Marked offline (missed heartbeats): the RPC ends too, so the agent reconnects."""
     agent = await harness.agent("a1", ["q1"])
-    app = harness.service.app
-    assert app is not None
-    app.hub.disconnect(app.hub.sessions["a1"])
+    hub = harness.service.hub
+    assert hub is not None
+    hub.disconnect(hub.sessions["a1"])
 
     async def stream_end() -> None:
         while True:

@@ -14,7 +14,6 @@ from easytask.core.deps import (
     CYCLE_MESSAGE,
     STATE_LETTERS,
     And,
-    DependencyError,
     Expr,
     Not,
     Or,
@@ -31,7 +30,7 @@ from easytask.core.deps import (
     parse_dependency,
     readiness,
 )
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import DependencyError, EasyTaskError
 from easytask.core.states import RunState
 
 

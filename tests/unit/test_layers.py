@@ -100,3 +100,123 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_type_checking_imports_count() -> None:
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from easytask.x import Y\n"
     assert imports_of(source, "easytask.z", False, {"easytask.x", "easytask.z"}) == {"easytask.x"}
+
+
+# Who may import whom (architecture.md, "Dependency rule"). A module's imports must each start
+# with one of its layer's allowed prefixes; the first matching layer (most specific) applies.
+ROOT = "easytask"
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("easytask.core", ("easytask.core",)),
+    ("easytask.store", ("easytask.core", "easytask.store")),
+    # The composition roots wire concrete classes together: anything of the scheduler side.
+    (
+        "easytask.scheduler.service",
+        ("easytask.core", "easytask.store", "easytask.scheduler", "easytask.rpc", ROOT),
+    ),
+    ("easytask.scheduler.main", ("easytask.core", "easytask.scheduler", ROOT)),
+    # The application: core and the store's ports, never a concrete store or a transport.
+    (
+        "easytask.scheduler",
+        ("easytask.core", "easytask.store.ports", "easytask.scheduler", ROOT),
+    ),
+    # Transports: the application's operations (SchedulerApp; the hub for agent streams).
+    (
+        "easytask.rpc",
+        ("easytask.core", "easytask.rpc", "easytask.scheduler.app", "easytask.scheduler.hub", ROOT),
+    ),
+    ("easytask.ui", ("easytask.core", "easytask.ui", "easytask.scheduler.app", ROOT)),
+    # The agent speaks core.protocol; its stream and conversions are rpc's.
+    (
+        "easytask.agentd",
+        ("easytask.core", "easytask.agentd", "easytask.rpc.agent_client", ROOT),
+    ),
+    # The CLI is a client of the public API, as a client in any language would be.
+    (
+        "easytask.ctl",
+        (
+            "easytask.core",
+            "easytask.ctl",
+            "easytask.rpc.v1.api_pb2",
+            "easytask.rpc.v1.api_pb2_grpc",
+            ROOT,
+        ),
+    ),
+]
+
+
+def _layer(module: str) -> tuple[str, ...] | None:
+    for prefix, allowed in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return allowed
+    return None
+
+
+def _allowed(target: str, allowed: tuple[str, ...]) -> bool:
+    return any(
+        target == a or target.startswith(a + ".") if a != ROOT else target == ROOT for a in allowed
+    )
+
+
+def layer_violations(graph: Mapping[str, set[str]]) -> list[str]:
+    found = []
+    for module, targets in sorted(graph.items()):
+        allowed = _layer(module)
+        if allowed is None or module.startswith("easytask.rpc.v1"):
+            continue  # generated code, and the package root
+        found += [f"{module} imports {t}" for t in sorted(targets) if not _allowed(t, allowed)]
+    return found
+
+
+def test_every_import_follows_the_layer_rule() -> None:
+    assert layer_violations(import_graph()) == []
+
+
+def test_the_layer_rule_catches_wrong_imports() -> None:
+    graph = {
+        "easytask.rpc.api": {"easytask.scheduler.engine", "easytask.scheduler.app"},
+        "easytask.scheduler.runs": {"easytask.store.sqlite", "easytask.store.ports"},
+        "easytask.agentd.session": {"easytask.rpc.v1.agent_pb2", "easytask.core.protocol"},
+        "easytask.ctl.tasks": {"easytask.scheduler.app"},
+        "easytask.store.sqlite": {"easytask.scheduler.bus"},
+        "easytask.core.models": {"easytask.store"},
+    }
+    assert layer_violations(graph) == [
+        "easytask.agentd.session imports easytask.rpc.v1.agent_pb2",
+        "easytask.core.models imports easytask.store",
+        "easytask.ctl.tasks imports easytask.scheduler.app",
+        "easytask.rpc.api imports easytask.scheduler.engine",
+        "easytask.scheduler.runs imports easytask.store.sqlite",
+        "easytask.store.sqlite imports easytask.scheduler.bus",
+    ]
+
+
+def test_transports_call_the_application_not_what_is_behind_it() -> None:
+    """rpc/ (and ui/) never reach through SchedulerApp into its private services."""
+    reach = []
+    for path in [*SRC.glob("rpc/*.py"), *SRC.glob("ui/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "_app"
+            ):
+                reach.append(f"{path.name}:{node.lineno} _app.{node.attr}")
+    assert reach == []
+
+
+def test_every_error_class_lives_in_core_errors_under_its_root() -> None:
+    from easytask.core import errors
+
+    defined_elsewhere = []
+    for path in SRC.rglob("*.py"):
+        if path.parent.name == "v1" or path == Path(errors.__file__):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Exception")):
+                defined_elsewhere.append(f"{module_name(path)}.{node.name}")
+    assert defined_elsewhere == []
+    classes = [
+        v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, BaseException)
+    ]
+    assert classes and all(issubclass(c, errors.EasyTaskError) for c in classes)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from easytask.core.errors import JournalClosedError
+
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
@@ -41,10 +43,6 @@ class JournalEntry:
     started: Record | None = None
     finished: Record | None = None
     lines: list[bytes] = field(default_factory=list)
-
-
-class JournalClosedError(RuntimeError):
-    """An append after ``close()``."""
 
 
 class Journal:

@@ -17,19 +17,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from easytask.core.clock import Clock
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import PrepareError
 from easytask.core.protocol import RunOrder
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z]):([^}]*)\}")
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-class PrepareError(EasyTaskError):
-    """The run cannot be prepared; ``reason`` is what the FAILED run records."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(slots=True, frozen=True)

@@ -17,12 +17,13 @@ import logging
 import os
 
 from easytask.agentd.journal import JournalEntry
-from easytask.agentd.placeholders import CommandPreparer, PrepareError
+from easytask.agentd.placeholders import CommandPreparer
 from easytask.agentd.runner import ProcessRunner
 from easytask.agentd.runs import Phase, RunEntry
 from easytask.agentd.startinfo import StartInfo
 from easytask.agentd.sysinfo import find_group_leaders, now_ms, proc_start_ticks
 from easytask.core.clock import Clock
+from easytask.core.errors import PrepareError
 from easytask.core.protocol import RunOrder, RunResult
 
 log = logging.getLogger(__name__)

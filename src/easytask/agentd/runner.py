@@ -25,20 +25,12 @@ from easytask.agentd.rcfiles import RcFiles, judge
 from easytask.agentd.startinfo import StartInfo
 from easytask.agentd.sysinfo import now_ms, proc_environ_has, proc_start_ticks
 from easytask.core.clock import Clock
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import SpawnError
 from easytask.core.protocol import RunResult, Stream
 
 log = logging.getLogger(__name__)
 
 _LIVE_BUDGET = 1024 * 1024  # bytes per stream per wake-up while the command runs
-
-
-class SpawnError(EasyTaskError):
-    """The process could not be started; ``reason`` is recorded on the FAILED run."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(slots=True, eq=False)

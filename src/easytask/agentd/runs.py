@@ -17,15 +17,16 @@ from enum import Enum
 from typing import Any
 
 from easytask.agentd import logs
-from easytask.agentd.journal import Journal, JournalClosedError
+from easytask.agentd.journal import Journal
 from easytask.agentd.logs import log_step
 from easytask.agentd.outbox import Outbox
 from easytask.agentd.output import resend
-from easytask.agentd.placeholders import CommandPreparer, Prepared, PrepareError
-from easytask.agentd.runner import Proc, ProcessRunner, SpawnError
+from easytask.agentd.placeholders import CommandPreparer, Prepared
+from easytask.agentd.runner import Proc, ProcessRunner
 from easytask.agentd.slots import Slots
 from easytask.agentd.startinfo import StartInfo
 from easytask.agentd.sysinfo import now_ms
+from easytask.core.errors import JournalClosedError, PrepareError, SpawnError
 from easytask.core.protocol import (
     AgentMessage,
     KnownRun,

@@ -25,7 +25,7 @@ import grpc
 from easytask.agentd.outbox import Outbox
 from easytask.agentd.runs import RunManager
 from easytask.agentd.sysinfo import CpuSampler, mem_percent, now_ms
-from easytask.core.errors import AuthError
+from easytask.core.errors import AuthError, StreamEndedError
 from easytask.core.protocol import (
     AgentHeartbeat,
     AgentHello,
@@ -38,13 +38,7 @@ from easytask.core.protocol import (
     SchedulerMessage,
     Welcome,
 )
-from easytask.rpc.convert import (
-    agent_message_to_proto,
-    hello_to_proto,
-    scheduler_messages_from_proto,
-)
-from easytask.rpc.v1 import agent_pb2 as pb
-from easytask.rpc.v1 import agent_pb2_grpc as pb_grpc
+from easytask.rpc.agent_client import AgentStream
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +54,6 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", int(BACKOFF_MIN * 1000)),
     ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
 )
-
-
-class StreamEndedError(Exception):
-    """The scheduler closed the stream, or stopped answering heartbeats."""
 
 
 class AgentSession:
@@ -166,25 +156,25 @@ class AgentSession:
         await asyncio.sleep(AUTH_RETRY)
 
     async def _stream(self, channel: grpc.aio.Channel) -> None:
-        stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
-        call = stub.Connect(metadata=self._metadata)
+        stream = AgentStream(channel, self._metadata)
+        call = stream.call
         # Snapshot and opening the outbox happen in one step: every later message is queued
         # behind the replay, every earlier one is covered by it.
         known, replay = self._manager.snapshot()
         self._outbox.open()
         try:
             hello = replace(self._identity, known_runs=tuple(known))
-            await call.write(pb.AgentMessage(hello=hello_to_proto(hello)))
-            first = await call.read()
-            if first is grpc.aio.EOF:
+            await stream.send_hello(hello)
+            first = await self._receive(stream)
+            if first is None:
                 raise await _status_error(call, "stream closed before Welcome")
             self._on_first(first)
             loop = asyncio.get_running_loop()
             self._last_rx = loop.time()
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._reader(call))
-                    tg.create_task(self._writer(call, replay))
+                    tg.create_task(self._reader(stream))
+                    tg.create_task(self._writer(stream, replay))
                     tg.create_task(self._beat())
             except BaseExceptionGroup as group:
                 self._raise_if_closing()
@@ -196,13 +186,12 @@ class AgentSession:
             raise await _status_error(call, f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._outbox.close()
-            call.cancel()
+            stream.cancel()
 
-    def _on_first(self, msg: pb.SchedulerMessage) -> None:
+    def _on_first(self, first: list[SchedulerMessage]) -> None:
         self._welcomed = self._welcomed_ever = True
-        first = self._decode(msg)
         if not first or not isinstance(first[0], Welcome):
-            kind = type(first[0]).__name__ if first else msg.WhichOneof("msg")
+            kind = type(first[0]).__name__ if first else "nothing understood"
             log.warning("scheduler did not start with Welcome (got %s)", kind)
             self._dispatch_later = first
             return
@@ -220,24 +209,24 @@ class AgentSession:
         )
 
     @staticmethod
-    def _decode(msg: pb.SchedulerMessage) -> list[SchedulerMessage]:
+    async def _receive(stream: AgentStream) -> list[SchedulerMessage] | None:
         problems: list[str] = []
-        out = scheduler_messages_from_proto(msg, problems)
+        msgs = await stream.receive(problems)
         for problem in problems:
             log.warning("%s", problem)
-        return out
+        return msgs
 
-    async def _reader(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _reader(self, stream: AgentStream) -> None:
         loop = asyncio.get_running_loop()
         pending, self._dispatch_later = self._dispatch_later, []
         for item in pending:
             await self._dispatch(item)
         while True:
-            msg = await call.read()
-            if msg is grpc.aio.EOF:
-                raise await _status_error(call, "stream closed by the scheduler")
+            msgs = await self._receive(stream)
+            if msgs is None:
+                raise await _status_error(stream.call, "stream closed by the scheduler")
             self._last_rx = loop.time()
-            for item in self._decode(msg):
+            for item in msgs:
                 await self._dispatch(item)
 
     async def _dispatch(self, msg: SchedulerMessage) -> None:
@@ -254,17 +243,12 @@ class AgentSession:
         else:
             log.debug("extra Welcome ignored")
 
-    async def _writer(self, call: grpc.aio.StreamStreamCall, replay: list[AgentMessage]) -> None:
+    async def _writer(self, stream: AgentStream, replay: list[AgentMessage]) -> None:
         for msg in replay:
-            await call.write(agent_message_to_proto(msg))
+            await stream.send([msg])
         while True:
             # Everything queued while the last write was in flight goes out as one batch.
-            msgs = await self._outbox.get_many(MAX_BATCH)
-            if len(msgs) == 1:
-                await call.write(agent_message_to_proto(msgs[0]))
-            else:
-                batch = pb.AgentBatch(messages=[agent_message_to_proto(m) for m in msgs])
-                await call.write(pb.AgentMessage(batch=batch))
+            await stream.send(await self._outbox.get_many(MAX_BATCH))
 
     async def _beat(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,16 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
 
-from easytask.core.deps import (
-    DependencyError,
-    Expr,
-    check_scope,
-    cycle_message,
-    find_cycle,
-    names,
-    parse_dependency,
-)
-from easytask.core.errors import FieldError
+from easytask.core.deps import Expr, check_scope, cycle_message, find_cycle, names, parse_dependency
+from easytask.core.errors import DependencyError, FieldError
 from easytask.core.groups import GroupDef
 from easytask.core.models import TaskDef
 

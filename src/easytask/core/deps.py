@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, NamedTuple
 
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import DependencyError
 from easytask.core.states import RunState
 
 STATE_LETTERS: frozenset[str] = frozenset("IPAZDREFSGTOU")
@@ -21,24 +21,6 @@ _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 _SPACE = frozenset(" \t\r\n\f\v")
 
 OwnerKind = Literal["grouped", "group", "single"]
-
-
-class DependencyError(EasyTaskError, ValueError):
-    """A dependency expression does not match the grammar of spec 6.1.
-
-    ``detail`` says what is wrong and where (``unexpected 'and' at position 7``); ``position``
-    is that 0-based offset (None when there is none).
-    """
-
-    def __init__(self, detail: str, position: int | None = None) -> None:
-        self.detail = detail
-        self.position = position
-        super().__init__(self.message)
-
-    @property
-    def message(self) -> str:
-        """The validation message of spec 2.2: ``Bad dependency expression (<detail>)``."""
-        return f"Bad dependency expression ({self.detail})"
 
 
 def _error(what: str, position: int) -> DependencyError:

@@ -9,8 +9,8 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from easytask.core import timespec
-from easytask.core.deps import DependencyError, parse_dependency
-from easytask.core.errors import FieldError, ValidationError
+from easytask.core.deps import parse_dependency
+from easytask.core.errors import DependencyError, FieldError, ValidationError
 from easytask.core.models import TASK_FIELDS
 from easytask.core.text import shown
 from easytask.core.validation import (

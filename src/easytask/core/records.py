@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from easytask.core.models import Run, TaskDef
+from easytask.core.schedule import Slot
+from easytask.core.states import RunState
+
+BUILTIN = "builtin"
+USER = "user"
+
 
 @dataclass(frozen=True, slots=True)
 class RunFilter:
@@ -121,3 +128,102 @@ class HolidaySpan:
     calendar: str = ""
     created_by: str = ""
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRequest:
+    event: str
+    tid: int = 0
+    name: str = ""
+    run_date: str = ""
+    trigger_time: str = ""
+    status: str = ""
+    run_id: str = ""
+    origin: str = "API"
+    gid: int = 0
+    group_name: str = ""
+
+    @property
+    def for_group(self) -> bool:
+        return bool(self.gid or self.group_name)
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    event_id: int
+    status: str
+    message: str
+    run: Run | None = None
+    run_date: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarView:
+    """A calendar as listed: kind, description and how many user entries it has."""
+
+    name: str
+    kind: str
+    description: str
+    entries: int
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedHoliday:
+    """One line of a calendar: a user entry or a generated built-in date (id 0)."""
+
+    span: HolidaySpan
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDetail:
+    calendar: CalendarView
+    year: int
+    holidays: list[ListedHoliday]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowPiece:
+    """Output of a followed run: ``data`` ends at stream offset ``end``."""
+
+    stream: str
+    data: bytes
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowEnd:
+    """The followed run is final; ``complete``: every byte the agent reported was delivered."""
+
+    state: RunState
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UpcomingRun:
+    task: TaskDef
+    slot: Slot
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    record: AgentRecord
+    online: bool
+    cpu_percent: float
+    mem_percent: float
+    uptime_seconds: float
+    running_run_ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    instance: str
+    started_at: datetime
+    heartbeat_age: float
+    version: str
+    agents_online: int
+    active_runs: int
+    triggers_24h: int

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from easytask.core.errors import CtlError
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 
@@ -32,21 +33,6 @@ BULK_TIMEOUT = 300.0
 FIELD_ERRORS_KEY = "easytask-field-errors"
 
 R = TypeVar("R", bound=Message)
-
-
-class CtlError(Exception):
-    """A failure to report as ``Error: <message>`` (plus ``details`` lines) with ``exit_code``."""
-
-    def __init__(
-        self, message: str, exit_code: int = EXIT_FAILED, details: list[str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-        self.details = list(details or [])
-
-    def lines(self) -> list[str]:
-        return [f"Error: {self.message}", *self.details]
 
 
 @dataclass(frozen=True, slots=True)

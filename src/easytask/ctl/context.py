@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from easytask.ctl.client import EXIT_USAGE, ApiClient, ClientConfig, Connector, CtlError
+from easytask.core.errors import CtlError
+from easytask.ctl.client import EXIT_USAGE, ApiClient, ClientConfig, Connector
 from easytask.ctl.render import OUTPUT_FORMATS, make_console
 from easytask.rpc.v1 import api_pb2 as pb
 

@@ -9,7 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from easytask.ctl.client import EXIT_OK, CtlError
+from easytask.core.errors import CtlError
+from easytask.ctl.client import EXIT_OK
 from easytask.ctl.context import (
     Context,
     add_output,

@@ -6,7 +6,8 @@ import argparse
 import urllib.error
 import urllib.request
 
-from easytask.ctl.client import EXIT_OK, EXIT_UNREACHABLE, CtlError
+from easytask.core.errors import CtlError
+from easytask.ctl.client import EXIT_OK, EXIT_UNREACHABLE
 from easytask.ctl.context import Context
 
 DASHBOARD_TIMEOUT = 3.0

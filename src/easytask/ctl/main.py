@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from easytask import __version__
+from easytask.core.errors import CtlError
 from easytask.ctl import agents, calendars, events, groups, health, scheduler, tasks
 from easytask.ctl.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
     EXIT_FAILED,
     Connector,
-    CtlError,
     build_config,
     connect,
 )

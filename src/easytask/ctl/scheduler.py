@@ -11,8 +11,9 @@ from typing import IO
 from rich.panel import Panel
 from rich.text import Text
 
+from easytask.core.errors import CtlError
 from easytask.core.states import RunState
-from easytask.ctl.client import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CtlError
+from easytask.ctl.client import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from easytask.ctl.context import (
     Context,
     add_output,

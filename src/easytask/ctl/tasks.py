@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from easytask.ctl.client import EXIT_FAILED, EXIT_OK, CtlError
+from easytask.core.errors import CtlError
+from easytask.ctl.client import EXIT_FAILED, EXIT_OK
 from easytask.ctl.context import (
     Context,
     add_output,

@@ -10,12 +10,16 @@ from typing import Any
 
 import grpc
 
-from easytask.core.errors import (
-    FieldError,
-    NotFoundError,
-    ValidationError,
+from easytask.core.errors import FieldError, ValidationError
+from easytask.core.records import (
+    USER,
+    EventFilter,
+    EventRecord,
+    EventRequest,
+    FollowEnd,
+    ListedHoliday,
+    RunFilter,
 )
-from easytask.core.records import EventFilter, EventRecord, RunFilter
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
 from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_proto
@@ -23,9 +27,7 @@ from easytask.rpc.errors import abort_with, check_request_text, errors_mapped, j
 from easytask.rpc.groups_api import GroupApi
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
-from easytask.scheduler.app import FollowEnd, SchedulerApp
-from easytask.scheduler.events import EventRequest
-from easytask.scheduler.holidays import USER, ListedHoliday
+from easytask.scheduler.app import SchedulerApp
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +49,29 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:
         raw = json_object(request.task_json, "task")
-        task = await self._app.catalog.create(raw, _user(context))
+        task = await self._app.create_task(raw, _user(context))
         log.info("task %d (%s) created", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
     async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:
         patch = json_object(request.patch_json, "task")
-        task = await self._app.catalog.update(
-            request.ref.tid, request.ref.name, patch, _user(context)
-        )
+        task = await self._app.update_task(request.ref.tid, request.ref.name, patch, _user(context))
         log.info("task %d (%s) updated", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
     async def GetTask(self, request: pb.TaskRef, context: Any) -> pb.TaskReply:
-        return self._task_reply(self._app.catalog.get(request.tid, request.name))
+        return self._task_reply(self._app.get_task(request.tid, request.name))
 
     @errors_mapped
     async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:
         active = {0: None, 1: True, 2: False}[request.active]
         page, per_page = page_of(request.page, request.per_page)
-        tasks, total = self._app.catalog.list_tasks(active, request.search, page, per_page)
-        now = self._app.clock.now()
+        tasks, total, statuses = self._app.list_tasks(active, request.search, page, per_page)
         return pb.ListTasksReply(
             tasks_json=[json.dumps(t.to_json()) for t in tasks],
-            task_status=[self._app.engine.task_status(t, now).value for t in tasks],
+            task_status=[s.value for s in statuses],
             total=total,
             page=page,
             per_page=per_page,
@@ -80,7 +79,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:
-        task, cleared = await self._app.catalog.delete(
+        task, cleared = await self._app.delete_task(
             request.ref.tid, request.ref.name, request.cascade
         )
         log.info("task %d (%s) deleted", task.tid, task.name)
@@ -90,13 +89,13 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     async def ExportTasks(
         self, request: pb.ExportTasksRequest, context: Any
     ) -> pb.ExportTasksReply:
-        return pb.ExportTasksReply(json=json.dumps(self._app.catalog.export(), indent=2))
+        return pb.ExportTasksReply(json=json.dumps(self._app.export_tasks(), indent=2))
 
     @errors_mapped
     async def ImportTasks(
         self, request: pb.ImportTasksRequest, context: Any
     ) -> pb.ImportTasksReply:
-        result = await self._app.catalog.import_tasks(request.json, _user(context), request.dry_run)
+        result = await self._app.import_tasks(request.json, _user(context), request.dry_run)
         return pb.ImportTasksReply(
             created=result.created,
             updated=result.updated,
@@ -136,7 +135,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
             gid=request.group.gid,
             group_name=request.group.name,
         )
-        outcome = await self._app.events.publish(req, _user(context))
+        outcome = await self._app.publish_event(req, _user(context))
         return pb.EventReply(
             event_id=outcome.event_id,
             status=outcome.status,
@@ -148,30 +147,20 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def ListEvents(self, request: pb.ListEventsRequest, context: Any) -> pb.ListEventsReply:
         page, per_page = page_of(request.page, request.per_page)
-        wanted = request.task_name
-        # Events name their task by tid: a name search matches the tids of tasks so named.
-        tids = tuple(
-            str(t.tid) for t in self._app.catalog.tasks.values() if wanted and wanted in t.name
-        )
         flt = EventFilter(
-            target=wanted if wanted.isdigit() else "",
-            targets=tids,
             event=request.event_name,
             status=request.status,
             origin=request.origin,
-            since=self._app.clock.now() - timedelta(hours=request.since_hours or 24),
+            since=self._app.now() - timedelta(hours=request.since_hours or 24),
         )
-        records, total = await self._app.store.find_events(flt, (page - 1) * per_page, per_page)
+        records, total = await self._app.find_events(flt, request.task_name, page, per_page)
         return pb.ListEventsReply(
             events=[_event_to_proto(r) for r in records], total=total, page=page, per_page=per_page
         )
 
     @errors_mapped
     async def GetEvent(self, request: pb.GetEventRequest, context: Any) -> pb.EventRecord:
-        record = await self._app.store.get_event(request.id)
-        if record is None:
-            raise EventNotFoundError(f"event {request.id} not found")
-        return _event_to_proto(record)
+        return _event_to_proto(await self._app.get_event(request.id))
 
     @errors_mapped
     async def RefreshCalendars(
@@ -189,7 +178,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
         self, request: pb.ListCalendarsRequest, context: Any
     ) -> pb.ListCalendarsReply:
         page, per_page = page_of(request.page, request.per_page)
-        views, total = self._app.holidays.calendars(request.include_builtin, page, per_page)
+        views, total = self._app.list_calendars(request.include_builtin, page, per_page)
         return pb.ListCalendarsReply(
             calendars=[calendar_to_proto(v) for v in views],
             total=total,
@@ -201,7 +190,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     async def GetCalendar(
         self, request: pb.GetCalendarRequest, context: Any
     ) -> pb.GetCalendarReply:
-        detail = self._app.holidays.get(request.name, request.year)
+        detail = self._app.get_calendar(request.name, request.year)
         return pb.GetCalendarReply(
             calendar=calendar_to_proto(detail.calendar),
             year=detail.year,
@@ -210,12 +199,12 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def CreateCalendar(self, request: pb.CreateCalendarRequest, context: Any) -> pb.Calendar:
-        view = await self._app.holidays.create(request.name, request.description, _user(context))
+        view = await self._app.create_calendar(request.name, request.description, _user(context))
         return calendar_to_proto(view)
 
     @errors_mapped
     async def AddHoliday(self, request: pb.AddHolidayRequest, context: Any) -> pb.HolidayEntry:
-        span = await self._app.holidays.add_holiday(
+        span = await self._app.add_holiday(
             request.name, request.start_date, request.end_date, request.reason, _user(context)
         )
         return holiday_to_proto(ListedHoliday(span, USER))
@@ -224,12 +213,12 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     async def RemoveHoliday(
         self, request: pb.RemoveHolidayRequest, context: Any
     ) -> pb.HolidayEntry:
-        span = await self._app.holidays.remove_holiday(request.name, request.entry_id)
+        span = await self._app.remove_holiday(request.name, request.entry_id)
         return holiday_to_proto(ListedHoliday(span, USER))
 
     @errors_mapped
     async def DeleteCalendar(self, request: pb.DeleteCalendarRequest, context: Any) -> pb.Calendar:
-        return calendar_to_proto(await self._app.holidays.delete(request.name))
+        return calendar_to_proto(await self._app.delete_calendar(request.name))
 
     # ----- runs -----
 
@@ -243,7 +232,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
             search=request.search,
             tid=request.tid,
             run_date=request.run_date,
-            since=self._app.clock.now() - timedelta(hours=hours),
+            since=self._app.now() - timedelta(hours=hours),
         )
         page, per_page = page_of(request.page, request.per_page)
         runs, total, stats = await self._app.list_runs(flt, page, per_page)
@@ -301,7 +290,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def Upcoming(self, request: pb.UpcomingRequest, context: Any) -> pb.UpcomingReply:
-        now = self._app.clock.now()
+        now = self._app.now()
         start, end = now, now + timedelta(hours=request.hours or 24)
         if request.from_date or request.to_date:
             start, end = _date_window(request.from_date, request.to_date, now)
@@ -360,10 +349,6 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
                 for v in views
             ]
         )
-
-
-class EventNotFoundError(NotFoundError):
-    """No event with that id."""
 
 
 def _event_to_proto(r: EventRecord) -> pb.EventRecord:

@@ -6,10 +6,10 @@ from easytask.core import protocol as p
 from easytask.core.errors import MalformedMessageError
 from easytask.core.models import Run, StateChange
 from easytask.core.protocol import Stream
+from easytask.core.records import CalendarView, ListedHoliday
 from easytask.core.runid import iso_utc
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import api_pb2 as pb
-from easytask.scheduler.holidays import CalendarView, ListedHoliday
 
 _STREAMS = {apb.STDOUT: Stream.STDOUT, apb.STDERR: Stream.STDERR}
 _STREAM_IDS = {v: k for k, v in _STREAMS.items()}

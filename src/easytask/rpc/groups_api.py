@@ -17,31 +17,30 @@ class GroupApi:
     _app: SchedulerApp
 
     def _group_reply(self, group: GroupDef) -> pb.GroupReply:
+        members, state = self._app.group_summary(group)
         return pb.GroupReply(
-            group_json=json.dumps(group.to_json()),
-            member_count=self._app.catalog.member_count(group),
-            state=self._app.engine.groups.current_state(group.gid),
+            group_json=json.dumps(group.to_json()), member_count=members, state=state
         )
 
     @errors_mapped
     async def CreateGroup(self, request: pb.CreateGroupRequest, context: Any) -> pb.GroupReply:
-        group = await self._app.catalog.create_group(json_object(request.group_json, "group"))
+        group = await self._app.create_group(json_object(request.group_json, "group"))
         return self._group_reply(group)
 
     @errors_mapped
     async def UpdateGroup(self, request: pb.UpdateGroupRequest, context: Any) -> pb.GroupReply:
         patch = json_object(request.patch_json, "group")
-        group = await self._app.catalog.update_group(request.ref.gid, request.ref.name, patch)
+        group = await self._app.update_group(request.ref.gid, request.ref.name, patch)
         return self._group_reply(group)
 
     @errors_mapped
     async def GetGroup(self, request: pb.GroupRef, context: Any) -> pb.GroupReply:
-        return self._group_reply(self._app.catalog.get_group(request.gid, request.name))
+        return self._group_reply(self._app.get_group(request.gid, request.name))
 
     @errors_mapped
     async def ListGroups(self, request: pb.ListGroupsRequest, context: Any) -> pb.ListGroupsReply:
         page, per_page = page_of(request.page, request.per_page)
-        groups, total = self._app.catalog.list_groups(request.search, page, per_page)
+        groups, total = self._app.list_groups(request.search, page, per_page)
         return pb.ListGroupsReply(
             groups=[self._group_reply(g) for g in groups], total=total, page=page, per_page=per_page
         )
@@ -50,7 +49,7 @@ class GroupApi:
     async def DeleteGroup(
         self, request: pb.DeleteGroupRequest, context: Any
     ) -> pb.DeleteGroupReply:
-        group, deleted, cleared = await self._app.catalog.delete_group(
+        group, deleted, cleared = await self._app.delete_group(
             request.ref.gid, request.ref.name, request.cascade
         )
         return pb.DeleteGroupReply(

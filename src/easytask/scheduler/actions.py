@@ -57,7 +57,7 @@ class RunActions:
         """FORCE_RUN_TASK: a new run now, ignoring schedule, calendar and ``active``."""
         task = self._index.get(tid)
         if task is None:
-            raise TaskNotFoundError(f"task {tid} not found")
+            raise TaskNotFoundError(tid)
         zone = self._groups.zone_of(task)
         now = self._clock.now()
         local = now.astimezone(ZoneInfo(zone))
@@ -85,7 +85,7 @@ class RunActions:
         """FORCE_RUN_TASK on a group: a new occurrence now; members follow their dependencies."""
         group = self._groups.groups.get(gid)
         if group is None:
-            raise GroupNotFoundError(f"group {gid} not found")
+            raise GroupNotFoundError(gid)
         now = self._clock.now()
         local = now.astimezone(ZoneInfo(group.timezone))
         occurrence = self._groups.open_occurrence(
@@ -172,7 +172,7 @@ class RunActions:
         task = self._index.get(run.tid)
         if status is S.ACTIVE:
             if task is None:
-                raise TaskNotFoundError(f"task {run.tid} not found")
+                raise TaskNotFoundError(run.tid)
             if not run.state.final:
                 self._runs.force_state(run, S.TERMINATED, now, reason)
             nxt = self._runs.next_attempt(run, task, now)

@@ -101,12 +101,12 @@ class TaskCatalog:
         if tid:
             task = self.tasks.get(tid)
             if task is None:
-                raise TaskNotFoundError(f"task {tid} not found")
+                raise TaskNotFoundError(tid)
             return task
         for task in self.tasks.values():
             if task.name == name:
                 return task
-        raise TaskNotFoundError(f"task {name!r} not found")
+        raise TaskNotFoundError(name)
 
     def list_tasks(
         self, active: bool | None, search: str, page: int, per_page: int
@@ -176,7 +176,7 @@ class TaskCatalog:
     def get_group(self, gid: int = 0, name: str = "") -> GroupDef:
         group = self.groups.get(gid) if gid else self._engine.groups.group_by_name(name)
         if group is None:
-            raise GroupNotFoundError(f"group {gid or repr(name)} not found")
+            raise GroupNotFoundError(gid or name)
         return group
 
     def list_groups(self, search: str, page: int, per_page: int) -> tuple[list[GroupDef], int]:

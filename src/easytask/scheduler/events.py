@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
 from easytask.core.errors import ConflictError, EasyTaskError, FieldError, ValidationError
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
-from easytask.core.records import RunFilter
+from easytask.core.records import EventOutcome, EventRequest, RunFilter
 from easytask.core.states import RunState
 from easytask.scheduler.actions import RunActions
 from easytask.scheduler.catalog import TaskCatalog
@@ -35,33 +34,6 @@ PLAIN_EVENTS = frozenset({"ENABLE_DEBUG", "DISABLE_DEBUG", "REFRESH_GRAPH", "REF
 IN_PROGRESS = (S.TRIGGER, S.RESTARTING, S.STARTED, S.RUNNING)
 _DATE = re.compile(r"\d{8}")
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
-
-
-@dataclass(frozen=True, slots=True)
-class EventRequest:
-    event: str
-    tid: int = 0
-    name: str = ""
-    run_date: str = ""
-    trigger_time: str = ""
-    status: str = ""
-    run_id: str = ""
-    origin: str = "API"
-    gid: int = 0
-    group_name: str = ""
-
-    @property
-    def for_group(self) -> bool:
-        return bool(self.gid or self.group_name)
-
-
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
-    event_id: int
-    status: str
-    message: str
-    run: Run | None = None
-    run_date: str = ""
 
 
 class EventService:

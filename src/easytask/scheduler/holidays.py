@@ -6,11 +6,17 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from easytask.core.clock import Clock
-from easytask.core.errors import ConflictError, FieldError, NotFoundError, ValidationError
+from easytask.core.errors import (
+    CalendarNotFoundError,
+    ConflictError,
+    FieldError,
+    HolidayNotFoundError,
+    ValidationError,
+)
+from easytask.core.records import BUILTIN, USER, CalendarDetail, CalendarView, ListedHoliday
 from easytask.core.timespec import parse_ordinal_day
 from easytask.scheduler.calendars import CalendarBook, CalendarRecord, HolidaySpan
 from easytask.scheduler.engine import Engine
@@ -18,8 +24,6 @@ from easytask.store.ports import CalendarStorePort
 
 log = logging.getLogger(__name__)
 
-BUILTIN = "builtin"
-USER = "user"
 MAX_NAME = 64
 MAX_DESCRIPTION = 256
 MAX_REASON = 256
@@ -27,41 +31,6 @@ _NAME_CHARS = re.compile(r"[A-Za-z0-9 _.-]+")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Ordinal targets whose selected date depends on the calendar (spec 4.4).
 _CALENDAR_TARGETS = frozenset({"weekday", "business day"})
-
-
-class CalendarNotFoundError(NotFoundError):
-    """No built-in or user calendar with that name."""
-
-
-class HolidayNotFoundError(NotFoundError):
-    """No entry with that id in the calendar."""
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarView:
-    """A calendar as listed: kind, description and how many user entries it has."""
-
-    name: str
-    kind: str
-    description: str
-    entries: int
-    created_by: str = ""
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ListedHoliday:
-    """One line of a calendar: a user entry or a generated built-in date (id 0)."""
-
-    span: HolidaySpan
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarDetail:
-    calendar: CalendarView
-    year: int
-    holidays: list[ListedHoliday]
 
 
 class HolidayService:
@@ -131,7 +100,7 @@ class HolidayService:
 
     def require(self, name: str) -> str:
         if not self._book.exists(name):
-            raise CalendarNotFoundError(f"calendar {name} not found")
+            raise CalendarNotFoundError(name)
         return name
 
     def _view(self, name: str) -> CalendarView:
@@ -197,7 +166,7 @@ class HolidayService:
             self.require(name)
             span = next((s for s in self._book.entries(name) if s.id == entry_id), None)
             if span is None:
-                raise HolidayNotFoundError(f"holiday {entry_id} not found in calendar {name}")
+                raise HolidayNotFoundError(entry_id, name)
             await self._store.delete_entry(entry_id)
             self._book.drop_entry(name, entry_id)
             self._reschedule({name})
@@ -211,7 +180,7 @@ class HolidayService:
             if record is None:
                 if self._book.builtins.exists(name):
                     raise ConflictError(f"built-in calendar {name} cannot be deleted")
-                raise CalendarNotFoundError(f"calendar {name} not found")
+                raise CalendarNotFoundError(name)
             users = sorted(t.name for t in self._engine.index.tasks.values() if t.calendar == name)
             if users:
                 shown = ", ".join(users[:5]) + (", …" if len(users) > 5 else "")

@@ -9,8 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
+from easytask.core.errors import ConfigError
 from easytask.scheduler.logs import setup_logging
-from easytask.scheduler.service import ConfigError, SchedulerConfig, SchedulerService
+from easytask.scheduler.service import SchedulerConfig, SchedulerService
 
 
 def default_home() -> Path:

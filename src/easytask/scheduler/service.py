@@ -13,7 +13,7 @@ import grpc
 from aiohttp import web
 
 from easytask.core.clock import Clock
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import ConfigError
 from easytask.rpc.agent import AgentServicer
 from easytask.rpc.api import ApiServicer
 from easytask.rpc.auth import TokenInterceptor
@@ -44,10 +44,6 @@ DB_FILE = "easytask.db"
 DRAIN_SECONDS = 30.0  # longest wait at shutdown for queued store writes to commit
 ADDRESS_FILE = "scheduler.addr"
 STOP_GRACE_SECONDS = 2.0
-
-
-class ConfigError(EasyTaskError, ValueError):
-    """The scheduler's settings are unusable (e.g. a public bind without TLS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +99,10 @@ class SchedulerService:
         self.config = config
         self.clock: Clock = clock or SystemClock(config.clock_offset)
         self.app: SchedulerApp | None = None
+        # For diagnostics and tests: the scheduling core, the hub and the store, once built.
+        self.core: Scheduling | None = None
+        self.hub: AgentHub | None = None
+        self.store: Store | None = None
         self._stop = asyncio.Event()
         self.grpc_port: int | None = None
         self.http_port: int | None = None
@@ -124,6 +124,7 @@ class SchedulerService:
             )
         clock = self.clock
         store = await SqliteStore.open(cfg.home / DB_FILE)
+        self.store = store
         # The writer outlives everything that writes: it is stopped, drained, then the store
         # closes; a crash anywhere above still runs these steps.
         writer = asyncio.create_task(store.run_writer(), name="store-writer")
@@ -155,6 +156,7 @@ class SchedulerService:
             instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
         )
         hub.bind(core.agent_events)
+        self.core, self.hub = core, hub
         engine = core.engine
         holidays = HolidayService(store=store.calendars, book=calendars, engine=engine, clock=clock)
         async with asyncio.TaskGroup() as tg:
