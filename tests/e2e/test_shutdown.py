@@ -72,3 +72,56 @@ def test_sigterm_just_before_a_burst_loses_nothing(cluster: Cluster, tmp_path: P
     assert not [r for _, _, r in runs if "missed" in r]
     lines = ledger.read_text().split()
     assert len(lines) == TASKS == len(set(lines))
+
+
+def test_sigterm_while_results_stream_in_loses_and_repeats_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A burst of 1,000 runs; SIGTERM while their results arrive; restart. Every run ends in
+    exactly one final state and no command ran twice (each appends its run id to a ledger)."""
+    offset = TARGET.timestamp() - 8 - time.time()
+    cluster.start_scheduler("--clock-offset", f"{offset:.3f}")
+    ledger = tmp_path / "ledger"
+    tasks = [
+        task_json(1001 + i, f"burst-{i}", "q1", f'echo "$EASYTASK_RUN_ID" >> {ledger}; sleep 0.2',
+                  tmp_path / "out", trigger_times="09:00", stdout="/dev/null",
+                  stderr="/dev/null")
+        for i in range(TASKS)
+    ]  # fmt: skip
+    reply = cluster.api().ImportTasks(
+        pb.ImportTasksRequest(json=json.dumps({"tasks": tasks})), metadata=cluster.metadata()
+    )
+    assert not reply.errors and reply.created == TASKS
+    cluster.start_agent("agent-a", "q1")
+    db = cluster.home / "easytask.db"
+
+    def midway() -> bool:
+        done = [s for _, s, _ in _slot_runs(db) if s == "SUCCESS"]
+        return 50 <= len(done) < TASKS - 200
+
+    wait_until("the burst's results to be streaming in", midway, timeout=60)
+    assert cluster.scheduler is not None
+    cluster.scheduler.kill(signal.SIGTERM)
+    log = cluster.scheduler.output()
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
+    stopped_with = sum(1 for _, s, _ in _slot_runs(db) if s == "SUCCESS")
+    assert stopped_with < TASKS, "the burst ended before the stop: nothing was tested"
+
+    cluster.start_scheduler("--clock-offset", f"{offset:.3f}")
+
+    def all_final() -> bool:
+        runs = _slot_runs(db)
+        return len(runs) >= TASKS and all(s in ("SUCCESS", "FAILED") for _, s, _ in runs)
+
+    wait_until("every run of the burst to end", all_final, timeout=120)
+    runs = _slot_runs(db)
+    assert sorted(t for t, _, _ in runs) == list(range(1001, 1001 + TASKS))  # one run per task
+    assert {s for _, s, _ in runs} == {"SUCCESS"}
+    with sqlite3.connect(db) as conn:
+        finals = conn.execute(
+            "SELECT run_id, COUNT(*) FROM run_transitions WHERE to_state IN "
+            "('SUCCESS', 'FAILED', 'TERMINATED', 'REJECTED') GROUP BY run_id"
+        ).fetchall()
+    assert len(finals) == TASKS and {n for _, n in finals} == {1}
+    lines = ledger.read_text().split()
+    assert len(lines) == TASKS == len(set(lines))
