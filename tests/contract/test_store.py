@@ -14,8 +14,8 @@ from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import RunFilter
 from easytask.core.runid import make_run_id
 from easytask.core.states import RunState
-from easytask.store.ports import Store
-from easytask.store.sqlite import OUTPUT_HEAD, OUTPUT_TAIL, SqliteStore
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
+from easytask.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 5, 9, 12, 30, tzinfo=UTC)
 

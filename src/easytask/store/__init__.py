@@ -1,1 +1,1 @@
-"""Persistence: the store port and its SQLite implementation."""
+"""Persistence: the store port (ports.py), SQLite (sqlite.py) and memory (memory.py)."""

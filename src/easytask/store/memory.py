@@ -31,10 +31,7 @@ from easytask.core.records import (
 )
 from easytask.core.runid import iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
-from easytask.store.ports import Store
-
-OUTPUT_HEAD = 5 * 1024 * 1024
-OUTPUT_TAIL = 5 * 1024 * 1024
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
 
 
 def _ms(when: datetime | None) -> datetime | None:

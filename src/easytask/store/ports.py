@@ -33,6 +33,10 @@ from easytask.core.records import (
 )
 from easytask.core.states import RunState
 
+# Stored copy of each run's stream: the first and the last 5 MiB (spec 16: 10 MiB, head and tail).
+OUTPUT_HEAD = 5 * 1024 * 1024
+OUTPUT_TAIL = 5 * 1024 * 1024
+
 
 class RunWrites(Protocol):
     """The writes of the run lifecycle, on its hot path: none of them waits."""
@@ -47,7 +51,8 @@ class RunWrites(Protocol):
     def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
         """Queue a chunk of a run's stream at ``offset``; a chunk already stored there is kept.
 
-        Past the first and last 5 MiB the middle of a stream is dropped (spec 16).
+        Past the first OUTPUT_HEAD and last OUTPUT_TAIL bytes the middle of a stream is
+        dropped (spec 16).
         """
         ...
 

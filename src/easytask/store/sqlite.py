@@ -14,30 +14,23 @@ import aiosqlite
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import AgentRecord, EventFilter, EventRecord, Freeze, GroupRun, RunFilter
-from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
+from easytask.core.runid import iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
 from easytask.store.groups import GroupStore
-from easytask.store.ports import Store
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
+from easytask.store.runrows import (
+    INSERT_CHANGE,
+    RUN_COLUMNS,
+    UPSERT_RUN,
+    row_run,
+    run_row,
+    run_where,
+)
 from easytask.store.schema import MIGRATIONS
 from easytask.store.writer import BatchWriter
 
-_RUN_COLUMNS = (
-    "run_id, tid, name, instance, run_date, scheduled_ms, local_time, timezone, attempt, state, "
-    "final, reason, queue, grp, group_run_id, agent, host, pid, return_code, triggered_at, "
-    "dispatched_at, acked_at, started_at, ended_at, stdout_path, stderr_path, stdout_start, "
-    "stdout_end, stderr_start, stderr_end, forced, forced_by, alert_status, created_at, updated_at"
-)
-_RUN_NAMES = [c.strip() for c in _RUN_COLUMNS.split(",")]
-_UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(_RUN_NAMES))}) "
-    "ON CONFLICT(run_id) DO UPDATE SET "
-    + ", ".join(f"{c}=excluded.{c}" for c in _RUN_NAMES if c != "run_id")
-)
-_INSERT_CHANGE = (
-    "INSERT INTO run_transitions (run_id, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?)"
-)
 _INSERT_OUTPUT = (
     "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
 )
@@ -45,96 +38,6 @@ _TRIM_OUTPUT = (
     "DELETE FROM run_output WHERE run_id = ? AND stream = ? AND offset >= ? "
     "AND offset + LENGTH(data) <= ?"
 )
-# Stored copy of each run's stream: the first and the last 5 MiB (spec 16: 10 MiB, head and tail).
-OUTPUT_HEAD = 5 * 1024 * 1024
-OUTPUT_TAIL = 5 * 1024 * 1024
-
-
-def _run_row(run: Run) -> tuple[Any, ...]:
-    so = run.stdout_range or (None, None)
-    se = run.stderr_range or (None, None)
-    return (
-        run.run_id,
-        run.tid,
-        run.name,
-        run.instance,
-        run.run_date,
-        to_ms(run.scheduled_utc),
-        run.local_time,
-        run.timezone,
-        run.attempt,
-        run.state.value,
-        int(run.state.final),
-        run.reason,
-        run.queue,
-        run.group,
-        run.group_run_id,
-        run.agent,
-        run.host,
-        run.pid,
-        run.return_code,
-        iso_utc(run.triggered_at) or None,
-        iso_utc(run.dispatched_at) or None,
-        iso_utc(run.acked_at) or None,
-        iso_utc(run.started_at) or None,
-        iso_utc(run.ended_at) or None,
-        run.stdout_path,
-        run.stderr_path,
-        so[0],
-        so[1],
-        se[0],
-        se[1],
-        int(run.forced),
-        run.forced_by,
-        run.alert_status,
-        iso_utc(run.created_at),
-        iso_utc(run.updated_at),
-    )
-
-
-def _range(start: int | None, end: int | None) -> tuple[int, int] | None:
-    return None if start is None or end is None else (start, end)
-
-
-def _row_run(row: aiosqlite.Row) -> Run:
-    ts = parse_iso_utc
-    created = ts(row["created_at"])
-    updated = ts(row["updated_at"])
-    assert created is not None and updated is not None
-    return Run(
-        run_id=row["run_id"],
-        tid=row["tid"],
-        name=row["name"],
-        instance=row["instance"],
-        run_date=row["run_date"],
-        scheduled_utc=from_ms(row["scheduled_ms"]),
-        local_time=row["local_time"],
-        timezone=row["timezone"],
-        attempt=row["attempt"],
-        state=RunState(row["state"]),
-        queue=row["queue"],
-        created_at=created,
-        updated_at=updated,
-        reason=row["reason"],
-        group=row["grp"],
-        group_run_id=row["group_run_id"],
-        agent=row["agent"],
-        host=row["host"],
-        pid=row["pid"],
-        return_code=row["return_code"],
-        triggered_at=ts(row["triggered_at"] or ""),
-        dispatched_at=ts(row["dispatched_at"] or ""),
-        acked_at=ts(row["acked_at"] or ""),
-        started_at=ts(row["started_at"] or ""),
-        ended_at=ts(row["ended_at"] or ""),
-        stdout_path=row["stdout_path"],
-        stderr_path=row["stderr_path"],
-        stdout_range=_range(row["stdout_start"], row["stdout_end"]),
-        stderr_range=_range(row["stderr_start"], row["stderr_end"]),
-        forced=bool(row["forced"]),
-        forced_by=row["forced_by"],
-        alert_status=row["alert_status"],
-    )
 
 
 class SqliteStore:
@@ -245,7 +148,7 @@ class SqliteStore:
         """Queue the run's full row (and its state change); the future resolves on commit."""
         if change is not None:
             self.writer.write_nowait(
-                _INSERT_CHANGE,
+                INSERT_CHANGE,
                 (
                     change.run_id,
                     change.from_state.value if change.from_state else None,
@@ -254,12 +157,12 @@ class SqliteStore:
                     change.reason,
                 ),
             )
-        return self.writer.write(_UPSERT_RUN, _run_row(run), durable=True)
+        return self.writer.write(UPSERT_RUN, run_row(run), durable=True)
 
     async def load_live_runs(self) -> list[Run]:
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE final = 0 ORDER BY scheduled_ms"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE final = 0 ORDER BY scheduled_ms"
         async with self._rdb.execute(sql) as cur:
-            return [_row_run(r) for r in await cur.fetchall()]
+            return [row_run(r) for r in await cur.fetchall()]
 
     async def latest_run_states(self) -> dict[int, tuple[str, RunState]]:
         """Per tid, the id and state of its most recently created run."""
@@ -286,16 +189,16 @@ class SqliteStore:
         for start in range(0, len(group_run_ids), 500):
             chunk = group_run_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE group_run_id IN ({marks})"
+            sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE group_run_id IN ({marks})"
             async with self._rdb.execute(sql, chunk) as cur:
-                out.extend(_row_run(r) for r in await cur.fetchall())
+                out.extend(row_run(r) for r in await cur.fetchall())
         return out
 
     async def find_run(self, run_id: str) -> Run | None:
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
         async with self._rdb.execute(sql, (run_id,)) as cur:
             row = await cur.fetchone()
-        return None if row is None else _row_run(row)
+        return None if row is None else row_run(row)
 
     async def run_exists(self, run_id: str) -> bool:
         async with self._rdb.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)) as cur:
@@ -320,16 +223,16 @@ class SqliteStore:
         self, flt: RunFilter, offset: int, limit: int
     ) -> tuple[list[Run], int, dict[str, int]]:
         """Runs matching ``flt``, newest first: (page, total, count per state)."""
-        where, params = _run_where(flt)
+        where, params = run_where(flt)
         stats_sql = f"SELECT state, COUNT(*) FROM runs {where} GROUP BY state"
         async with self._rdb.execute(stats_sql, params) as cur:
             stats = {r[0]: int(r[1]) for r in await cur.fetchall()}
         sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+            f"SELECT {RUN_COLUMNS} FROM runs {where} "
             "ORDER BY scheduled_ms DESC, attempt DESC LIMIT ? OFFSET ?"
         )
         async with self._rdb.execute(sql, [*params, limit, offset]) as cur:
-            runs = [_row_run(r) for r in await cur.fetchall()]
+            runs = [row_run(r) for r in await cur.fetchall()]
         return runs, sum(stats.values()), stats
 
     async def count_runs_since(self, since: datetime) -> int:
@@ -522,28 +425,6 @@ class SqliteStore:
 
     async def find_group_run(self, group_run_id: str) -> GroupRun | None:
         return await self.groups.find_group_run(group_run_id)
-
-
-def _run_where(flt: RunFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if flt.state:
-        clauses.append("state = ?")
-        params.append(flt.state.upper())
-    if flt.search:
-        clauses.append("name LIKE ? ESCAPE '\\'")
-        escaped = flt.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.append(f"%{escaped}%")
-    if flt.tid:
-        clauses.append("tid = ?")
-        params.append(flt.tid)
-    if flt.run_date:
-        clauses.append("run_date = ?")
-        params.append(flt.run_date)
-    if flt.since is not None:
-        clauses.append("(created_at >= ? OR final = 0)")
-        params.append(iso_utc(flt.since))
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
