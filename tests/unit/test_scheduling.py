@@ -14,6 +14,7 @@ import pytest
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
 from easytask.core.protocol import (
+    AgentHeartbeat,
     AgentHello,
     KillRun,
     KnownRun,
@@ -22,13 +23,15 @@ from easytask.core.protocol import (
     RunOrder,
     RunResult,
     RunStarted,
+    SchedulerHeartbeat,
     SchedulerMessage,
 )
 from easytask.core.runid import to_ms
 from easytask.core.states import RunState
 from easytask.scheduler.bus import Bus
 from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook
-from easytask.scheduler.hub import AgentHub, AgentSession
+from easytask.scheduler.engine import TICK_SECONDS
+from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentSession
 from easytask.scheduler.service import Scheduling, wire
 from easytask.store.memory import MemoryStore
 from tests.support.fakeclock import FakeClock
@@ -291,3 +294,48 @@ async def test_start_up_resumes_stored_runs(rig: Rig) -> None:
     assert core.runs.live[run_id].state is S.TRIGGER
     session = hub.connect(AgentHello("a9", "h", ("q1",), "test", 1))
     assert orders(await sent(session)) == [run_id]
+
+
+async def test_an_agent_silent_for_three_beats_is_marked_offline(rig: Rig) -> None:
+    quiet, chatty = rig.agent("a1"), rig.agent("a2")
+    beats = asyncio.create_task(rig.hub.watch_heartbeats())
+    await settle()  # the watcher is sleeping on the clock
+    try:
+        for _ in range(3):  # the hello counts for the first beat; then silent beats 1, 2
+            rig.hub.handle(chatty, AgentHeartbeat())
+            await rig.clock.advance(HEARTBEAT_SECONDS)
+        assert "a1" in rig.hub.sessions
+        rig.hub.handle(chatty, AgentHeartbeat())
+        await rig.clock.advance(HEARTBEAT_SECONDS)  # the third silent beat
+        assert "a1" not in rig.hub.sessions and quiet.closed
+        assert "a2" in rig.hub.sessions
+        heartbeats = [m for m in await sent(chatty) if isinstance(m, SchedulerHeartbeat)]
+        assert len(heartbeats) == 4
+    finally:
+        beats.cancel()
+
+
+async def test_a_clock_jump_is_one_beat_not_an_outage(rig: Rig) -> None:
+    rig.agent("a1")
+    beats = asyncio.create_task(rig.hub.watch_heartbeats())
+    await settle()  # the watcher is sleeping on the clock
+    try:
+        await rig.clock.advance(6 * 3600)  # a suspended machine wakes up
+        await rig.clock.advance(HEARTBEAT_SECONDS)
+        assert "a1" in rig.hub.sessions
+    finally:
+        beats.cancel()
+
+
+async def test_the_alive_mark_is_written_on_the_injected_clock(rig: Rig) -> None:
+    ticks = asyncio.create_task(rig.core.engine.run_ticks())
+    try:
+        await settle()
+        assert await rig.store.get_meta("last_tick") == START.isoformat()
+        await rig.clock.advance(TICK_SECONDS - 1)
+        assert await rig.store.get_meta("last_tick") == START.isoformat()
+        await rig.clock.advance(1)
+        later = START + timedelta(seconds=TICK_SECONDS)
+        assert await rig.store.get_meta("last_tick") == later.isoformat()
+    finally:
+        ticks.cancel()

@@ -7,7 +7,6 @@ fires.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -220,7 +219,7 @@ class Engine:
         while True:
             self.last_tick = self._clock.now()
             self._store.set_meta("last_tick", self.last_tick.isoformat())
-            await asyncio.sleep(TICK_SECONDS)
+            await self._clock.sleep_until(self.last_tick + timedelta(seconds=TICK_SECONDS))
 
     def _fire(self, key: WheelKey, payload: Any, now: datetime) -> None:
         kind, ident = key

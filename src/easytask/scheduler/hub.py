@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict, deque
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from easytask.core.clock import Clock
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
 OFFLINE_AFTER_SECONDS = 30
+MISSED_BEATS_OFFLINE = OFFLINE_AFTER_SECONDS // HEARTBEAT_SECONDS
 
 
 class RunEvents(Protocol):
@@ -53,6 +54,8 @@ class AgentSession:
         self.name = hello.name
         self.connected_at = connected_at
         self.last_seen = monotonic
+        self.heard = True  # something arrived since the last beat (the hello, at first)
+        self.missed_beats = 0
         self.heartbeat = AgentHeartbeat()
         self.offered: dict[str, RunOrder] = {}  # sent, not yet accepted
         self.active: set[str] = set()  # accepted and not final
@@ -212,6 +215,7 @@ class AgentHub:
 
     def handle(self, session: AgentSession, msg: AgentMessage) -> None:
         session.last_seen = self._clock.monotonic()
+        session.heard = True
         events = self.events
         if isinstance(msg, OutputChunk):
             events.run_output(session, msg)
@@ -241,13 +245,24 @@ class AgentHub:
     # ----- liveness -----
 
     async def watch_heartbeats(self) -> None:
-        """Send heartbeats and drop agents silent for longer than the offline limit."""
+        """Every HEARTBEAT_SECONDS of the injected clock, one beat (``beat``)."""
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            now = self._clock.monotonic()
-            for session in list(self.sessions.values()):
-                if now - session.last_seen > OFFLINE_AFTER_SECONDS:
-                    log.warning("agent %s missed heartbeats; marking it offline", session.name)
-                    self.disconnect(session)
-                else:
-                    session.send(SchedulerHeartbeat(to_ms(self._clock.now())))
+            due = self._clock.now() + timedelta(seconds=HEARTBEAT_SECONDS)
+            await self._clock.sleep_until(due)
+            self.beat()
+
+    def beat(self) -> None:
+        """Send each agent a heartbeat; one silent for MISSED_BEATS_OFFLINE beats in a row is
+        marked offline (its session closed).
+
+        Silence is counted in beats, not in elapsed time: a clock that jumps (a suspended
+        machine, a fake clock) never drops an agent that had no chance to speak.
+        """
+        for session in list(self.sessions.values()):
+            session.missed_beats = 0 if session.heard else session.missed_beats + 1
+            session.heard = False
+            if session.missed_beats >= MISSED_BEATS_OFFLINE:
+                log.warning("agent %s missed heartbeats; marking it offline", session.name)
+                self.disconnect(session)
+            else:
+                session.send(SchedulerHeartbeat(to_ms(self._clock.now())))
