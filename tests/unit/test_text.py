@@ -18,7 +18,12 @@ from easytask.core.text import (
     text_problem,
 )
 from easytask.core.validation import TaskContext, stored_text_problem, validate_task
-from easytask.rpc.errors import DETAILS_LIMIT, field_errors_payload
+from easytask.rpc.errors import (
+    DETAILS_LIMIT,
+    FIELD_ERRORS_LIMIT,
+    field_errors_payload,
+    status_details,
+)
 
 
 def test_quote_escapes_and_cuts() -> None:
@@ -166,7 +171,28 @@ def test_stored_records_are_checked_field_by_field() -> None:
 def test_field_errors_metadata_stays_small() -> None:
     errors = [FieldError(f"f{i}", "\udfff" * 1000) for i in range(100)]
     payload = field_errors_payload(errors)
-    assert payload.isascii() and len(payload) <= DETAILS_LIMIT + 400
+    assert payload.isascii() and len(payload) <= FIELD_ERRORS_LIMIT
     entries = json.loads(payload)
     assert entries[-1]["message"].startswith("and ") and entries[-1]["message"].endswith("errors")
     assert all(e["field"] for e in entries)
+
+
+def _wire(details: str) -> bytes:
+    """grpc-message on the wire: printable ASCII but %, else %XX per UTF-8 byte."""
+    out = bytearray()
+    for byte in details.encode("utf-8"):
+        out += bytes([byte]) if 0x20 <= byte <= 0x7E and byte != 0x25 else b"%%%02X" % byte
+    return bytes(out)
+
+
+@pytest.mark.parametrize("text", ["x" * 10_000, "unknown field k1\n" * 3000, "é€😀%" * 4000])
+def test_status_details_fit_the_metadata_limit_once_encoded(text: str) -> None:
+    """Details and field errors together stay under gRPC's 8 KiB soft metadata limit."""
+    details = status_details(text)
+    assert len(_wire(details)) <= DETAILS_LIMIT and details.endswith("…")
+    assert DETAILS_LIMIT + FIELD_ERRORS_LIMIT < 8192 - 1024  # headers and keys need room
+
+
+def test_short_details_are_kept_whole() -> None:
+    assert status_details("task 1001 not found") == "task 1001 not found"
+    assert status_details("bad \udfff") == "bad \\udfff"

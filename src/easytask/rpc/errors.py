@@ -36,7 +36,11 @@ R = TypeVar("R")
 FIELD_ERRORS_KEY = "easytask-field-errors"
 DEFAULT_PER_PAGE = 25
 MESSAGE_LIMIT = 300  # characters of one error message sent back
-DETAILS_LIMIT = 4000  # characters of a status's details, and of the field-errors metadata
+# Bytes on the wire of a status's details (percent-encoded as grpc-message) and of the
+# field-errors trailer: together well under gRPC's 8 KiB soft limit for metadata, beyond
+# which a client drops the reply at random (RESOURCE_EXHAUSTED instead of our status).
+DETAILS_LIMIT = 2500
+FIELD_ERRORS_LIMIT = 3000
 
 
 def _status_of(exc: Exception) -> grpc.StatusCode | None:
@@ -82,18 +86,37 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: Exception, call: st
     if isinstance(exc, ValidationError):
         context.set_trailing_metadata(((FIELD_ERRORS_KEY, field_errors_payload(exc.errors)),))
         lines = [_safe(str(e), MESSAGE_LIMIT) for e in exc.errors]
-        await context.abort(code, _safe("\n".join(lines), DETAILS_LIMIT))
-    await context.abort(code, _safe(str(exc.args[0]) if exc.args else str(exc), DETAILS_LIMIT))
+        await context.abort(code, status_details("\n".join(lines)))
+    await context.abort(code, status_details(str(exc.args[0]) if exc.args else str(exc)))
+
+
+def status_details(text: str) -> str:
+    """``text`` cut so that its percent-encoded UTF-8 (grpc-message) is at most DETAILS_LIMIT
+    bytes, with "…" where it was cut; lone surrogates escaped."""
+    text = _safe(text, len(text))
+    size = 0
+    for i, char in enumerate(text):
+        size += _wire_size(char)
+        if size > DETAILS_LIMIT - _wire_size("…"):
+            return text[:i] + "…"
+    return text
+
+
+def _wire_size(char: str) -> int:
+    """Bytes of one character in grpc-message: printable ASCII as is, else %XX per byte."""
+    if " " <= char <= "~" and char != "%":
+        return 1
+    return 3 * len(char.encode("utf-8"))
 
 
 def field_errors_payload(errors: list[FieldError]) -> str:
-    """The field errors as ASCII JSON of at most ~DETAILS_LIMIT characters; the rest counted."""
+    """The field errors as ASCII JSON of at most FIELD_ERRORS_LIMIT bytes; the rest counted."""
     entries: list[dict[str, str]] = []
     size = 2
     for i, e in enumerate(errors):
         entry = {"field": _safe(e.field, 64), "message": _safe(e.message, MESSAGE_LIMIT)}
         size += len(json.dumps(entry)) + 2
-        if size > DETAILS_LIMIT:
+        if size > FIELD_ERRORS_LIMIT - 80:  # room for the "and N more errors" entry
             more = {"field": entry["field"], "message": f"and {len(errors) - i} more errors"}
             entries.append(more)
             break
