@@ -44,6 +44,15 @@ async def test_a_saved_run_is_a_snapshot_kept_to_the_millisecond(store: Store) -
     assert await store.run_exists(r.run_id) and not await store.run_exists("nope")
 
 
+async def test_a_slot_time_is_kept_to_the_rounded_millisecond(store: Store) -> None:
+    """Slots are stored as epoch ms (rounded); a forced run's slot has microseconds."""
+    r = run(1001, 0)
+    r.scheduled_utc = T0 + timedelta(microseconds=1_600)
+    await store.save_run(r)
+    found = await store.find_run(r.run_id)
+    assert found is not None and found.scheduled_utc == T0 + timedelta(milliseconds=2)
+
+
 async def test_fired_slots_are_those_in_the_half_open_window(store: Store) -> None:
     for minute in (0, 1, 2):
         store.save_run(run(1001, minute))

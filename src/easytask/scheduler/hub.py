@@ -49,11 +49,10 @@ class RunEvents(Protocol):
 class AgentSession:
     """One connected agent stream. ``send`` never blocks; the rpc writer drains ``outbox``."""
 
-    def __init__(self, hello: AgentHello, connected_at: datetime, monotonic: float) -> None:
+    def __init__(self, hello: AgentHello, connected_at: datetime) -> None:
         self.hello = hello
         self.name = hello.name
         self.connected_at = connected_at
-        self.last_seen = monotonic
         self.heard = True  # something arrived since the last beat (the hello, at first)
         self.missed_beats = 0
         self.heartbeat = AgentHeartbeat()
@@ -114,7 +113,7 @@ class AgentHub:
         if old is not None:
             log.warning("agent %s connected again; closing its previous stream", hello.name)
             self.disconnect(old)
-        session = AgentSession(hello, self._clock.now(), self._clock.monotonic())
+        session = AgentSession(hello, self._clock.now())
         self.sessions[hello.name] = session
         log.info(
             "agent %s connected from %s serving queues %s (version %s, %d known runs)",
@@ -214,7 +213,6 @@ class AgentHub:
     # ----- messages from agents -----
 
     def handle(self, session: AgentSession, msg: AgentMessage) -> None:
-        session.last_seen = self._clock.monotonic()
         session.heard = True
         events = self.events
         if isinstance(msg, OutputChunk):

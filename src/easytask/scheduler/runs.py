@@ -216,20 +216,24 @@ class RunBook:
             run.ended_at = run.ended_at or now
             self._hub.finished_elsewhere(run.run_id)
         log_run(run, "Status Updated", f"{change.from_state} -> {state} ({reason})")
-        return self._changed(run, change, now)
+        # No output is expected from a run an operator decided: late chunks are not kept.
+        return self._changed(run, change, now, keep_output=False)
 
     def reopen(self, run: Run, now: datetime) -> None:
         """SKIPPED (unmet dependency) -> ACTIVE after an operator changed an upstream state."""
         run.ended_at = None
         self.set_state(run, S.ACTIVE, now, "")
 
-    def _changed(self, run: Run, change: StateChange, now: datetime) -> asyncio.Future[None]:
+    def _changed(
+        self, run: Run, change: StateChange, now: datetime, keep_output: bool = True
+    ) -> asyncio.Future[None]:
         """The bookkeeping every state change shares: live set, latest state, timers, output."""
         run.updated_at = now
         if run.state.final:
             self.live.pop(run.run_id, None)
             self._timers.cancel(("expire", run.run_id))
-            self._keep_output_sizes(run.run_id)
+            if keep_output:
+                self._keep_output_sizes(run.run_id)
         else:
             self.live[run.run_id] = run
         latest = self.latest.get(run.tid)

@@ -1,9 +1,10 @@
 """MemoryStore: the store port in memory, for unit tests of the scheduler on a fake clock.
 
-It keeps the same promises as SqliteStore (tests/contract/ runs over both): writes are
-applied in order and their futures resolve on the next loop turn, as after a commit; stored
-records are copies with times kept to the millisecond, so a caller's later change to a run
-is never "stored" without ``save_run``.
+It keeps the same promises as SqliteStore (tests/contract/ runs over both): queued writes
+are committed together on a later loop turn, in order, and only then seen by reads, so code
+that reads before its write committed fails here as it would on SQLite; stored records are
+snapshots taken when the write is queued, with times kept as SQLite keeps them (slots to the
+rounded millisecond, other times truncated to it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -29,36 +30,35 @@ from easytask.core.records import (
     HolidaySpan,
     RunFilter,
 )
-from easytask.core.runid import iso_utc, parse_iso_utc, to_ms
+from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
 from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
 
 
-def _ms(when: datetime | None) -> datetime | None:
-    """A time as stored: UTC, to the millisecond."""
-    return None if when is None else parse_iso_utc(iso_utc(when))
+def _as_stored(name: str, when: datetime) -> datetime | None:
+    """A time as SQLite keeps it: a slot as rounded epoch ms, others as ISO text to the ms."""
+    if name == "scheduled_utc":
+        return from_ms(to_ms(when))
+    return parse_iso_utc(iso_utc(when))
 
 
 def _stored(record: Any) -> Any:
-    """A copy of a dataclass record with every time kept to the millisecond."""
+    """A snapshot of a dataclass record, its times kept as SQLite keeps them."""
     times = {
-        f.name: _ms(getattr(record, f.name))
+        f.name: _as_stored(f.name, getattr(record, f.name))
         for f in dataclasses.fields(record)
         if isinstance(getattr(record, f.name), datetime)
     }
     return dataclasses.replace(record, **times)
 
 
-def _done() -> asyncio.Future[None]:
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    fut.set_result(None)
-    return fut
-
-
 class MemoryStore:
     def __init__(self) -> None:
         self._closed = False
         self._stop = asyncio.Event()
+        self._queued: list[Callable[[], None]] = []
+        self._waiting: list[asyncio.Future[None]] = []
+        self._commit_scheduled = False
         self._meta: dict[str, str] = {}
         self._tasks: dict[int, str] = {}  # tid -> definition JSON, as SQLite keeps it
         self._runs: dict[str, Run] = {}  # insertion order = SQLite rowid order
@@ -67,13 +67,34 @@ class MemoryStore:
         self._agents: dict[str, AgentRecord] = {}
         self._events: dict[int, EventRecord] = {}
         self._freezes: dict[tuple[int, str, str], Freeze] = {}
+        self._next_event_id = 0
         self._groups: dict[int, str] = {}
         self._group_runs: dict[str, GroupRun] = {}
         self.calendars = MemoryCalendarStore()
 
-    def _open(self) -> None:
+    def _queue(self, apply: Callable[[], None]) -> asyncio.Future[None]:
+        """Queue a write; the future resolves once its batch is committed."""
         if self._closed:
             raise StoreWriteError("store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queued.append(apply)
+        self._waiting.append(fut)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            loop.call_soon(self._commit)
+        return fut
+
+    def _commit(self) -> None:
+        """One batch: everything queued so far, applied in order, then its futures resolve."""
+        self._commit_scheduled = False
+        batch, self._queued = self._queued, []
+        waiting, self._waiting = self._waiting, []
+        for apply in batch:
+            apply()
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(None)
 
     # ----- lifecycle -----
 
@@ -85,13 +106,13 @@ class MemoryStore:
 
     @property
     def pending_writes(self) -> int:
-        return 0
+        return len(self._queued)
 
     def barrier(self) -> asyncio.Future[None]:
-        return _done()
+        return self._queue(lambda: None)
 
     async def flush(self) -> None:
-        await asyncio.sleep(0)
+        await self.barrier()
 
     async def close(self) -> None:
         self._closed = True
@@ -102,9 +123,7 @@ class MemoryStore:
         return self._meta.get(key)
 
     def set_meta(self, key: str, value: str) -> asyncio.Future[None]:
-        self._open()
-        self._meta[key] = value
-        return _done()
+        return self._queue(lambda: self._meta.__setitem__(key, value))
 
     # ----- tasks -----
 
@@ -118,25 +137,29 @@ class MemoryStore:
         return out
 
     async def put_tasks(self, tasks: Iterable[TaskDef], now: datetime) -> None:
-        self._open()
-        for t in tasks:
-            self._tasks[t.tid] = t.to_json_text()
-        await asyncio.sleep(0)
+        rows = [(t.tid, t.to_json_text()) for t in tasks]
+        await self._queue(lambda: self._tasks.update(rows))
 
     async def delete_tasks(self, tids: Iterable[int]) -> None:
-        self._open()
-        for tid in tids:
-            self._tasks.pop(tid, None)
-        await asyncio.sleep(0)
+        doomed = list(tids)
+
+        def apply() -> None:
+            for tid in doomed:
+                self._tasks.pop(tid, None)
+
+        await self._queue(apply)
 
     # ----- runs -----
 
     def save_run(self, run: Run, change: StateChange | None = None) -> asyncio.Future[None]:
-        self._open()
-        if change is not None:
-            self._changes.setdefault(run.run_id, []).append(_stored(change))
-        self._runs[run.run_id] = _stored(run)
-        return _done()
+        row, step = _stored(run), None if change is None else _stored(change)
+
+        def apply() -> None:
+            if step is not None:
+                self._changes.setdefault(row.run_id, []).append(step)
+            self._runs[row.run_id] = row
+
+        return self._queue(apply)
 
     async def load_live_runs(self) -> list[Run]:
         live = [copy.copy(r) for r in self._runs.values() if not r.state.final]
@@ -185,9 +208,11 @@ class MemoryStore:
     # ----- output -----
 
     def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
-        self._open()
+        self._queue(lambda: self._store_chunk(run_id, stream, offset, bytes(data)))
+
+    def _store_chunk(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
         chunks = self._output.setdefault((run_id, stream), {})
-        chunks.setdefault(offset, bytes(data))
+        chunks.setdefault(offset, data)
         end = offset + len(data)
         if end > OUTPUT_HEAD + OUTPUT_TAIL:
             keep_from = end - OUTPUT_TAIL
@@ -229,8 +254,8 @@ class MemoryStore:
     # ----- agents -----
 
     def save_agent(self, agent: AgentRecord) -> None:
-        self._open()
-        self._agents[agent.name] = _stored(agent)
+        row = _stored(agent)
+        self._queue(lambda: self._agents.__setitem__(row.name, row))
 
     async def load_agents(self) -> list[AgentRecord]:
         return [self._agents[name] for name in sorted(self._agents)]
@@ -250,12 +275,13 @@ class MemoryStore:
         acked_at: datetime | None,
         acked_by: str,
     ) -> int:
-        self._open()
-        event_id = max(self._events, default=0) + 1
+        # The id is handed out at once, the insert committed like every other write.
+        self._next_event_id = max(self._next_event_id, max(self._events, default=0)) + 1
+        event_id = self._next_event_id
         record = EventRecord(event_id, event, target, dict(args), status, message, origin,
                              published_by, created_at, acked_at, acked_by)  # fmt: skip
-        self._events[event_id] = _stored(record)
-        await asyncio.sleep(0)
+        record = _stored(record)
+        await self._queue(lambda: self._events.__setitem__(event_id, record))
         return event_id
 
     async def find_events(
@@ -272,14 +298,20 @@ class MemoryStore:
         return list(self._freezes.values())
 
     def add_freeze(self, freeze: Freeze, by: str, now: datetime) -> asyncio.Future[None]:
-        self._open()
-        self._freezes.setdefault((freeze.tid, freeze.run_date, freeze.trigger_time), freeze)
-        return _done()
+        key = (freeze.tid, freeze.run_date, freeze.trigger_time)
+
+        def apply() -> None:
+            self._freezes.setdefault(key, freeze)  # kept once per slot
+
+        return self._queue(apply)
 
     def remove_freeze(self, freeze: Freeze) -> asyncio.Future[None]:
-        self._open()
-        self._freezes.pop((freeze.tid, freeze.run_date, freeze.trigger_time), None)
-        return _done()
+        key = (freeze.tid, freeze.run_date, freeze.trigger_time)
+
+        def apply() -> None:
+            self._freezes.pop(key, None)
+
+        return self._queue(apply)
 
     # ----- groups -----
 
@@ -287,28 +319,31 @@ class MemoryStore:
         return [GroupDef.from_json_text(self._groups[gid]) for gid in sorted(self._groups)]
 
     async def put_groups(self, groups: Iterable[GroupDef], now: datetime) -> None:
-        self._open()
-        for g in groups:
-            self._groups[g.gid] = g.to_json_text()
-        await asyncio.sleep(0)
+        rows = [(g.gid, g.to_json_text()) for g in groups]
+        await self._queue(lambda: self._groups.update(rows))
 
     async def delete_groups(self, gids: Iterable[int]) -> None:
-        self._open()
-        for gid in gids:
-            self._groups.pop(gid, None)
-        await asyncio.sleep(0)
+        doomed = list(gids)
+
+        def apply() -> None:
+            for gid in doomed:
+                self._groups.pop(gid, None)
+
+        await self._queue(apply)
 
     def save_group_run(self, group_run: GroupRun) -> asyncio.Future[None]:
-        self._open()
-        held = self._group_runs.get(group_run.group_run_id)
-        new = _stored(group_run)
-        new.members = {}
-        if held is not None:  # an update changes the state fields only, as in SQLite
-            new = dataclasses.replace(held, state=new.state, reason=new.reason,
-                                      started_at=new.started_at, ended_at=new.ended_at,
-                                      updated_at=new.updated_at, members={})  # fmt: skip
-        self._group_runs[group_run.group_run_id] = new
-        return _done()
+        row = dataclasses.replace(_stored(group_run), members={})
+
+        def apply() -> None:
+            held = self._group_runs.get(row.group_run_id)
+            new = row
+            if held is not None:  # an update changes the state fields only, as in SQLite
+                new = dataclasses.replace(held, state=row.state, reason=row.reason,
+                                          started_at=row.started_at, ended_at=row.ended_at,
+                                          updated_at=row.updated_at)  # fmt: skip
+            self._group_runs[row.group_run_id] = new
+
+        return self._queue(apply)
 
     async def load_group_runs(self, since_ms: int) -> list[GroupRun]:
         picked = [
