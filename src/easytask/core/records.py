@@ -227,3 +227,29 @@ class Health:
     agents_online: int
     active_runs: int
     triggers_24h: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An account (spec 14). ``password_hash`` is Argon2id; the password itself is never kept."""
+
+    username: str
+    role: str
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A login token as stored: its SHA-256 hash, never the token."""
+
+    token_hash: str
+    username: str
+    kind: str  # "access" or "refresh"
+    created_at: datetime
+    expires_at: datetime

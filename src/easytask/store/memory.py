@@ -29,6 +29,8 @@ from easytask.core.records import (
     GroupRun,
     HolidaySpan,
     RunFilter,
+    TokenRecord,
+    UserRecord,
 )
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
@@ -71,6 +73,7 @@ class MemoryStore:
         self._groups: dict[int, str] = {}
         self._group_runs: dict[str, GroupRun] = {}
         self.calendars = MemoryCalendarStore()
+        self.accounts = MemoryAccountStore()
 
     def _queue(self, apply: Callable[[], None]) -> asyncio.Future[None]:
         """Queue a write; the future resolves once its batch is committed."""
@@ -396,6 +399,48 @@ class MemoryCalendarStore:
 
     async def delete_entry(self, entry_id: int) -> None:
         self._entries.pop(entry_id, None)
+
+
+class MemoryAccountStore:
+    def __init__(self) -> None:
+        self._users: dict[str, UserRecord] = {}
+        self._tokens: dict[str, TokenRecord] = {}
+
+    async def load_users(self) -> list[UserRecord]:
+        return [self._users[name] for name in sorted(self._users)]
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        return self._users.get(username)
+
+    async def put_user(self, user: UserRecord) -> None:
+        held = self._users.get(user.username)
+        row = _stored(user)
+        if held is not None:
+            row = dataclasses.replace(row, created_at=held.created_at)
+        self._users[user.username] = row
+
+    async def delete_user(self, username: str) -> None:
+        await self.delete_tokens(username)
+        self._users.pop(username, None)
+
+    async def add_token(self, token: TokenRecord) -> None:
+        if token.token_hash in self._tokens:
+            raise StoreWriteError("token already stored")
+        self._tokens[token.token_hash] = _stored(token)
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        return self._tokens.get(token_hash)
+
+    async def delete_token(self, token_hash: str) -> None:
+        self._tokens.pop(token_hash, None)
+
+    async def delete_tokens(self, username: str) -> None:
+        for key in [k for k, t in self._tokens.items() if t.username == username]:
+            del self._tokens[key]
+
+    async def delete_expired_tokens(self, now: datetime) -> None:
+        for key in [k for k, t in self._tokens.items() if t.expires_at <= now]:
+            del self._tokens[key]
 
 
 def _run_matches(r: Run, flt: RunFilter) -> bool:

@@ -30,6 +30,8 @@ from easytask.core.records import (
     GroupRun,
     HolidaySpan,
     RunFilter,
+    TokenRecord,
+    UserRecord,
 )
 from easytask.core.states import RunState
 
@@ -71,6 +73,11 @@ class Store(RunWrites, Protocol):
     @property
     def calendars(self) -> CalendarStorePort:
         """User holiday calendars, a port of their own (the holiday service takes only it)."""
+        ...
+
+    @property
+    def accounts(self) -> AccountStorePort:
+        """Users and login tokens, a port of their own (the account service takes only it)."""
         ...
 
     # ----- lifecycle -----
@@ -261,3 +268,37 @@ class CalendarStorePort(Protocol):
     async def add_entry(self, entry: HolidaySpan) -> None: ...
 
     async def delete_entry(self, entry_id: int) -> None: ...
+
+
+class AccountStorePort(Protocol):
+    """Users and login tokens (spec 14); every write returns once committed."""
+
+    async def load_users(self) -> list[UserRecord]:
+        """Every account, by username."""
+        ...
+
+    async def get_user(self, username: str) -> UserRecord | None: ...
+
+    async def put_user(self, user: UserRecord) -> None:
+        """Insert or replace an account by username (``created_at`` of an existing one kept)."""
+        ...
+
+    async def delete_user(self, username: str) -> None:
+        """Delete an account and every token of it, in one transaction."""
+        ...
+
+    async def add_token(self, token: TokenRecord) -> None: ...
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        """The token with that hash, expired or not (the caller checks ``expires_at``)."""
+        ...
+
+    async def delete_token(self, token_hash: str) -> None: ...
+
+    async def delete_tokens(self, username: str) -> None:
+        """Revoke every token of an account."""
+        ...
+
+    async def delete_expired_tokens(self, now: datetime) -> None:
+        """Forget tokens whose ``expires_at`` is at or before ``now``."""
+        ...

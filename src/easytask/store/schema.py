@@ -157,4 +157,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX group_runs_live ON group_runs (final) WHERE final = 0;
     CREATE INDEX runs_by_group_run ON runs (group_run_id);
     """,
+    # 5: accounts (spec 14): users with their Argon2id password hash, and login tokens kept
+    # only as SHA-256 hashes
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        email TEXT NOT NULL DEFAULT '',
+        first_name TEXT NOT NULL DEFAULT '',
+        last_name TEXT NOT NULL DEFAULT '',
+        role TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE auth_tokens (
+        token_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX auth_tokens_by_user ON auth_tokens (username);
+    """,
 )

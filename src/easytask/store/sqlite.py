@@ -16,6 +16,7 @@ from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import AgentRecord, EventFilter, EventRecord, Freeze, GroupRun, RunFilter
 from easytask.core.runid import iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
+from easytask.store.accounts import AccountStore
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
 from easytask.store.groups import GroupStore
@@ -53,6 +54,7 @@ class SqliteStore:
         self.writer = BatchWriter(wdb)
         self._next_event_id: int | None = None
         self.calendars = CalendarStore(rdb, self.writer)
+        self.accounts = AccountStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
         self.groups = GroupStore(rdb, self.writer)
 
