@@ -9,10 +9,12 @@ EasyTaskError
 │   ├── RunNotFoundError
 │   ├── EventNotFoundError
 │   ├── CalendarNotFoundError
-│   └── HolidayNotFoundError
+│   ├── HolidayNotFoundError
+│   └── UserNotFoundError
 ├── ConflictError (ValueError)          the request clashes with stored state
 ├── TransitionError (ValueError)        a run state change the table refuses
-├── AuthError                           missing or wrong token
+├── AuthError                           missing or wrong token, or a failed login
+├── PermissionDeniedError               the caller's role may not do this (spec 14)
 ├── ConfigError (ValueError)            a setting of a process is unusable
 ├── StoreWriteError                     a batch could not be committed (disk full, I/O)
 ├── MalformedMessageError (ValueError)  an agent-protocol message that cannot be understood
@@ -127,6 +129,12 @@ class HolidayNotFoundError(NotFoundError):
         self.calendar = calendar
 
 
+class UserNotFoundError(NotFoundError):
+    """No account with that username."""
+
+    what = "user"
+
+
 class ConflictError(EasyTaskError, ValueError):
     """The request is well formed but clashes with stored state."""
 
@@ -137,6 +145,10 @@ class TransitionError(EasyTaskError, ValueError):
 
 class AuthError(EasyTaskError):
     """Missing or invalid credentials."""
+
+
+class PermissionDeniedError(EasyTaskError):
+    """The caller is known but its role may not do this; the message names the rule."""
 
 
 class ConfigError(EasyTaskError, ValueError):

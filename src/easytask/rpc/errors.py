@@ -25,6 +25,7 @@ from easytask.core.errors import (
     ConflictError,
     FieldError,
     NotFoundError,
+    PermissionDeniedError,
     TransitionError,
     ValidationError,
 )
@@ -52,6 +53,8 @@ def _status_of(exc: Exception) -> grpc.StatusCode | None:
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, AuthError):
         return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(exc, PermissionDeniedError):
+        return grpc.StatusCode.PERMISSION_DENIED
     return None
 
 
