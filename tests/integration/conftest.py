@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
+from argon2 import PasswordHasher
 
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
@@ -132,12 +133,18 @@ class Harness:
         return await eventually(f"{run_id} in {state}", check)
 
 
+# Argon2id with cheap parameters: the same algorithm, milliseconds per hash instead of ~0.2 s.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     clock = FakeClock(START)
     home = tmp_path / "home"
     service = SchedulerService(
-        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen=""), clock=clock
+        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen=""),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
     )
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.ready.wait(), 10)

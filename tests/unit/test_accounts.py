@@ -201,10 +201,13 @@ async def test_no_password_or_token_is_kept_in_clear(accounts: AccountService) -
     assert session.access_token not in kept and session.refresh_token not in kept
 
 
-async def test_the_credentials_file_token_acts_as_the_superuser(accounts: AccountService) -> None:
-    assert await accounts.authenticate("eta_file", api_token="eta_file") == BOSS
-    with pytest.raises(AuthError):
-        await accounts.authenticate("eta_other", api_token="eta_file")
+async def test_the_credentials_file_token_acts_as_the_superuser() -> None:
+    service = AccountService(store=MemoryAccountStore(), clock=FakeClock(START),
+                             file_token="eta_file")  # fmt: skip
+    assert await service.authenticate("eta_file") == BOSS
+    for other in ("eta_other", "", "eta_file\udfff"):
+        with pytest.raises(AuthError):
+            await service.authenticate(other)
 
 
 async def test_an_access_token_lives_one_hour_of_the_injected_clock(

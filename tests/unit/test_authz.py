@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from easytask.core.authz import Action, Caller, Role, refusal
+from easytask.core.authz import Action, Caller, Role, event_action, refusal
 
 R = Role
 A = Action
@@ -86,3 +86,19 @@ def test_only_a_superadmin_touches_superadmins(role: Role) -> None:
 def test_roles_are_ordered() -> None:
     assert [r.value for r in Role] == ["viewer", "user", "operator", "admin", "superadmin"]
     assert R.ADMIN.at_least(R.OPERATOR) and not R.USER.at_least(R.OPERATOR)
+
+
+@pytest.mark.parametrize(
+    ("event", "for_group", "action"),
+    [
+        ("FORCE_RUN_TASK", False, A.RUN_TASK),
+        ("force_run_task", True, A.RUN_GROUP),
+        ("DISABLE_TASK", False, A.CHANGE_TASK),
+        ("DISABLE_TASK", True, A.CHANGE_GROUP),
+        ("MODIFY_TASK_STATUS", False, A.MODIFY_STATUS),
+        ("REFRESH_GRAPH", False, A.REFRESH),
+        ("ENABLE_DEBUG", False, A.DEBUG),
+    ],
+)
+def test_events_map_to_the_rows_of_spec_14(event: str, for_group: bool, action: Action) -> None:
+    assert event_action(event, for_group) is action

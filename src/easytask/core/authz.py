@@ -106,3 +106,27 @@ def refusal(
         if new_role is Role.SUPERADMIN:
             return f"role {role.value} may not grant superadmin"
     return None
+
+
+_EVENT_ACTIONS: dict[str, Action] = {
+    "ENABLE_TASK": Action.CHANGE_TASK,
+    "DISABLE_TASK": Action.CHANGE_TASK,
+    "FREEZE_TASK": Action.RUN_TASK,
+    "UNFREEZE_TASK": Action.RUN_TASK,
+    "FORCE_RUN_TASK": Action.RUN_TASK,
+    "TERMINATE_TASK": Action.RUN_TASK,
+    "MODIFY_TASK_STATUS": Action.MODIFY_STATUS,
+    "REFRESH_TASK_DEFINITION": Action.REFRESH,
+    "REFRESH_TASK_GROUP_DEFINITION": Action.REFRESH,
+    "REFRESH_GRAPH": Action.REFRESH,
+    "REFRESH_CALENDAR": Action.REFRESH,
+    "ENABLE_DEBUG": Action.DEBUG,
+    "DISABLE_DEBUG": Action.DEBUG,
+}
+_ON_GROUPS = {Action.CHANGE_TASK: Action.CHANGE_GROUP, Action.RUN_TASK: Action.RUN_GROUP}
+
+
+def event_action(event: str, for_group: bool) -> Action:
+    """The action a spec-10 event asks for (an unknown event is refused later, as unknown)."""
+    action = _EVENT_ACTIONS.get(event.upper(), Action.READ)
+    return _ON_GROUPS.get(action, action) if for_group else action

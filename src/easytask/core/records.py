@@ -253,3 +253,13 @@ class TokenRecord:
     kind: str  # "access" or "refresh"
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a login or refresh hands out; the tokens are shown once and never stored."""
+
+    user: UserRecord
+    access_token: str
+    refresh_token: str
+    access_expires_at: datetime

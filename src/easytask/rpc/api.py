@@ -22,8 +22,17 @@ from easytask.core.records import (
 )
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
+from easytask.rpc.accounts_api import AccountApi
 from easytask.rpc.convert import calendar_to_proto, holiday_to_proto, run_to_proto
-from easytask.rpc.errors import abort_with, check_request_text, errors_mapped, json_object, page_of
+from easytask.rpc.errors import (
+    abort_with,
+    authenticate,
+    caller,
+    check_request_text,
+    errors_mapped,
+    json_object,
+    page_of,
+)
 from easytask.rpc.groups_api import GroupApi
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
@@ -32,12 +41,7 @@ from easytask.scheduler.app import SchedulerApp
 log = logging.getLogger(__name__)
 
 
-def _user(context: grpc.aio.ServicerContext) -> str:
-    # One token for now: every API caller acts as the superuser (users come with issue 'roles').
-    return "easytask_superuser"
-
-
-class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
+class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
     def __init__(self, app: SchedulerApp) -> None:
         self._app = app
 
@@ -49,14 +53,14 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:
         raw = json_object(request.task_json, "task")
-        task = await self._app.create_task(raw, _user(context))
+        task = await self._app.create_task(raw, caller())
         log.info("task %d (%s) created", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
     async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:
         patch = json_object(request.patch_json, "task")
-        task = await self._app.update_task(request.ref.tid, request.ref.name, patch, _user(context))
+        task = await self._app.update_task(request.ref.tid, request.ref.name, patch, caller())
         log.info("task %d (%s) updated", task.tid, task.name)
         return self._task_reply(task)
 
@@ -80,7 +84,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     @errors_mapped
     async def DeleteTask(self, request: pb.DeleteTaskRequest, context: Any) -> pb.DeleteTaskReply:
         task, cleared = await self._app.delete_task(
-            request.ref.tid, request.ref.name, request.cascade
+            request.ref.tid, request.ref.name, request.cascade, caller()
         )
         log.info("task %d (%s) deleted", task.tid, task.name)
         return pb.DeleteTaskReply(tid=task.tid, name=task.name, dependencies_cleared=cleared)
@@ -95,7 +99,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     async def ImportTasks(
         self, request: pb.ImportTasksRequest, context: Any
     ) -> pb.ImportTasksReply:
-        result = await self._app.import_tasks(request.json, _user(context), request.dry_run)
+        result = await self._app.import_tasks(request.json, caller(), request.dry_run)
         return pb.ImportTasksReply(
             created=result.created,
             updated=result.updated,
@@ -111,7 +115,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
         if run_date and not (len(run_date) == 8 and run_date.isdigit()):
             raise ValidationError([FieldError("run_date", "run_date must be YYYYMMDD")])
         outcome = await self._app.force_run(
-            request.ref.tid, request.ref.name, run_date, _user(context), request.origin or "API"
+            request.ref.tid, request.ref.name, run_date, caller(), request.origin or "API"
         )
         return pb.EventReply(
             event_id=outcome.event_id,
@@ -135,7 +139,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
             gid=request.group.gid,
             group_name=request.group.name,
         )
-        outcome = await self._app.publish_event(req, _user(context))
+        outcome = await self._app.publish_event(req, caller())
         return pb.EventReply(
             event_id=outcome.event_id,
             status=outcome.status,
@@ -166,7 +170,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     async def RefreshCalendars(
         self, request: pb.RefreshCalendarsRequest, context: Any
     ) -> pb.EventReply:
-        outcome = await self._app.refresh_calendars(_user(context), request.origin or "API")
+        outcome = await self._app.refresh_calendars(caller(), request.origin or "API")
         return pb.EventReply(
             event_id=outcome.event_id, status=outcome.status, message=outcome.message
         )
@@ -199,13 +203,13 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def CreateCalendar(self, request: pb.CreateCalendarRequest, context: Any) -> pb.Calendar:
-        view = await self._app.create_calendar(request.name, request.description, _user(context))
+        view = await self._app.create_calendar(request.name, request.description, caller())
         return calendar_to_proto(view)
 
     @errors_mapped
     async def AddHoliday(self, request: pb.AddHolidayRequest, context: Any) -> pb.HolidayEntry:
         span = await self._app.add_holiday(
-            request.name, request.start_date, request.end_date, request.reason, _user(context)
+            request.name, request.start_date, request.end_date, request.reason, caller()
         )
         return holiday_to_proto(ListedHoliday(span, USER))
 
@@ -213,12 +217,12 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     async def RemoveHoliday(
         self, request: pb.RemoveHolidayRequest, context: Any
     ) -> pb.HolidayEntry:
-        span = await self._app.remove_holiday(request.name, request.entry_id)
+        span = await self._app.remove_holiday(request.name, request.entry_id, caller())
         return holiday_to_proto(ListedHoliday(span, USER))
 
     @errors_mapped
     async def DeleteCalendar(self, request: pb.DeleteCalendarRequest, context: Any) -> pb.Calendar:
-        return calendar_to_proto(await self._app.delete_calendar(request.name))
+        return calendar_to_proto(await self._app.delete_calendar(request.name, caller()))
 
     # ----- runs -----
 
@@ -270,6 +274,7 @@ class ApiServicer(GroupApi, api_pb2_grpc.EasyTaskApiServicer):
     ) -> AsyncIterator[pb.LogChunk]:
         streams = tuple(s for s in ("stdout", "stderr") if _wants(request.stream, s))
         try:
+            await authenticate(self._app, context)
             check_request_text(request)
             start = {"stdout": request.stdout_offset, "stderr": request.stderr_offset}
             for stream, offset in start.items():

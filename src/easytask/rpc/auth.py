@@ -1,4 +1,5 @@
-"""Token authentication for both gRPC services, as one server interceptor."""
+"""Agent-stream authentication, as a server interceptor. API calls are authenticated by the
+servicer (rpc/errors.authenticate), which knows the accounts."""
 
 from __future__ import annotations
 
@@ -25,11 +26,10 @@ def _same(given: str, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses calls without the right bearer token (agents: agent token; API: API token)."""
+class AgentTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses AgentService streams without the agent token; other calls pass on."""
 
-    def __init__(self, api_token: str, agent_token: str) -> None:
-        self._api_token = api_token
+    def __init__(self, agent_token: str) -> None:
         self._agent_token = agent_token
 
     async def intercept_service(
@@ -39,11 +39,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Any:
         method: str = handler_call_details.method
         token = _token_of(handler_call_details.invocation_metadata)
-        if method.startswith(AGENT_SERVICE_PREFIX):
-            ok = _same(token, self._agent_token)
-        else:
-            ok = _same(token, self._api_token)
-        if ok:
+        if not method.startswith(AGENT_SERVICE_PREFIX) or _same(token, self._agent_token):
             return await continuation(handler_call_details)
         log.warning("refused %s: missing or invalid token", method)
         handler = await continuation(handler_call_details)

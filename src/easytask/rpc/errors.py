@@ -9,17 +9,19 @@ whose metadata outgrows the client's limit, never reaches the caller.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from easytask.core.authz import Caller
 from easytask.core.errors import (
     AuthError,
     ConflictError,
@@ -58,14 +60,45 @@ def _status_of(exc: Exception) -> grpc.StatusCode | None:
     return None
 
 
+_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
+NO_LOGIN_NEEDED = frozenset({"Login", "RefreshLogin"})
+
+
+def caller() -> Caller:
+    """Who is calling: set by ``errors_mapped`` (or ``authenticate``) before the handler runs."""
+    return _CALLER.get()
+
+
+def bearer_token(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer ") :]
+    return ""
+
+
+class _Authenticator(Protocol):
+    async def authenticate(self, token: str) -> Caller: ...
+
+
+async def authenticate(app: _Authenticator, context: grpc.aio.ServicerContext) -> Caller:
+    """The caller behind the call's bearer token (AuthError when none); remembered for
+    ``caller()`` in this call's task."""
+    who = await app.authenticate(bearer_token(context))
+    _CALLER.set(who)
+    return who
+
+
 def errors_mapped(
     fn: Callable[..., Awaitable[R]],
 ) -> Callable[..., Awaitable[R]]:
-    """Check the request's texts, then translate what the handler raises into a status."""
+    """Authenticate the caller, check the request's texts, then translate what the handler
+    raises into a status."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
         try:
+            if fn.__name__ not in NO_LOGIN_NEEDED:
+                await authenticate(self._app, context)
             check_request_text(request)
             return await fn(self, request, context)
         except grpc.aio.AbortError:

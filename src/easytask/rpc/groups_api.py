@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from easytask.core.groups import GroupDef
-from easytask.rpc.errors import errors_mapped, json_object, page_of
+from easytask.rpc.errors import caller, errors_mapped, json_object, page_of
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.scheduler.app import SchedulerApp
 
@@ -24,13 +24,13 @@ class GroupApi:
 
     @errors_mapped
     async def CreateGroup(self, request: pb.CreateGroupRequest, context: Any) -> pb.GroupReply:
-        group = await self._app.create_group(json_object(request.group_json, "group"))
+        group = await self._app.create_group(json_object(request.group_json, "group"), caller())
         return self._group_reply(group)
 
     @errors_mapped
     async def UpdateGroup(self, request: pb.UpdateGroupRequest, context: Any) -> pb.GroupReply:
         patch = json_object(request.patch_json, "group")
-        group = await self._app.update_group(request.ref.gid, request.ref.name, patch)
+        group = await self._app.update_group(request.ref.gid, request.ref.name, patch, caller())
         return self._group_reply(group)
 
     @errors_mapped
@@ -50,7 +50,7 @@ class GroupApi:
         self, request: pb.DeleteGroupRequest, context: Any
     ) -> pb.DeleteGroupReply:
         group, deleted, cleared = await self._app.delete_group(
-            request.ref.gid, request.ref.name, request.cascade
+            request.ref.gid, request.ref.name, request.cascade, caller()
         )
         return pb.DeleteGroupReply(
             gid=group.gid, name=group.name, tasks_deleted=deleted, dependencies_cleared=cleared

@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 from collections import defaultdict, deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from easytask.core.errors import (
     UserNotFoundError,
     ValidationError,
 )
-from easytask.core.records import TokenRecord, UserRecord
+from easytask.core.records import Session, TokenRecord, UserRecord
 from easytask.core.text import shown
 from easytask.core.validation import unknown_field
 from easytask.store.ports import AccountStorePort
@@ -53,16 +53,6 @@ _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    """What a login or refresh hands out; the tokens are shown once and never stored."""
-
-    user: UserRecord
-    access_token: str
-    refresh_token: str
-    access_expires_at: datetime
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "backslashreplace")).hexdigest()
 
@@ -75,8 +65,11 @@ class AccountService:
         clock: Clock,
         hasher: PasswordHasher | None = None,
         failed_login_delay: float = FAILED_LOGIN_DELAY,
+        file_token: str = "",
     ) -> None:
+        """``file_token``: the credentials file's API token, acting as the superuser."""
         self._store = store
+        self._file_token = file_token
         self._clock = clock
         self._hasher = hasher or PasswordHasher()  # Argon2id, RFC 9106 low-memory profile
         self._delay = failed_login_delay
@@ -176,10 +169,15 @@ class AccountService:
         if record is not None:
             await self._store.delete_tokens(record.username)
 
-    async def authenticate(self, token: str, api_token: str = "") -> Caller:
+    async def authenticate(self, token: str) -> Caller:
         """Who presents ``token``: a live access token's user, or the superuser for the
         credentials file's API token (a CLI on the scheduler's machine)."""
-        if api_token and token and hmac.compare_digest(token.encode(), api_token.encode()):
+        file_token = self._file_token.encode()
+        if (
+            file_token
+            and token
+            and hmac.compare_digest(token.encode("utf-8", "replace"), file_token)
+        ):
             return Caller(SUPERUSER, Role.SUPERADMIN)
         record = await self._store.find_token(_digest(token)) if token else None
         if record is None or record.kind != "access":

@@ -13,8 +13,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from easytask import __version__
+from easytask.core.authz import Action, Caller, event_action, refusal
 from easytask.core.clock import Clock
-from easytask.core.errors import EventNotFoundError, RunNotFoundError
+from easytask.core.errors import (
+    EventNotFoundError,
+    NotFoundError,
+    PermissionDeniedError,
+    RunNotFoundError,
+)
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
@@ -35,6 +41,8 @@ from easytask.core.records import (
 )
 from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
+from easytask.scheduler.accounts import AccountService
+from easytask.scheduler.app_accounts import AccountOperations
 from easytask.scheduler.bus import Bus
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
@@ -50,7 +58,7 @@ from easytask.store.ports import Store
 STREAMS = ("stdout", "stderr")
 
 
-class SchedulerApp:
+class SchedulerApp(AccountOperations):
     """Thin use cases over the catalog, engine, hub, holidays, events and store."""
 
     def __init__(
@@ -64,9 +72,11 @@ class SchedulerApp:
         calendars: CalendarBook,
         holidays: HolidayService,
         events: EventService,
+        accounts: AccountService,
         bus: Bus,
         clock: Clock,
     ) -> None:
+        self._accounts = accounts
         self.instance = instance
         self._store = store
         self._engine = engine
@@ -84,11 +94,27 @@ class SchedulerApp:
 
     # ----- tasks -----
 
-    async def create_task(self, raw: object, user: str) -> TaskDef:
-        return await self._catalog.create(raw, user)
+    def _allow(self, caller: Caller, action: Action, owner: str = "") -> None:
+        """The one place an operation is checked against the caller's role (spec 14)."""
+        reason = refusal(caller, action, owner=owner)
+        if reason is not None:
+            raise PermissionDeniedError(reason)
 
-    async def update_task(self, tid: int, name: str, patch: object, user: str) -> TaskDef:
-        return await self._catalog.update(tid, name, patch, user)
+    def _owner(self, tid: int, name: str) -> str:
+        """The task's owner, "" when no such task (the operation itself then says so)."""
+        try:
+            return self._catalog.get(tid, name).task_owner
+        except NotFoundError:
+            return ""
+
+    async def create_task(self, raw: object, caller: Caller) -> TaskDef:
+        """``task_owner`` defaults to the caller."""
+        self._allow(caller, Action.CREATE_TASK)
+        return await self._catalog.create(raw, caller.username)
+
+    async def update_task(self, tid: int, name: str, patch: object, caller: Caller) -> TaskDef:
+        self._allow(caller, Action.CHANGE_TASK, self._catalog.get(tid, name).task_owner)
+        return await self._catalog.update(tid, name, patch, caller.username)
 
     def get_task(self, tid: int, name: str = "") -> TaskDef:
         return self._catalog.get(tid, name)
@@ -101,21 +127,28 @@ class SchedulerApp:
         now = self._clock.now()
         return tasks, total, [self._engine.task_status(t, now) for t in tasks]
 
-    async def delete_task(self, tid: int, name: str, cascade: bool) -> tuple[TaskDef, bool]:
+    async def delete_task(
+        self, tid: int, name: str, cascade: bool, caller: Caller
+    ) -> tuple[TaskDef, bool]:
+        self._allow(caller, Action.CHANGE_TASK, self._catalog.get(tid, name).task_owner)
         return await self._catalog.delete(tid, name, cascade)
 
     def export_tasks(self) -> dict[str, Any]:
         return self._catalog.export()
 
-    async def import_tasks(self, text: str, user: str, dry_run: bool) -> ImportResult:
-        return await self._catalog.import_tasks(text, user, dry_run)
+    async def import_tasks(self, text: str, caller: Caller, dry_run: bool) -> ImportResult:
+        """An import may change and delete any task: an operator's (a dry run: anyone's)."""
+        self._allow(caller, Action.READ if dry_run else Action.CHANGE_TASK)
+        return await self._catalog.import_tasks(text, caller.username, dry_run)
 
     # ----- task groups -----
 
-    async def create_group(self, raw: object) -> GroupDef:
+    async def create_group(self, raw: object, caller: Caller) -> GroupDef:
+        self._allow(caller, Action.CREATE_GROUP)
         return await self._catalog.create_group(raw)
 
-    async def update_group(self, gid: int, name: str, patch: object) -> GroupDef:
+    async def update_group(self, gid: int, name: str, patch: object, caller: Caller) -> GroupDef:
+        self._allow(caller, Action.CHANGE_GROUP)
         return await self._catalog.update_group(gid, name, patch)
 
     def get_group(self, gid: int, name: str = "") -> GroupDef:
@@ -128,7 +161,10 @@ class SchedulerApp:
         """How many members the group has, and its latest occurrence's state ("" if none)."""
         return self._catalog.member_count(group), self._engine.groups.current_state(group.gid)
 
-    async def delete_group(self, gid: int, name: str, cascade: bool) -> tuple[GroupDef, int, bool]:
+    async def delete_group(
+        self, gid: int, name: str, cascade: bool, caller: Caller
+    ) -> tuple[GroupDef, int, bool]:
+        self._allow(caller, Action.CHANGE_GROUP)
         return await self._catalog.delete_group(gid, name, cascade)
 
     # ----- runs -----
@@ -161,8 +197,13 @@ class SchedulerApp:
 
     # ----- events -----
 
-    async def publish_event(self, req: EventRequest, user: str) -> EventOutcome:
-        return await self._events.publish(req, user)
+    async def publish_event(self, req: EventRequest, caller: Caller) -> EventOutcome:
+        """A spec-10 event, checked against the caller's role first (a refusal is not an
+        event: nothing is recorded)."""
+        action = event_action(req.event, req.for_group)
+        owner = "" if req.for_group else self._owner(req.tid, req.name)
+        self._allow(caller, action, owner)
+        return await self._events.publish(req, caller.username)
 
     async def find_events(
         self, flt: EventFilter, task_name: str, page: int, per_page: int
@@ -182,15 +223,15 @@ class SchedulerApp:
         return record
 
     async def force_run(
-        self, tid: int, name: str, run_date: str, user: str, origin: str
+        self, tid: int, name: str, run_date: str, caller: Caller, origin: str
     ) -> EventOutcome:
-        """FORCE_RUN_TASK, recorded as an event (refusals too)."""
+        """FORCE_RUN_TASK, recorded as an event (refusals for bad input too)."""
         req = EventRequest("FORCE_RUN_TASK", tid=tid, name=name, run_date=run_date, origin=origin)
-        return await self._events.publish(req, user)
+        return await self.publish_event(req, caller)
 
-    async def refresh_calendars(self, user: str, origin: str) -> EventOutcome:
+    async def refresh_calendars(self, caller: Caller, origin: str) -> EventOutcome:
         """REFRESH_CALENDAR: reload every calendar from the store, recorded as an event."""
-        return await self._events.publish(EventRequest("REFRESH_CALENDAR", origin=origin), user)
+        return await self.publish_event(EventRequest("REFRESH_CALENDAR", origin=origin), caller)
 
     async def explain(self, tid: int, name: str, run_date: str) -> Explanation:
         """`tasks why`: what holds the task back on ``run_date`` (default: today, local)."""
@@ -213,18 +254,22 @@ class SchedulerApp:
     def get_calendar(self, name: str, year: int) -> CalendarDetail:
         return self._holidays.get(name, year)
 
-    async def create_calendar(self, name: str, description: str, user: str) -> CalendarView:
-        return await self._holidays.create(name, description, user)
+    async def create_calendar(self, name: str, description: str, caller: Caller) -> CalendarView:
+        self._allow(caller, Action.MANAGE_CALENDARS)
+        return await self._holidays.create(name, description, caller.username)
 
     async def add_holiday(
-        self, name: str, start_date: str, end_date: str, reason: str, user: str
+        self, name: str, start_date: str, end_date: str, reason: str, caller: Caller
     ) -> HolidaySpan:
-        return await self._holidays.add_holiday(name, start_date, end_date, reason, user)
+        self._allow(caller, Action.MANAGE_CALENDARS)
+        return await self._holidays.add_holiday(name, start_date, end_date, reason, caller.username)
 
-    async def remove_holiday(self, name: str, entry_id: int) -> HolidaySpan:
+    async def remove_holiday(self, name: str, entry_id: int, caller: Caller) -> HolidaySpan:
+        self._allow(caller, Action.MANAGE_CALENDARS)
         return await self._holidays.remove_holiday(name, entry_id)
 
-    async def delete_calendar(self, name: str) -> CalendarView:
+    async def delete_calendar(self, name: str, caller: Caller) -> CalendarView:
+        self._allow(caller, Action.MANAGE_CALENDARS)
         return await self._holidays.delete(name)
 
     # ----- schedule preview -----
@@ -302,6 +347,3 @@ class SchedulerApp:
                 )
             )
         return views
-
-    def local_now(self, task: TaskDef) -> datetime:
-        return self._clock.now().astimezone(ZoneInfo(task.timezone or "UTC"))

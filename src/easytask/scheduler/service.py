@@ -11,13 +11,15 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
+from argon2 import PasswordHasher
 
 from easytask.core.clock import Clock
 from easytask.core.errors import ConfigError
 from easytask.rpc.agent import AgentServicer
 from easytask.rpc.api import ApiServicer
-from easytask.rpc.auth import TokenInterceptor
+from easytask.rpc.auth import AgentTokenInterceptor
 from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
+from easytask.scheduler.accounts import AccountService
 from easytask.scheduler.actions import RunActions
 from easytask.scheduler.agentevents import AgentEvents
 from easytask.scheduler.app import SchedulerApp
@@ -25,7 +27,7 @@ from easytask.scheduler.bus import Bus
 from easytask.scheduler.calendars import BuiltinCalendars, CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.clock import SystemClock
-from easytask.scheduler.credentials import CREDENTIALS_FILE, load_or_create
+from easytask.scheduler.credentials import CREDENTIALS_FILE, Credentials, load_or_create
 from easytask.scheduler.engine import Engine
 from easytask.scheduler.events import EventService
 from easytask.scheduler.freezes import Freezes
@@ -94,10 +96,18 @@ def check_binding(config: SchedulerConfig) -> None:
 class SchedulerService:
     """Builds the store, engine, hub, catalog and servers, and runs them in one TaskGroup."""
 
-    def __init__(self, config: SchedulerConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        clock: Clock | None = None,
+        password_hasher: PasswordHasher | None = None,
+    ) -> None:
+        """``password_hasher``: Argon2id parameters (the library's defaults unless given;
+        tests pass cheaper ones)."""
         check_binding(config)
         self.config = config
         self.clock: Clock = clock or SystemClock(config.clock_offset)
+        self._hasher = password_hasher
         self.app: SchedulerApp | None = None
         # For diagnostics and tests: the scheduling core, the hub and the store, once built.
         self.core: Scheduling | None = None
@@ -130,7 +140,7 @@ class SchedulerService:
         writer = asyncio.create_task(store.run_writer(), name="store-writer")
         writer.add_done_callback(self._writer_ended)
         try:
-            await self._serve(store, clock, creds.api_token, creds.agent_token)
+            await self._serve(store, clock, creds)
         finally:
             await _drain(store, writer)
             await store.close()
@@ -145,10 +155,13 @@ class SchedulerService:
             log.error("store writer ended early; stopping")
             self.stop()
 
-    async def _serve(
-        self, store: SqliteStore, clock: Clock, api_token: str, agent_token: str
-    ) -> None:
+    async def _serve(self, store: SqliteStore, clock: Clock, creds: Credentials) -> None:
         cfg = self.config
+        accounts = AccountService(store=store.accounts, clock=clock, hasher=self._hasher,
+                                  file_token=creds.api_token)  # fmt: skip
+        if await accounts.ensure_superuser(creds.password):
+            log.info("account %s (superadmin) created; its password is in %s", creds.username,
+                     cfg.home / CREDENTIALS_FILE)  # fmt: skip
         bus = Bus()
         hub = AgentHub(clock)
         calendars = CalendarBook(BuiltinCalendars())
@@ -172,7 +185,8 @@ class SchedulerService:
             )  # fmt: skip
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
-                calendars=calendars, holidays=holidays, events=events, bus=bus, clock=clock,
+                calendars=calendars, holidays=holidays, events=events, accounts=accounts, bus=bus,
+                clock=clock,
             )  # fmt: skip
             self.app = app
             firing = [
@@ -183,7 +197,7 @@ class SchedulerService:
             server: grpc.aio.Server | None = None
             http: web.AppRunner | None = None
             try:
-                server = await self._start_grpc(app, hub, api_token, agent_token)
+                server = await self._start_grpc(app, hub, creds.agent_token)
                 http = await self._start_http()
                 address = f"127.0.0.1:{self.grpc_port}\n"
                 (cfg.home / ADDRESS_FILE).write_text(address, encoding="utf-8")
@@ -206,11 +220,11 @@ class SchedulerService:
                 heartbeats.cancel()
 
     async def _start_grpc(
-        self, app: SchedulerApp, hub: AgentHub, api_token: str, agent_token: str
+        self, app: SchedulerApp, hub: AgentHub, agent_token: str
     ) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
-            interceptors=[TokenInterceptor(api_token, agent_token)],
+            interceptors=[AgentTokenInterceptor(agent_token)],
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),

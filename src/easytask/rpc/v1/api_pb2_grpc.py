@@ -189,6 +189,56 @@ class EasyTaskApiStub:
                 request_serializer=easytask_dot_v1_dot_api__pb2.ExplainTaskRequest.SerializeToString,
                 response_deserializer=easytask_dot_v1_dot_api__pb2.ExplainTaskReply.FromString,
                 _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/Login',
+                request_serializer=easytask_dot_v1_dot_api__pb2.LoginRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.LoginReply.FromString,
+                _registered_method=True)
+        self.RefreshLogin = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/RefreshLogin',
+                request_serializer=easytask_dot_v1_dot_api__pb2.RefreshLoginRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.LoginReply.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/Logout',
+                request_serializer=easytask_dot_v1_dot_api__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.LogoutReply.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/WhoAmI',
+                request_serializer=easytask_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.User.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListUsers',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListUsersReply.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/GetUser',
+                request_serializer=easytask_dot_v1_dot_api__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.User.FromString,
+                _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/CreateUser',
+                request_serializer=easytask_dot_v1_dot_api__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.User.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/UpdateUser',
+                request_serializer=easytask_dot_v1_dot_api__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.User.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/DeleteUser',
+                request_serializer=easytask_dot_v1_dot_api__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.User.FromString,
+                _registered_method=True)
+        self.ListRoles = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListRoles',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListRolesRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListRolesReply.FromString,
+                _registered_method=True)
 
 
 class EasyTaskApiServicer:
@@ -389,6 +439,69 @@ class EasyTaskApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Login(self, request, context):
+        """Accounts (spec 12 auth and admin, spec 14). Every other call takes
+        "authorization: Bearer <access token>"; Login and RefreshLogin take none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshLogin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """Role, password and active changes revoke the user's tokens (set-role, reset-password).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EasyTaskApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -546,6 +659,56 @@ def add_EasyTaskApiServicer_to_server(servicer, server):
                     servicer.ExplainTask,
                     request_deserializer=easytask_dot_v1_dot_api__pb2.ExplainTaskRequest.FromString,
                     response_serializer=easytask_dot_v1_dot_api__pb2.ExplainTaskReply.SerializeToString,
+            ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.LoginRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.LoginReply.SerializeToString,
+            ),
+            'RefreshLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshLogin,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.RefreshLoginRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.LoginReply.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.LogoutRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.LogoutReply.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.WhoAmIRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.User.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListUsersRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListUsersReply.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.GetUserRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.User.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.CreateUserRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.User.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.UpdateUserRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.User.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.DeleteUserRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.User.SerializeToString,
+            ),
+            'ListRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoles,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListRolesRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListRolesReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1385,6 +1548,276 @@ class EasyTaskApi:
             '/easytask.v1.EasyTaskApi/ExplainTask',
             easytask_dot_v1_dot_api__pb2.ExplainTaskRequest.SerializeToString,
             easytask_dot_v1_dot_api__pb2.ExplainTaskReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/Login',
+            easytask_dot_v1_dot_api__pb2.LoginRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.LoginReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/RefreshLogin',
+            easytask_dot_v1_dot_api__pb2.RefreshLoginRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.LoginReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/Logout',
+            easytask_dot_v1_dot_api__pb2.LogoutRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.LogoutReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/WhoAmI',
+            easytask_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListUsers',
+            easytask_dot_v1_dot_api__pb2.ListUsersRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListUsersReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/GetUser',
+            easytask_dot_v1_dot_api__pb2.GetUserRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/CreateUser',
+            easytask_dot_v1_dot_api__pb2.CreateUserRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/UpdateUser',
+            easytask_dot_v1_dot_api__pb2.UpdateUserRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/DeleteUser',
+            easytask_dot_v1_dot_api__pb2.DeleteUserRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListRoles',
+            easytask_dot_v1_dot_api__pb2.ListRolesRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListRolesReply.FromString,
             options,
             channel_credentials,
             insecure,
