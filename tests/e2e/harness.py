@@ -97,6 +97,8 @@ class Cluster:
         self.env = {**os.environ, "EASYTASK_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
         self.env.pop("EASYTASK_SERVER", None)
         self.env.pop("EASYTASK_TOKEN", None)
+        # Logins of this cluster's CLI; `ctl(..., person=…)` keeps one such directory per person.
+        self.env["XDG_CONFIG_HOME"] = str(self.home.parent / "config")
 
     @property
     def server(self) -> str:
@@ -169,16 +171,29 @@ class Cluster:
         return api_pb2_grpc.EasyTaskApiStub(self._channel)
 
     def ctl(
-        self, *args: str, check: bool = True, timeout: float = 60
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 60,
+        person: str | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """``easytaskctl --server <this cluster> ARGS``; ``person`` gives the CLI a config
+        directory of its own (its own logins), as a different person's machine would."""
         argv = [str(BIN / "easytaskctl"), "--server", self.server, *args]
-        res = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=timeout)
+        env = self.env if person is None else {**self.env, "XDG_CONFIG_HOME": self.config(person)}
+        res = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=timeout, input=stdin
+        )
         if check and res.returncode != 0:
             raise AssertionError(
                 f"easytaskctl {' '.join(args)} exited {res.returncode}\n"
                 f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
             )
         return res
+
+    def config(self, person: str) -> str:
+        return str(self.home.parent / f"config-{person}")
 
     def runs(self, tid: int) -> list[pb.Run]:
         reply = self.api().ListRuns(

@@ -77,6 +77,20 @@ COMMANDS = [
     ["events", "refresh-graph"],
     ["events", "refresh-group", "3"],
     ["events", "debug", "on"],
+    ["auth", "login", "-u", "vera", "-p", "a-long-password"],
+    ["auth", "login", "--password-stdin"],
+    ["auth", "logout"],
+    ["auth", "whoami", "-o", "yaml"],
+    ["admin", "users", "list", "-s", "ve", "-p", "2", "--per-page", "5", "-o", "json"],
+    ["admin", "users", "get", "vera", "-o", "yaml"],
+    ["admin", "users", "create", "-f", "user.json"],
+    ["admin", "users", "update", "vera", "-f", "patch.json"],
+    ["admin", "users", "update", "-f", "patch.json"],
+    ["admin", "users", "delete", "vera"],
+    ["admin", "users", "reset-password", "vera", "-p", "a-long-password"],
+    ["admin", "users", "reset-password", "vera", "--temporary"],
+    ["admin", "users", "set-role", "vera", "operator"],
+    ["admin", "roles-list", "-o", "json"],
 ]
 
 
@@ -133,6 +147,17 @@ def test_global_options_before_or_after_the_command() -> None:
         ["events", "debug", "loud"],
         ["events", "get", "seven"],
         ["events", "ack", "7", "-t", "0"],
+        ["auth", "login", "-u", "v", "-p", "a-long-password", "--password-stdin"],
+        ["auth", "login", "-u", "v"],  # no terminal to ask the password on
+        ["auth", "whoami", "-o", "xml"],
+        ["admin"],
+        ["admin", "users"],
+        ["admin", "users", "create"],  # no -f
+        ["admin", "users", "get"],
+        ["admin", "users", "set-role", "vera"],  # no ROLE
+        ["admin", "users", "reset-password", "vera", "-p", "a-long-password", "--temporary"],
+        ["admin", "users", "reset-password", "vera"],  # no terminal to ask on
+        ["admin", "users", "list", "-p", "0"],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -200,8 +225,9 @@ def test_token_resolution_order(tmp_path: Path) -> None:
     assert resolve_token("from-flag", None, {**env, "EASYTASK_TOKEN": "e"})[0] == "from-flag"
     assert resolve_token(None, str(tmp_path / "nowhere"), env) == (None, "")
     config = build_config(
-        server=None, token=None, home=str(tmp_path), tls_ca=None, timeout=None, environ={}
-    )
+        server=None, token=None, home=str(tmp_path), tls_ca=None, timeout=None,
+        environ={"XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )  # fmt: skip
     assert config.server == "127.0.0.1:7070"
     assert config.metadata == (("authorization", "Bearer from-file"),)
     assert build_config(

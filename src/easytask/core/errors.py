@@ -198,3 +198,10 @@ class CtlError(EasyTaskError):
 
     def lines(self) -> list[str]:
         return [f"Error: {self.message}", *self.details]
+
+
+class NotAuthenticatedError(CtlError):
+    """The server does not know the caller (no token, a bad one, an ended session): exit 3."""
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(f"not authenticated: {message}", 3, details)

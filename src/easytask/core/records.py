@@ -227,6 +227,7 @@ class Health:
     agents_online: int
     active_runs: int
     triggers_24h: int
+    timezone: str  # the IANA zone of the scheduler's host
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 
-from easytask.core.errors import CtlError
+from easytask.core.errors import CtlError, NotAuthenticatedError
+from easytask.ctl.logins import LoginFile, StoredLogin
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 
@@ -46,6 +48,9 @@ class ClientConfig:
     # Where the token came from, for the "not authenticated" hint.
     token_source: str = ""
     metadata: tuple[tuple[str, str], ...] = field(default=())
+    # The stored login the token came from (refreshed when it expires), and where logins live.
+    login: StoredLogin | None = None
+    logins: LoginFile | None = None
 
 
 def credentials_path(home: str | None, environ: Mapping[str, str]) -> Path:
@@ -75,6 +80,10 @@ def resolve_token(
     return None, ""
 
 
+def bearer(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 def build_config(
     *,
     server: str | None,
@@ -84,17 +93,26 @@ def build_config(
     timeout: float | None,
     environ: Mapping[str, str] | None = None,
 ) -> ClientConfig:
-    """Apply flags, then environment, then defaults."""
+    """Apply flags, then environment, then defaults. The token is ``--token``, else
+    $EASYTASK_TOKEN, else the stored login for this server, else the credentials file."""
     env = os.environ if environ is None else environ
-    resolved, source = resolve_token(token, home, env)
-    metadata = (("authorization", f"Bearer {resolved}"),) if resolved else ()
+    target = server or env.get("EASYTASK_SERVER") or DEFAULT_SERVER
+    logins = LoginFile.default(env)
+    login = None if token or env.get("EASYTASK_TOKEN") else logins.get(target)
+    if login is not None:
+        resolved: str | None = login.access_token
+        source = f"the login of {login.username} ({logins.path})"
+    else:
+        resolved, source = resolve_token(token, home, env)
     return ClientConfig(
-        server=server or env.get("EASYTASK_SERVER") or DEFAULT_SERVER,
+        server=target,
         token=resolved,
         tls_ca=tls_ca or env.get("EASYTASK_TLS_CA") or None,
         timeout=timeout if timeout and timeout > 0 else DEFAULT_TIMEOUT,
         token_source=source,
-        metadata=metadata,
+        metadata=bearer(resolved),
+        login=login,
+        logins=logins,
     )
 
 
@@ -134,7 +152,7 @@ def map_rpc_error(exc: Any, config: ClientConfig) -> CtlError:
         hint: list[str] = []
         if config.token is None:
             hint = ["  no API token: use --token, EASYTASK_TOKEN or <home>/credentials.json"]
-        return CtlError(f"not authenticated: {details or 'invalid token'}", EXIT_UNREACHABLE, hint)
+        return NotAuthenticatedError(details or "invalid token", hint)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         lines = _field_errors(exc)
         if lines is None and "\n" in details:
@@ -144,12 +162,25 @@ def map_rpc_error(exc: Any, config: ClientConfig) -> CtlError:
     return CtlError(details or code.name.lower().replace("_", " "), EXIT_FAILED)
 
 
-class ApiClient:
-    """Typed calls to ``easytask.v1.EasyTaskApi``; each raises ``CtlError`` on failure."""
+Clock = Callable[[], datetime]
 
-    def __init__(self, channel: Any, config: ClientConfig) -> None:
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiClient:
+    """Typed calls to ``easytask.v1.EasyTaskApi``; each raises ``CtlError`` on failure.
+
+    With a stored login, an expired access token is refreshed before the call, and a call
+    refused as unauthenticated is refreshed and retried once (the server authenticates before
+    it does anything, so the retry never repeats an effect).
+    """
+
+    def __init__(self, channel: Any, config: ClientConfig, clock: Clock = _utc_now) -> None:
         self._channel = channel
         self._config = config
+        self._clock = clock
         self._stub: Any = api_pb2_grpc.EasyTaskApiStub(channel)  # type: ignore[no-untyped-call]
 
     @property
@@ -160,20 +191,105 @@ class ApiClient:
         self._channel.close()
 
     def _call(
-        self, method: str, request: Message, reply_type: type[R], timeout: float | None = None
+        self,
+        method: str,
+        request: Message,
+        reply_type: type[R],
+        timeout: float | None = None,
+        *,
+        authenticated: bool = True,
     ) -> R:
         fn = getattr(self._stub, method)
+        login = self._config.login if authenticated else None
+        if login is not None and login.expired(self._clock()):
+            login = self._refresh(login)
         try:
-            reply = fn(
-                request,
-                timeout=timeout or self._config.timeout,
-                metadata=self._config.metadata,
-            )
+            try:
+                reply = fn(
+                    request,
+                    timeout=timeout or self._config.timeout,
+                    metadata=self._config.metadata if authenticated else (),
+                )
+            except grpc.RpcError as exc:
+                if login is None or exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                    raise
+                self._refresh(login)
+                reply = fn(
+                    request, timeout=timeout or self._config.timeout, metadata=self._config.metadata
+                )
         except grpc.RpcError as exc:
             raise map_rpc_error(exc, self._config) from None
         if not isinstance(reply, reply_type):
             raise CtlError(f"{method}: unexpected reply {type(reply).__name__}")
         return reply
+
+    def _use(self, login: StoredLogin) -> StoredLogin:
+        self._config = replace(
+            self._config, login=login, token=login.access_token, metadata=bearer(login.access_token)
+        )
+        return login
+
+    def _refresh(self, stale: StoredLogin) -> StoredLogin:
+        """Exchange the stored refresh token for a new pair, once across parallel commands."""
+        logins = self._config.logins
+        if logins is None:
+            raise NotAuthenticatedError(f"no login stored for {self._config.server}")
+        with logins.locked():
+            current = logins.get(stale.server)
+            if current is None:
+                raise NotAuthenticatedError(
+                    f"logged out of {stale.server}; log in again: easytaskctl auth login"
+                )
+            if current.access_token != stale.access_token:
+                return self._use(current)  # another command refreshed it meanwhile
+            try:
+                reply = self._stub.RefreshLogin(
+                    pb.RefreshLoginRequest(refresh_token=current.refresh_token),
+                    timeout=self._config.timeout,
+                )
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                    raise map_rpc_error(exc, self._config) from None
+                raise NotAuthenticatedError(
+                    f"the session of {current.username} on {stale.server} has ended "
+                    f"({exc.details()})"
+                ) from None
+            fresh = stored_login(stale.server, reply)
+            logins.put(fresh)
+        return self._use(fresh)
+
+    # ----- accounts -----
+
+    def login(self, username: str, password: str) -> pb.LoginReply:
+        request = pb.LoginRequest(username=username, password=password)
+        return self._call("Login", request, pb.LoginReply, authenticated=False)
+
+    def logout(self) -> pb.LogoutReply:
+        return self._call("Logout", pb.LogoutRequest(), pb.LogoutReply)
+
+    def whoami(self) -> pb.User:
+        return self._call("WhoAmI", pb.WhoAmIRequest(), pb.User)
+
+    def list_users(self, request: pb.ListUsersRequest) -> pb.ListUsersReply:
+        return self._call("ListUsers", request, pb.ListUsersReply)
+
+    def get_user(self, username: str) -> pb.User:
+        return self._call("GetUser", pb.GetUserRequest(username=username), pb.User)
+
+    def create_user(self, user_json: str) -> pb.User:
+        return self._call("CreateUser", pb.CreateUserRequest(user_json=user_json), pb.User)
+
+    def update_user(self, username: str, patch_json: str) -> pb.User:
+        request = pb.UpdateUserRequest(username=username, patch_json=patch_json)
+        return self._call("UpdateUser", request, pb.User)
+
+    def delete_user(self, username: str) -> pb.User:
+        return self._call("DeleteUser", pb.DeleteUserRequest(username=username), pb.User)
+
+    def list_roles(self) -> pb.ListRolesReply:
+        return self._call("ListRoles", pb.ListRolesRequest(), pb.ListRolesReply)
+
+    # ----- tasks -----
 
     def create_task(self, task_json: str) -> pb.TaskReply:
         return self._call("CreateTask", pb.CreateTaskRequest(task_json=task_json), pb.TaskReply)
@@ -248,6 +364,9 @@ class ApiClient:
 
     def follow_run_logs(self, request: pb.FollowRunLogsRequest) -> Iterator[pb.LogChunk]:
         """Chunks until the closing message; no deadline (a run may take hours)."""
+        login = self._config.login
+        if login is not None and login.expired(self._clock()):
+            self._refresh(login)
         try:
             for chunk in self._stub.FollowRunLogs(request, metadata=self._config.metadata):
                 if isinstance(chunk, pb.LogChunk):
@@ -290,7 +409,7 @@ class ApiClient:
         return self._call("DeleteCalendar", pb.DeleteCalendarRequest(name=name), pb.Calendar)
 
 
-def connect(config: ClientConfig) -> ApiClient:
+def connect(config: ClientConfig, clock: Clock = _utc_now) -> ApiClient:
     """Open a channel to ``config.server`` (TLS when ``tls_ca`` is set). The one place clients
     are made; tests point it at their own server through ``--server``."""
     if config.tls_ca:
@@ -302,7 +421,18 @@ def connect(config: ClientConfig) -> ApiClient:
         channel = grpc.secure_channel(config.server, creds)
     else:
         channel = grpc.insecure_channel(config.server)
-    return ApiClient(channel, config)
+    return ApiClient(channel, config, clock)
+
+
+def stored_login(server: str, reply: pb.LoginReply) -> StoredLogin:
+    return StoredLogin(
+        server=server,
+        username=reply.user.username,
+        access_token=reply.access_token,
+        refresh_token=reply.refresh_token,
+        access_expires_at=reply.access_expires_at,
+        instance=reply.instance,
+    )
 
 
 Connector = Callable[[ClientConfig], ApiClient]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from easytask import __version__
 from easytask.core.errors import CtlError
-from easytask.ctl import agents, calendars, events, groups, health, scheduler, tasks
+from easytask.ctl import admin, agents, auth, calendars, events, groups, health, scheduler, tasks
 from easytask.ctl.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.register(sub, common)
     agents.register(sub, common)
     calendars.register(sub, common)
+    auth.register(sub, common)
+    admin.register(sub, common)
     return parser
 
 

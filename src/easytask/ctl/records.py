@@ -139,6 +139,7 @@ def health_to_dict(reply: pb.HealthReply) -> Record:
         "active_runs": reply.active_runs,
         "triggers_24h": reply.triggers_24h,
         "debug": reply.debug,
+        "timezone": reply.timezone,
     }
 
 
@@ -296,3 +297,16 @@ def task_fields(task: Mapping[str, Any]) -> list[tuple[str, object]]:
             value = json.dumps(value, ensure_ascii=False)
         rows.append((TASK_LABELS.get(key, key), value))
     return rows
+
+
+def user_to_dict(user: pb.User) -> Record:
+    return {
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "role": user.role,
+        "active": user.active,
+        "created_at": _opt(user.created_at),
+        "updated_at": _opt(user.updated_at),
+    }

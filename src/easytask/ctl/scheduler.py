@@ -260,6 +260,7 @@ def health_fields(health: Mapping[str, object]) -> list[tuple[str, object]]:
         ("Active Runs", health["active_runs"]),
         ("Triggers (24h)", health["triggers_24h"]),
         ("Debug", "on" if health["debug"] else "off"),
+        ("Timezone", health["timezone"]),
     ]
 
 

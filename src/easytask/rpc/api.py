@@ -329,6 +329,7 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
             active_runs=h.active_runs,
             triggers_24h=h.triggers_24h,
             debug=logging.getLogger().isEnabledFor(logging.DEBUG),
+            timezone=h.timezone,
         )
 
     @errors_mapped

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 AGENT_SERVICE_PREFIX = "/easytask.v1.AgentService/"
 
 
-def _token_of(metadata: tuple[tuple[str, Any], ...] | None) -> str:
+def token_of(metadata: tuple[tuple[str, Any], ...] | None) -> str:
+    """The bearer token of a call's ``authorization`` metadata, or ``""``."""
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
             return value[len("Bearer ") :]
@@ -38,7 +39,7 @@ class AgentTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler_call_details: Any,
     ) -> Any:
         method: str = handler_call_details.method
-        token = _token_of(handler_call_details.invocation_metadata)
+        token = token_of(handler_call_details.invocation_metadata)
         if not method.startswith(AGENT_SERVICE_PREFIX) or _same(token, self._agent_token):
             return await continuation(handler_call_details)
         log.warning("refused %s: missing or invalid token", method)

@@ -32,6 +32,7 @@ from easytask.core.errors import (
     ValidationError,
 )
 from easytask.core.text import parse_json, text_problem
+from easytask.rpc.auth import token_of
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,7 @@ def caller() -> Caller:
 
 
 def bearer_token(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            return value[len("Bearer ") :]
-    return ""
+    return token_of(context.invocation_metadata())
 
 
 class _Authenticator(Protocol):

@@ -112,8 +112,10 @@ class AccountService:
         if user is None:
             # The same work as a wrong password, so the answer's timing says nothing either.
             await self._verify(await self._dummy(), password)
-        elif user.active and await self._verify(user.password_hash, password):
+        elif await self._verify(user.password_hash, password) and user.active:
+            # Verified before `active` is looked at: a deactivated account answers as slowly.
             self._failures.pop(username, None)
+            log.info("user %s logged in", username)
             return await self._issue(user, now)
         self._failed(username, now)
         log.warning("failed login for %s", shown(username))
@@ -168,6 +170,7 @@ class AccountService:
         record = await self._store.find_token(_digest(access_token))
         if record is not None:
             await self._store.delete_tokens(record.username)
+            log.info("user %s logged out", record.username)
 
     async def authenticate(self, token: str) -> Caller:
         """Who presents ``token``: a live access token's user, or the superuser for the

@@ -75,9 +75,11 @@ class SchedulerApp(AccountOperations):
         accounts: AccountService,
         bus: Bus,
         clock: Clock,
+        timezone: str = "UTC",
     ) -> None:
         self._accounts = accounts
         self.instance = instance
+        self.timezone = timezone
         self._store = store
         self._engine = engine
         self._hub = hub
@@ -318,6 +320,7 @@ class SchedulerApp(AccountOperations):
             agents_online=len(self._hub.sessions),
             active_runs=len(self._engine.runs.live),
             triggers_24h=await self._store.count_runs_since(now - timedelta(hours=24)),
+            timezone=self.timezone,
         )
 
     async def agents(self) -> list[AgentView]:

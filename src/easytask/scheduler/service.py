@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,17 @@ def split_hostport(value: str, what: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ConfigError(f"{what} must be HOST:PORT, got {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def host_timezone() -> str:
+    """The IANA zone this host runs in: $TZ, else the target of /etc/localtime, else UTC."""
+    zone = os.environ.get("TZ", "").lstrip(":")
+    if zone:
+        return zone
+    target = os.path.realpath("/etc/localtime")
+    if "zoneinfo/" in target:
+        return target.split("zoneinfo/", 1)[1]
+    return "UTC"
 
 
 def is_loopback(host: str) -> bool:
@@ -186,7 +198,7 @@ class SchedulerService:
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
                 calendars=calendars, holidays=holidays, events=events, accounts=accounts, bus=bus,
-                clock=clock,
+                clock=clock, timezone=host_timezone(),
             )  # fmt: skip
             self.app = app
             firing = [

@@ -1349,6 +1349,7 @@ class HealthReply(_message.Message):
     ACTIVE_RUNS_FIELD_NUMBER: _builtins.int
     TRIGGERS_24H_FIELD_NUMBER: _builtins.int
     DEBUG_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
     instance: _builtins.str
     status: _builtins.str
     """HEALTHY"""
@@ -1360,6 +1361,8 @@ class HealthReply(_message.Message):
     active_runs: _builtins.int
     triggers_24h: _builtins.int
     debug: _builtins.bool
+    timezone: _builtins.str
+    """IANA zone of the scheduler's host"""
     def __init__(
         self,
         *,
@@ -1372,10 +1375,11 @@ class HealthReply(_message.Message):
         active_runs: _builtins.int = ...,
         triggers_24h: _builtins.int = ...,
         debug: _builtins.bool = ...,
+        timezone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_runs", b"active_runs", "agents_online", b"agents_online", "debug", b"debug", "heartbeat_age", b"heartbeat_age", "instance", b"instance", "started_at", b"started_at", "status", b"status", "triggers_24h", b"triggers_24h", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_runs", b"active_runs", "agents_online", b"agents_online", "debug", b"debug", "heartbeat_age", b"heartbeat_age", "instance", b"instance", "started_at", b"started_at", "status", b"status", "timezone", b"timezone", "triggers_24h", b"triggers_24h", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
