@@ -138,6 +138,8 @@ def test_roles_sessions_and_secrets_through_the_cli(cluster: Cluster, tmp_path: 
             assert secret.encode() not in data, f"a secret is stored in clear in {path.name}"
     log = cluster.scheduler.output()
     assert "user vera logged in" in log and "user vera logged out" in log
+    assert "task 1001 (nightly) created by easytask_superuser" in log  # who changed what
+    assert "event FORCE_RUN_TASK on 1001 by otto" in log
     for secret in secrets:
         assert secret not in log
 

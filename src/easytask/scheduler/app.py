@@ -7,6 +7,7 @@ engine, hub, holidays, events, store) are private to it.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +57,8 @@ from easytask.scheduler.why import Explanation, explain
 from easytask.store.ports import Store
 
 STREAMS = ("stdout", "stderr")
+
+log = logging.getLogger(__name__)
 
 
 class SchedulerApp(AccountOperations):
@@ -112,11 +115,15 @@ class SchedulerApp(AccountOperations):
     async def create_task(self, raw: object, caller: Caller) -> TaskDef:
         """``task_owner`` defaults to the caller."""
         self._allow(caller, Action.CREATE_TASK)
-        return await self._catalog.create(raw, caller.username)
+        task = await self._catalog.create(raw, caller.username)
+        log.info("task %d (%s) created by %s", task.tid, task.name, caller.username)
+        return task
 
     async def update_task(self, tid: int, name: str, patch: object, caller: Caller) -> TaskDef:
         self._allow(caller, Action.CHANGE_TASK, self._catalog.get(tid, name).task_owner)
-        return await self._catalog.update(tid, name, patch, caller.username)
+        task = await self._catalog.update(tid, name, patch, caller.username)
+        log.info("task %d (%s) updated by %s", task.tid, task.name, caller.username)
+        return task
 
     def get_task(self, tid: int, name: str = "") -> TaskDef:
         return self._catalog.get(tid, name)
@@ -133,7 +140,9 @@ class SchedulerApp(AccountOperations):
         self, tid: int, name: str, cascade: bool, caller: Caller
     ) -> tuple[TaskDef, bool]:
         self._allow(caller, Action.CHANGE_TASK, self._catalog.get(tid, name).task_owner)
-        return await self._catalog.delete(tid, name, cascade)
+        task, cleared = await self._catalog.delete(tid, name, cascade)
+        log.info("task %d (%s) deleted by %s", task.tid, task.name, caller.username)
+        return task, cleared
 
     def export_tasks(self) -> dict[str, Any]:
         return self._catalog.export()
@@ -141,17 +150,26 @@ class SchedulerApp(AccountOperations):
     async def import_tasks(self, text: str, caller: Caller, dry_run: bool) -> ImportResult:
         """An import may change and delete any task: an operator's (a dry run: anyone's)."""
         self._allow(caller, Action.READ if dry_run else Action.CHANGE_TASK)
-        return await self._catalog.import_tasks(text, caller.username, dry_run)
+        result = await self._catalog.import_tasks(text, caller.username, dry_run)
+        if not dry_run:
+            log.info("import by %s: %d created, %d updated, %d deleted, %d refused",
+                     caller.username, result.created, result.updated, result.deleted,
+                     len(result.errors))  # fmt: skip
+        return result
 
     # ----- task groups -----
 
     async def create_group(self, raw: object, caller: Caller) -> GroupDef:
         self._allow(caller, Action.CREATE_GROUP)
-        return await self._catalog.create_group(raw)
+        group = await self._catalog.create_group(raw)
+        log.info("group %d (%s) created by %s", group.gid, group.name, caller.username)
+        return group
 
     async def update_group(self, gid: int, name: str, patch: object, caller: Caller) -> GroupDef:
         self._allow(caller, Action.CHANGE_GROUP)
-        return await self._catalog.update_group(gid, name, patch)
+        group = await self._catalog.update_group(gid, name, patch)
+        log.info("group %d (%s) updated by %s", group.gid, group.name, caller.username)
+        return group
 
     def get_group(self, gid: int, name: str = "") -> GroupDef:
         return self._catalog.get_group(gid, name)
@@ -167,7 +185,10 @@ class SchedulerApp(AccountOperations):
         self, gid: int, name: str, cascade: bool, caller: Caller
     ) -> tuple[GroupDef, int, bool]:
         self._allow(caller, Action.CHANGE_GROUP)
-        return await self._catalog.delete_group(gid, name, cascade)
+        group, deleted, cleared = await self._catalog.delete_group(gid, name, cascade)
+        log.info("group %d (%s) deleted by %s with %d member tasks", group.gid, group.name,
+                 caller.username, deleted)  # fmt: skip
+        return group, deleted, cleared
 
     # ----- runs -----
 
