@@ -91,6 +91,7 @@ class Cluster:
     scheduler: Proc | None = None
     agents: dict[str, Proc] = field(default_factory=dict)
     port: int = 0
+    http_port: int = 0
     _channel: grpc.Channel | None = None
 
     def __post_init__(self) -> None:
@@ -99,6 +100,10 @@ class Cluster:
         self.env.pop("EASYTASK_TOKEN", None)
         # Logins of this cluster's CLI; `ctl(..., person=…)` keeps one such directory per person.
         self.env["XDG_CONFIG_HOME"] = str(self.home.parent / "config")
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def server(self) -> str:
@@ -113,7 +118,7 @@ class Cluster:
             str(BIN / "easytask-scheduler"),
             "--home", str(self.home),
             "--grpc-listen", f"127.0.0.1:{self.port}",
-            "--http-listen", "127.0.0.1:0",
+            "--http-listen", f"127.0.0.1:{self.http_port}",
             *extra,
         ]  # fmt: skip
         proc = Proc(argv, self.home / "test-logs" / "scheduler.out", self.env).start()
@@ -125,6 +130,8 @@ class Cluster:
 
         wait_until("the scheduler to be ready", ready, timeout=30)
         self.port = int(addr_file.read_text().strip().rsplit(":", 1)[1])
+        url = (self.home / "dashboard.url").read_text().strip()
+        self.http_port = int(url.rstrip("/").rsplit(":", 1)[1])
         self._channel = None
         return proc
 

@@ -111,7 +111,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # The composition roots wire concrete classes together: anything of the scheduler side.
     (
         "easytask.scheduler.service",
-        ("easytask.core", "easytask.store", "easytask.scheduler", "easytask.rpc", ROOT),
+        (
+            "easytask.core",
+            "easytask.store",
+            "easytask.scheduler",
+            "easytask.rpc",
+            "easytask.ui",
+            ROOT,
+        ),
     ),
     ("easytask.scheduler.main", ("easytask.core", "easytask.scheduler", ROOT)),
     # The application: core and the store's ports, never a concrete store or a transport.

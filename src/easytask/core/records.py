@@ -219,6 +219,19 @@ class AgentView:
 
 
 @dataclass(frozen=True, slots=True)
+class Board:
+    """The status board (spec 13): tasks by task status, non-final runs by state, and the
+    final runs of ``run_date`` by state."""
+
+    run_date: str
+    tasks: dict[RunState, int]
+    live: dict[RunState, int]
+    final: dict[RunState, int]
+    agents_online: int
+    agents_offline: int
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     instance: str
     started_at: datetime

@@ -54,14 +54,12 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.TaskReply:
         raw = json_object(request.task_json, "task")
         task = await self._app.create_task(raw, caller())
-        log.info("task %d (%s) created", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
     async def UpdateTask(self, request: pb.UpdateTaskRequest, context: Any) -> pb.TaskReply:
         patch = json_object(request.patch_json, "task")
         task = await self._app.update_task(request.ref.tid, request.ref.name, patch, caller())
-        log.info("task %d (%s) updated", task.tid, task.name)
         return self._task_reply(task)
 
     @errors_mapped
@@ -86,7 +84,6 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
         task, cleared = await self._app.delete_task(
             request.ref.tid, request.ref.name, request.cascade, caller()
         )
-        log.info("task %d (%s) deleted", task.tid, task.name)
         return pb.DeleteTaskReply(tid=task.tid, name=task.name, dependencies_cleared=cleared)
 
     @errors_mapped

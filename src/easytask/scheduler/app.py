@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from easytask import __version__
 from easytask.core.authz import Action, Caller, event_action, refusal
@@ -27,6 +28,7 @@ from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
     AgentRecord,
     AgentView,
+    Board,
     CalendarDetail,
     CalendarView,
     EventFilter,
@@ -44,7 +46,7 @@ from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
 from easytask.scheduler.accounts import AccountService
 from easytask.scheduler.app_accounts import AccountOperations
-from easytask.scheduler.bus import Bus
+from easytask.scheduler.bus import Bus, Subscription
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.engine import Engine
@@ -128,13 +130,30 @@ class SchedulerApp(AccountOperations):
     def get_task(self, tid: int, name: str = "") -> TaskDef:
         return self._catalog.get(tid, name)
 
+    def task_status(self, tid: int) -> RunState:
+        """The task's status now (spec 7.1)."""
+        return self._engine.task_status(self._catalog.get(tid, ""), self._clock.now())
+
     def list_tasks(
-        self, active: bool | None, search: str, page: int, per_page: int
+        self,
+        active: bool | None,
+        search: str,
+        page: int,
+        per_page: int,
+        status: RunState | None = None,
     ) -> tuple[list[TaskDef], int, list[RunState]]:
-        """A page of tasks, the total, and each task's status (spec 7.1)."""
-        tasks, total = self._catalog.list_tasks(active, search, page, per_page)
+        """A page of tasks (only those whose task status is ``status``, when given), the total,
+        and each task's status (spec 7.1)."""
         now = self._clock.now()
-        return tasks, total, [self._engine.task_status(t, now) for t in tasks]
+        if status is None:
+            tasks, total = self._catalog.list_tasks(active, search, page, per_page)
+            return tasks, total, [self._engine.task_status(t, now) for t in tasks]
+        everything, _ = self._catalog.list_tasks(active, search, 1, len(self._catalog.tasks) + 1)
+        today: dict[str, date] = {}
+        matching = [t for t in everything if self._engine.task_status(t, now, today) is status]
+        start = (page - 1) * per_page
+        chosen = matching[start : start + per_page]
+        return chosen, len(matching), [status] * len(chosen)
 
     async def delete_task(
         self, tid: int, name: str, cascade: bool, caller: Caller
@@ -343,6 +362,28 @@ class SchedulerApp(AccountOperations):
             triggers_24h=await self._store.count_runs_since(now - timedelta(hours=24)),
             timezone=self.timezone,
         )
+
+    async def board(self) -> Board:
+        """The status board: every task's status, the live runs, today's final runs."""
+        now = self._clock.now()
+        today: dict[str, date] = {}
+        status = self._engine.task_status
+        tasks = Counter(status(t, now, today) for t in self._catalog.tasks.values())
+        live = Counter(r.state for r in self._engine.runs.live.values() if not r.state.final)
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ValueError, KeyError, ZoneInfoNotFoundError):
+            zone = ZoneInfo("UTC")
+        run_date = now.astimezone(zone).strftime("%Y%m%d")
+        _, _, stats = await self._store.list_runs(RunFilter(run_date=run_date), 0, 0)
+        final = {RunState(k): v for k, v in stats.items() if RunState(k).final}
+        online = len(self._hub.sessions)
+        known = {a.name for a in await self._store.load_agents()} | set(self._hub.sessions)
+        return Board(run_date, dict(tasks), dict(live), final, online, len(known) - online)
+
+    def watch_runs(self) -> Subscription:
+        """Every run's state changes from now on, in a bounded queue (overflow: resync)."""
+        return self._bus.subscribe_all()
 
     async def agents(self) -> list[AgentView]:
         stored = {a.name: a for a in await self._store.load_agents()}

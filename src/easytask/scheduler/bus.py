@@ -1,4 +1,4 @@
-"""Bus: in-process pub/sub of run updates for log followers and (later) the dashboard."""
+"""Bus: in-process pub/sub of run updates for log followers and the dashboard."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class RunStateChanged:
 
 
 BusEvent = OutputAppended | RunStateChanged
+ALL_RUNS = "*"  # the topic of every run's state changes (not their output)
 
 
 class Subscription:
@@ -73,6 +74,13 @@ class Bus:
             if not subs:
                 del self._subs[sub.run_id]
 
+    def subscribe_all(self, maxsize: int = 4096) -> Subscription:
+        """Every run's state changes (the dashboard's board and lists)."""
+        return self.subscribe(ALL_RUNS, maxsize)
+
     def publish(self, event: BusEvent) -> None:
         for sub in self._subs.get(event.run_id, ()):
             sub.offer(event)
+        if type(event) is RunStateChanged:
+            for sub in self._subs.get(ALL_RUNS, ()):
+                sub.offer(event)

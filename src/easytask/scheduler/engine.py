@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -267,8 +267,11 @@ class Engine:
         reason = self.calendars.holiday_reason(task.calendar, slot.local_date)
         return None if reason is None else f"holiday in calendar {task.calendar}: {reason}"
 
-    def task_status(self, task: TaskDef, now: datetime) -> RunState:
-        """Task status (spec 7.1): latest run if non-final, else PASSIVE/ACTIVE/IDLE."""
+    def task_status(
+        self, task: TaskDef, now: datetime, today: dict[str, date] | None = None
+    ) -> RunState:
+        """Task status (spec 7.1): latest run if non-final, else PASSIVE/ACTIVE/IDLE.
+        ``today``: a cache of each timezone's local date at ``now``, for many tasks at once."""
         latest = self.runs.latest.get(task.tid)
         if latest is not None and not latest[1].final:
             return latest[1]
@@ -277,6 +280,11 @@ class Engine:
         slot = self.next_slot_of(task.tid)
         if slot is not None and task.timezone:
             zone = ZoneInfo(task.timezone)
-            if slot.scheduled_utc.astimezone(zone).date() == now.astimezone(zone).date():
+            day = None if today is None else today.get(task.timezone)
+            if day is None:
+                day = now.astimezone(zone).date()
+                if today is not None:
+                    today[task.timezone] = day
+            if slot.scheduled_utc.astimezone(zone).date() == day:
                 return S.ACTIVE
         return S.IDLE

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,14 @@ from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
 from easytask.store.ports import Store
 from easytask.store.sqlite import SqliteStore
+from easytask.ui.app import create_app
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "easytask.db"
 DRAIN_SECONDS = 30.0  # longest wait at shutdown for queued store writes to commit
 ADDRESS_FILE = "scheduler.addr"
+DASHBOARD_FILE = "dashboard.url"  # where this start serves the dashboard
 STOP_GRACE_SECONDS = 2.0
 
 
@@ -97,7 +100,7 @@ def check_binding(config: SchedulerConfig) -> None:
         if not value:
             continue
         host, _ = split_hostport(value, what)
-        tls = config.tls_cert is not None and what == "--grpc-listen"
+        tls = config.tls_cert is not None
         if not is_loopback(host) and not tls and not config.insecure:
             raise ConfigError(
                 f"{what} {value} is not a loopback address: give --tls-cert/--tls-key "
@@ -212,6 +215,9 @@ class SchedulerService:
                 server = await self._start_grpc(app, hub, creds.agent_token)
                 http = await self._start_http()
                 address = f"127.0.0.1:{self.grpc_port}\n"
+                if self.http_port is not None:
+                    dashboard = f"http://127.0.0.1:{self.http_port}/\n"
+                    (cfg.home / DASHBOARD_FILE).write_text(dashboard, encoding="utf-8")
                 (cfg.home / ADDRESS_FILE).write_text(address, encoding="utf-8")
                 log.info(
                     "scheduler instance %s ready: gRPC on port %s, HTTP on port %s, home %s",
@@ -262,16 +268,17 @@ class SchedulerService:
     async def _start_http(self) -> web.AppRunner | None:
         if not self.config.http_listen:
             return None
-        host, port = split_hostport(self.config.http_listen, "--http-listen")
-        webapp = web.Application()
-
-        async def healthz(_: web.Request) -> web.Response:
-            return web.json_response({"status": "HEALTHY", "instance": self.config.instance})
-
-        webapp.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(webapp, access_log=None)
+        cfg = self.config
+        host, port = split_hostport(cfg.http_listen, "--http-listen")
+        assert self.app is not None
+        tls: ssl.SSLContext | None = None
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        webapp = create_app(self.app, secure=tls is not None)
+        runner = web.AppRunner(webapp, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=tls)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []

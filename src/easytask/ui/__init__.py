@@ -1,0 +1,1 @@
+"""The web dashboard (spec 13), served by the scheduler process."""

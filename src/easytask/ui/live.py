@@ -1,0 +1,259 @@
+"""The live channel: one WebSocket per tab, topics with sequence numbers, output followed.
+
+A page names its live parts (``data-live="board"``, ``run:<id>``, ``run-state:<id>``,
+``task-runs:<tid>``, ``runs:<query>``); the tab subscribes to them with the sequence number it
+last saw. The hub re-renders a topic at most once per ``FLUSH_SECONDS`` after a run changed,
+once for all its subscribers, and sends the new HTML with the next sequence number: a
+subscriber that is behind gets the current snapshot, so a reconnecting tab (scheduler restart,
+network blip) is resynced, never silently stale. Log panes subscribe with their byte offsets
+and get the rest of the output, then its end.
+
+Each client has a bounded queue; a client that falls behind is closed with code 4000 and
+resubscribes, so a slow browser never slows the engine or the other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import WSMsgType, web
+
+from easytask.core.errors import EasyTaskError
+from easytask.core.records import FollowEnd, FollowPiece
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.5
+BOARD_REFRESH_SECONDS = 10.0  # the board also changes with time and agents, not only runs
+CLIENT_QUEUE = 1024
+MAX_TOPICS = 32
+MAX_LOGS = 4
+RESYNC_CODE = 4000
+STREAMS = ("stdout", "stderr")
+TOPIC = re.compile(
+    r"(board|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10})"
+)
+
+Render = Callable[[str], Awaitable[str | None]]
+
+
+class Client:
+    """One tab's socket and its bounded outgoing queue."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
+        self.dropped = asyncio.Event()
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.dropped.is_set():
+            return
+        try:
+            self.queue.put_nowait(json.dumps(message, ensure_ascii=False))
+        except asyncio.QueueFull:
+            self.dropped.set()  # too slow: closed, and it resyncs when it reconnects
+
+    async def write(self) -> None:
+        while True:
+            text = await self.queue.get()
+            await self.ws.send_str(text)
+
+
+@dataclass(slots=True)
+class Topic:
+    key: str
+    clients: set[Client] = field(default_factory=set)
+    seq: int = 0
+    html: str | None = None
+    dirty: bool = False
+
+
+class LiveHub:
+    """Topics, their subscribers, and the loop that re-renders what changed."""
+
+    def __init__(self, render: Render) -> None:
+        self._render = render
+        self._topics: dict[str, Topic] = {}
+        self._wake = asyncio.Event()
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    async def close_all(self) -> None:
+        """At shutdown: tell every tab the scheduler is going away (it will reconnect)."""
+        for ws in list(self.sockets):
+            await ws.close(code=1001, message=b"scheduler stopping")
+
+    @property
+    def clients(self) -> int:
+        return len({c for t in self._topics.values() for c in t.clients})
+
+    async def subscribe(self, client: Client, key: str, seen: int) -> None:
+        topic = self._topics.setdefault(key, Topic(key))
+        topic.clients.add(client)
+        if topic.html is None:
+            await self._refresh(topic)
+        elif seen != topic.seq:
+            client.send({"topic": key, "seq": topic.seq, "html": topic.html})
+
+    def leave(self, client: Client) -> None:
+        for key in [k for k, t in self._topics.items() if client in t.clients]:
+            topic = self._topics[key]
+            topic.clients.discard(client)
+            if not topic.clients:
+                del self._topics[key]
+
+    def run_changed(self, run_id: str, tid: int) -> None:
+        for key in ("board", f"run:{run_id}", f"run-state:{run_id}", f"task-runs:{tid}"):
+            self._mark(key)
+        for key, topic in self._topics.items():
+            if key.startswith("runs:"):
+                topic.dirty = True
+        self._wake.set()
+
+    def everything_changed(self) -> None:
+        for topic in self._topics.values():
+            topic.dirty = True
+        self._wake.set()
+
+    def _mark(self, key: str) -> None:
+        topic = self._topics.get(key)
+        if topic is not None:
+            topic.dirty = True
+
+    async def _refresh(self, topic: Topic) -> None:
+        topic.dirty = False
+        try:
+            html = await self._render(topic.key)
+        except EasyTaskError as exc:  # e.g. the run or task was deleted meanwhile
+            log.debug("live topic %s: %s", topic.key, exc)
+            return
+        if html is None or html == topic.html:
+            return
+        topic.html, topic.seq = html, topic.seq + 1
+        message = {"topic": topic.key, "seq": topic.seq, "html": html}
+        for client in list(topic.clients):
+            client.send(message)
+
+    async def run(self, changes: Any) -> None:
+        """Feed on the application's run changes (``watch_runs``) and flush dirty topics."""
+        flusher = asyncio.create_task(self._flush_loop())
+        try:
+            while True:
+                event = await changes.queue.get()
+                self.run_changed(event.run_id, event.tid)
+                while not changes.queue.empty():
+                    event = changes.queue.get_nowait()
+                    self.run_changed(event.run_id, event.tid)
+                if changes.overflowed:
+                    changes.overflowed = False
+                    self.everything_changed()
+        finally:
+            flusher.cancel()
+            changes.close()
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_board = loop.time() + BOARD_REFRESH_SECONDS
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), BOARD_REFRESH_SECONDS)
+            self._wake.clear()
+            if loop.time() >= next_board:
+                self._mark("board")
+                next_board = loop.time() + BOARD_REFRESH_SECONDS
+            for topic in [t for t in self._topics.values() if t.dirty and t.clients]:
+                await self._refresh(topic)
+            await asyncio.sleep(FLUSH_SECONDS)
+
+
+def topic_query(key: str) -> dict[str, str]:
+    """The filters of a ``runs:<query string>`` topic."""
+    return {k: v[0] for k, v in parse_qs(key[len("runs:") :]).items() if v}
+
+
+FollowOutput = Callable[[str, tuple[str, ...], dict[str, int]], Any]
+
+
+async def follow_log(client: Client, follow: FollowOutput, run_id: str,
+                     start: dict[str, int]) -> None:  # fmt: skip
+    """Send the run's output from ``start`` on, then its end."""
+    decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
+    try:
+        async for item in follow(run_id, STREAMS, start):
+            if isinstance(item, FollowPiece):
+                text = decoders[item.stream].decode(item.data)
+                client.send({"log": run_id, "stream": item.stream, "text": text, "end": item.end})
+            elif isinstance(item, FollowEnd):
+                client.send({"log_end": run_id, "state": item.state.value,
+                             "complete": item.complete})  # fmt: skip
+                return
+    except EasyTaskError as exc:
+        client.send({"log_error": run_id, "message": str(exc)})
+
+
+def _offsets(spec: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for stream in STREAMS:
+        value = spec.get(stream, 0)
+        out[stream] = value if isinstance(value, int) and 0 <= value < 2**40 else 0
+    return out
+
+
+async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput) -> web.StreamResponse:
+    """``GET /live``: the tab's socket (its session was checked by the middleware)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        raise web.HTTPForbidden(text="the live channel is for this dashboard's own pages")
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    hub.sockets.add(ws)
+    client = Client(ws)
+    writer = asyncio.create_task(client.write())
+    dropped = asyncio.create_task(client.dropped.wait())
+    logs: dict[str, asyncio.Task[None]] = {}
+    reader = asyncio.create_task(_read(ws, client, hub, follow, logs))
+    try:
+        await asyncio.wait({writer, dropped, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if dropped.done():
+            await ws.close(code=RESYNC_CODE, message=b"too slow: resubscribe")
+    finally:
+        hub.sockets.discard(ws)
+        hub.leave(client)
+        for task in (writer, dropped, reader, *logs.values()):
+            task.cancel()
+        await ws.close()
+    return ws
+
+
+async def _read(ws: web.WebSocketResponse, client: Client, hub: LiveHub, follow: FollowOutput,
+                logs: dict[str, asyncio.Task[None]]) -> None:  # fmt: skip
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT:
+            continue
+        try:
+            request = json.loads(msg.data)
+        except ValueError:
+            client.send({"error": "not JSON"})
+            continue
+        if not isinstance(request, dict):
+            continue
+        for item in (request.get("subscribe") or [])[:MAX_TOPICS]:
+            if not isinstance(item, dict):
+                continue
+            key, seen = item.get("topic"), item.get("seq", 0)
+            if isinstance(key, str) and TOPIC.fullmatch(key):
+                await hub.subscribe(client, key, seen if isinstance(seen, int) else 0)
+        for spec in (request.get("logs") or [])[:MAX_LOGS]:
+            run_id = spec.get("run_id") if isinstance(spec, dict) else None
+            if isinstance(run_id, str) and len(run_id) <= 200 and run_id not in logs:
+                logs[run_id] = asyncio.create_task(
+                    follow_log(client, follow, run_id, _offsets(spec))
+                )

@@ -1,0 +1,172 @@
+// EasyTask dashboard: the live channel (topics with sequence numbers, followed output),
+// confirmations, keyboard shortcuts, the theme switch and the task form's group toggle.
+// No inline script anywhere: the Content-Security-Policy allows only files from this server.
+import { AnsiUp } from "./vendor/ansi_up/ansi_up.js?v=6.0.6";
+
+const ansi = new AnsiUp();
+ansi.use_classes = true;
+ansi.escape_html = true;
+
+const seen = new Map(); // topic -> last sequence number applied
+let socket = null;
+let retry = 500;
+
+function status(text, state) {
+  const el = document.getElementById("live-status");
+  if (el) { el.textContent = text; el.dataset.state = state; }
+}
+
+function topics() {
+  return [...document.querySelectorAll("[data-live]")].map((el) => el.dataset.live);
+}
+
+function logPanes() {
+  const out = [];
+  for (const box of document.querySelectorAll("[data-log]")) {
+    if (box.dataset.final === "true" && box.dataset.followed !== "live") continue;
+    const spec = { run_id: box.dataset.log };
+    for (const pre of box.querySelectorAll("pre[data-stream]")) {
+      spec[pre.dataset.stream] = Number(pre.dataset.offset || 0);
+    }
+    out.push(spec);
+  }
+  return out;
+}
+
+function apply(msg) {
+  if (msg.topic !== undefined) {
+    seen.set(msg.topic, msg.seq);
+    for (const el of document.querySelectorAll("[data-live]")) {
+      if (el.dataset.live !== msg.topic) continue;
+      if (window.Idiomorph) {
+        window.Idiomorph.morph(el, msg.html, { morphStyle: "innerHTML" });
+      } else {
+        el.innerHTML = msg.html;
+      }
+    }
+  } else if (msg.log !== undefined) {
+    const pre = document.querySelector(`[data-log="${CSS.escape(msg.log)}"] pre[data-stream="${msg.stream}"]`);
+    if (!pre) return;
+    pre.insertAdjacentHTML("beforeend", ansi.ansi_to_html(msg.text));
+    pre.dataset.offset = String(msg.end);
+    const size = pre.closest(".log-pane")?.querySelector("[data-size]");
+    if (size) size.textContent = `${msg.end} bytes`;
+    if (following()) pre.scrollTop = pre.scrollHeight;
+  } else if (msg.log_end !== undefined) {
+    const box = document.querySelector(`[data-log="${CSS.escape(msg.log_end)}"]`);
+    if (box) { box.dataset.final = "true"; box.dataset.followed = "done"; }
+  }
+}
+
+function following() {
+  const box = document.querySelector("[data-follow]");
+  return box ? box.checked : false;
+}
+
+function connect() {
+  if (socket || document.hidden) return;
+  const wanted = topics();
+  const logs = logPanes();
+  if (!wanted.length && !logs.length) { status("", "idle"); return; }
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/live`);
+  socket = ws;
+  status("connecting…", "connecting");
+  ws.onopen = () => {
+    retry = 500;
+    status("live", "live");
+    for (const box of document.querySelectorAll("[data-log]")) {
+      if (box.dataset.final !== "true") box.dataset.followed = "live";
+    }
+    ws.send(JSON.stringify({
+      subscribe: wanted.map((topic) => ({ topic, seq: seen.get(topic) || 0 })),
+      logs,
+    }));
+  };
+  ws.onmessage = (event) => {
+    try { apply(JSON.parse(event.data)); } catch (err) { console.error(err); }
+  };
+  ws.onclose = (event) => {
+    socket = null;
+    if (event.code === 4401) { location.reload(); return; }
+    if (document.hidden) { status("paused", "paused"); return; }
+    status("reconnecting…", "offline");
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 5000);
+  };
+}
+
+// Updates pause while the tab is hidden; coming back resubscribes (and so resyncs).
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) { if (socket) socket.close(1000, "hidden"); } else { connect(); }
+});
+
+function setupLogs() {
+  for (const pre of document.querySelectorAll("pre[data-stream]")) {
+    const text = pre.textContent;
+    pre.innerHTML = ansi.ansi_to_html(text);
+    pre.scrollTop = pre.scrollHeight;
+    pre.addEventListener("wheel", (event) => {
+      const box = document.querySelector("[data-follow]");
+      if (box && event.deltaY < 0) box.checked = false; // scrolling up pauses following
+    }, { passive: true });
+  }
+  const follow = document.querySelector("[data-follow]");
+  follow?.addEventListener("change", () => {
+    if (follow.checked) {
+      for (const pre of document.querySelectorAll("pre[data-stream]")) pre.scrollTop = pre.scrollHeight;
+    }
+  });
+}
+
+function setupForms() {
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+  const group = document.querySelector("[data-group-select]");
+  const schedule = document.querySelector("[data-schedule-fields]");
+  if (group && schedule) {
+    const toggle = () => { schedule.hidden = group.value !== ""; };
+    group.addEventListener("change", toggle);
+    toggle();
+  }
+}
+
+function setupTheme() {
+  const button = document.querySelector("[data-theme-toggle]");
+  button?.addEventListener("click", () => {
+    const root = document.documentElement;
+    const dark = root.dataset.theme === "dark" ||
+      (root.dataset.theme === "auto" && matchMedia("(prefers-color-scheme: dark)").matches);
+    root.dataset.theme = dark ? "light" : "dark";
+    document.cookie = `et_theme=${root.dataset.theme}; path=/; max-age=31536000; samesite=strict`;
+  });
+}
+
+function setupKeys() {
+  const help = document.createElement("dialog");
+  help.id = "shortcuts";
+  help.setAttribute("aria-label", "Keyboard shortcuts");
+  help.innerHTML = "<h2>Keyboard shortcuts</h2><dl class=\"fields\"><dt>/</dt><dd>focus the search field</dd>" +
+    "<dt>?</dt><dd>show this list</dd><dt>Esc</dt><dd>close it</dd></dl>" +
+    "<form method=\"dialog\"><button>Close</button></form>";
+  document.body.appendChild(help);
+  document.addEventListener("keydown", (event) => {
+    const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName);
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "/") {
+      const search = document.querySelector("[data-search]");
+      if (search) { event.preventDefault(); search.focus(); }
+    } else if (event.key === "?") {
+      event.preventDefault();
+      if (!help.open) help.showModal();
+    }
+  });
+}
+
+setupLogs();
+setupForms();
+setupTheme();
+setupKeys();
+connect();

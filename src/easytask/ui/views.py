@@ -1,0 +1,244 @@
+"""Pages of the status board, runs and output: parse the request, call the application,
+render. Their live parts are the same partial templates the live channel re-renders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from easytask.core.authz import Action, refusal
+from easytask.core.errors import AuthError, NotFoundError
+from easytask.core.records import Board, EventRequest, RunFilter
+from easytask.core.states import RunState
+from easytask.scheduler.app import SchedulerApp
+from easytask.ui.render import (
+    fragment,
+    page,
+    query_builder,
+    redirect,
+    run_view,
+    when,
+)
+from easytask.ui.sessions import Sessions, caller_of, safe_next
+
+APP_KEY: web.AppKey[SchedulerApp] = web.AppKey("easytask.app", SchedulerApp)
+SESSIONS_KEY: web.AppKey[Sessions] = web.AppKey("easytask.sessions", Sessions)
+PER_PAGE = 25
+LOG_WINDOW = 256 * 1024  # bytes of each stream a log page opens with (the tail)
+STREAMS = ("stdout", "stderr")
+
+# (state, what it counts, link): spec 13's board, left to right.
+CARDS = (
+    (RunState.IDLE, "tasks", "/tasks?status=IDLE"),
+    (RunState.ACTIVE, "tasks", "/tasks?status=ACTIVE"),
+    (RunState.TRIGGER, "runs", "/runs?state=TRIGGER&since=8760"),
+    (RunState.STARTED, "runs", "/runs?state=STARTED&since=8760"),
+    (RunState.RUNNING, "runs", "/runs?state=RUNNING&since=8760"),
+    (RunState.SUCCESS, "runs today", "/runs?state=SUCCESS&run_date={d}"),
+    (RunState.FAILED, "runs today", "/runs?state=FAILED&run_date={d}"),
+    (RunState.TERMINATED, "runs today", "/runs?state=TERMINATED&run_date={d}"),
+)
+
+
+def ops(request: web.Request) -> SchedulerApp:
+    return request.app[APP_KEY]
+
+
+def board_view(board: Board) -> dict[str, Any]:
+    counts = {**board.tasks, **board.live, **board.final}
+    cards = [
+        {"state": s.value, "count": counts.get(s, 0), "what": what,
+         "href": href.format(d=board.run_date)}
+        for s, what, href in CARDS
+    ]  # fmt: skip
+    return {
+        "cards": cards,
+        "run_date": board.run_date,
+        "agents_online": board.agents_online,
+        "agents_offline": board.agents_offline,
+    }
+
+
+async def render_board(app: web.Application) -> str:
+    board = await app[APP_KEY].board()
+    return fragment(app, "_board.html", board=board_view(board))
+
+
+# ----- login -----
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return page(request, "login.html", error="", username="",
+                next=safe_next(request.query.get("next", "/")))  # fmt: skip
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = safe_next(str(form.get("next", "/")))
+    try:
+        session = await ops(request).login(username, password)
+    except AuthError as exc:
+        return page(request, "login.html", status=401, error=str(exc), username=username,
+                    next=target)  # fmt: skip
+    response = web.HTTPSeeOther(target)
+    request.app[SESSIONS_KEY].set_cookies(response, session, ops(request).now())
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    token = request.cookies.get("et_session", "")
+    if token:
+        await ops(request).logout(token)
+    response = web.HTTPSeeOther("/login")
+    Sessions.clear_cookies(response)
+    return response
+
+
+# ----- board -----
+
+
+async def board_page(request: web.Request) -> web.Response:
+    app = ops(request)
+    board = await app.board()
+    now = app.now()
+    upcoming = []
+    for item in app.upcoming(0, now, now + timedelta(hours=24), 20):
+        upcoming.append({
+            "when": when(item.slot.scheduled_utc), "local": item.slot.local_time,
+            "tid": item.task.tid, "name": item.task.name, "queue": item.task.run_on_host,
+            "note": item.note,
+        })  # fmt: skip
+    return page(request, "board.html", board=board_view(board), upcoming=upcoming,
+                instance=app.instance)  # fmt: skip
+
+
+# ----- runs -----
+
+
+def run_filter(query: Any) -> tuple[RunFilter, str]:
+    """The runs filter of a query string (bad values are ignored, never an error page)."""
+    state = query.get("state", "").upper()
+    if state not in RunState.__members__:
+        state = ""
+    tid_text = query.get("tid", "")
+    tid = int(tid_text) if tid_text.isdigit() and len(tid_text) < 11 else 0
+    run_date = query.get("run_date", "").replace("-", "")
+    if not (len(run_date) == 8 and run_date.isdigit()):
+        run_date = ""
+    since_text = query.get("since", "")
+    try:
+        hours = float(since_text) if since_text else 24.0
+    except ValueError:
+        hours = 24.0
+    hours = min(max(hours, 0.01), 24 * 365 * 10)
+    return RunFilter(state=state, search=query.get("search", "")[:128], tid=tid,
+                     run_date=run_date, since=None), f"{hours:g}"  # fmt: skip
+
+
+async def runs_context(app: SchedulerApp, query: Any) -> dict[str, Any]:
+    flt, since = run_filter(query)
+    start = None if flt.run_date else app.now() - timedelta(hours=float(since))
+    flt = RunFilter(flt.state, flt.search, flt.tid, flt.run_date, start)
+    page_no = page_number(query)
+    runs, total, stats = await app.list_runs(flt, page_no, PER_PAGE)
+    return {
+        "runs": [run_view(r) for r in runs],
+        "flt": flt,
+        "since": since,
+        "total": total,
+        "page": page_no,
+        "pages": max(1, -(-total // PER_PAGE)),
+        "stats": sorted(stats.items()),
+    }
+
+
+def page_number(query: Any) -> int:
+    text = query.get("page", "1")
+    return max(1, int(text)) if text.isdigit() and len(text) < 7 else 1
+
+
+async def runs_page(request: web.Request) -> web.Response:
+    ctx = await runs_context(ops(request), request.query)
+    return page(request, "runs.html", states=[s.value for s in RunState if s != RunState.PASSIVE],
+                query=query_builder(request.query), **ctx)  # fmt: skip
+
+
+async def render_runs(app: web.Application, query: Any) -> str:
+    ctx = await runs_context(app[APP_KEY], query)
+    return fragment(app, "_runs_table.html", runs=ctx["runs"])
+
+
+async def run_page(request: web.Request) -> web.Response:
+    app = ops(request)
+    run, transitions = await app.get_run(request.match_info["run_id"])
+    caller = caller_of(request)
+    can_run = refusal(caller, Action.RUN_TASK, owner=task_owner(app, run.tid)) is None
+    return page(request, "run.html", run=run_view(run), transitions=transition_views(transitions),
+                can_run=can_run)  # fmt: skip
+
+
+def transition_views(transitions: Any) -> list[dict[str, str]]:
+    return [
+        {"at": when(t.at), "from_state": t.from_state.value if t.from_state else "",
+         "to_state": t.to_state.value, "reason": t.reason}
+        for t in transitions
+    ]  # fmt: skip
+
+
+async def render_run(app: web.Application, run_id: str) -> str:
+    run, transitions = await app[APP_KEY].get_run(run_id)
+    return fragment(app, "_run_summary.html", run=run_view(run),
+                    transitions=transition_views(transitions))  # fmt: skip
+
+
+async def render_run_state(app: web.Application, run_id: str) -> str:
+    run, _ = await app[APP_KEY].get_run(run_id)
+    return fragment(app, "_state.html", name=run.state.value, reason=run.reason)
+
+
+def task_owner(app: SchedulerApp, tid: int) -> str:
+    try:
+        return app.get_task(tid).task_owner
+    except NotFoundError:
+        return ""
+
+
+async def terminate(request: web.Request) -> web.StreamResponse:
+    app = ops(request)
+    run, _ = await app.get_run(request.match_info["run_id"])
+    outcome = await app.publish_event(
+        EventRequest("TERMINATE_TASK", tid=run.tid, run_id=run.run_id, origin="UI"),
+        caller_of(request),
+    )
+    kind = "ok" if outcome.status == "SUCCESS" else "error"
+    raise redirect(f"/runs/{run.run_id}", (kind, outcome.message))
+
+
+async def log_page(request: web.Request) -> web.Response:
+    app = ops(request)
+    run, streams = await app.run_output(request.match_info["run_id"])
+    views = []
+    for name in STREAMS:
+        data, _cut = streams[name]
+        skipped = max(0, len(data) - LOG_WINDOW)
+        views.append({"name": name, "size": len(data), "skipped": skipped, "end": len(data),
+                      "text": data[skipped:].decode("utf-8", "replace")})  # fmt: skip
+    return page(request, "run_log.html", run=run_view(run), streams=views)
+
+
+async def log_download(request: web.Request) -> web.StreamResponse:
+    stream = request.match_info["stream"]
+    if stream not in STREAMS:
+        raise web.HTTPNotFound(text=f"no stream {stream!r}: stdout or stderr")
+    run, streams = await ops(request).run_output(request.match_info["run_id"])
+    data, _ = streams[stream]
+    filename = f"{run.name}-{run.run_date}-{run.attempt}.{stream}.txt"
+    return web.Response(
+        body=data,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

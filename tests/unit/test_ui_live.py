@@ -1,0 +1,105 @@
+"""The live hub and the dashboard's request parsing, isolated: topics re-rendered once for all
+subscribers with increasing sequence numbers, a lagging subscriber resynced, a slow client
+dropped (never blocking), and hostile query strings and form values handled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from multidict import MultiDict
+
+from easytask.ui.live import CLIENT_QUEUE, TOPIC, Client, LiveHub
+from easytask.ui.sessions import safe_next
+from easytask.ui.task_views import from_form
+from easytask.ui.views import page_number, run_filter
+
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send_str(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+def drain(client: Client) -> list[dict[str, Any]]:
+    out = []
+    while not client.queue.empty():
+        out.append(json.loads(client.queue.get_nowait()))
+    return out
+
+
+async def test_a_topic_is_rendered_once_per_change_for_all_subscribers() -> None:
+    renders: list[str] = []
+    version = {"n": 1}
+
+    async def render(key: str) -> str:
+        renders.append(key)
+        return f"<b>{key} v{version['n']}</b>"
+
+    hub = LiveHub(render)
+    a, b = Client(FakeSocket()), Client(FakeSocket())  # type: ignore[arg-type]
+    await hub.subscribe(a, "board", 0)
+    await hub.subscribe(b, "board", 0)
+    assert renders == ["board"]
+    assert drain(a) == [{"topic": "board", "seq": 1, "html": "<b>board v1</b>"}]
+    assert drain(b) == [{"topic": "board", "seq": 1, "html": "<b>board v1</b>"}]
+    # A subscriber that already saw seq 1 (a reconnect) gets nothing new; one behind gets it.
+    c, d = Client(FakeSocket()), Client(FakeSocket())  # type: ignore[arg-type]
+    await hub.subscribe(c, "board", 1)
+    await hub.subscribe(d, "board", 7)  # from before a scheduler restart: resynced
+    assert drain(c) == [] and drain(d)[0]["seq"] == 1
+    version["n"] = 2
+    hub.run_changed("default:1001:1:1", 1001)
+    topic = hub._topics["board"]
+    await hub._refresh(topic)
+    assert [m["seq"] for m in drain(a)] == [2] and renders == ["board", "board"]
+    # Unchanged output sends nothing.
+    await hub._refresh(topic)
+    assert drain(a) == []
+    hub.leave(a)
+    hub.leave(b)
+    hub.leave(c)
+    hub.leave(d)
+    assert hub.clients == 0 and "board" not in hub._topics
+
+
+async def test_a_slow_client_is_dropped_not_waited_for() -> None:
+    client = Client(FakeSocket())  # type: ignore[arg-type]
+    for i in range(CLIENT_QUEUE + 5):
+        client.send({"n": i})  # never blocks
+    assert client.dropped.is_set() and client.queue.qsize() == CLIENT_QUEUE
+    writer = asyncio.create_task(client.write())
+    await asyncio.sleep(0)
+    writer.cancel()
+
+
+def test_topics_and_paths_that_are_accepted() -> None:
+    for good in ("board", "run:default:1001:17:1", "run-state:x", "task-runs:1001",
+                 "runs:state=FAILED&tid=1001"):  # fmt: skip
+        assert TOPIC.fullmatch(good), good
+    for bad in ("", "boards", "task-runs:abc", "run:", "runs:a b", "x" * 600):
+        assert not TOPIC.fullmatch(bad), bad
+    assert safe_next("/tasks?x=1") == "/tasks?x=1"
+    for hostile in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:alert(1)"):
+        assert safe_next(hostile) == "/"
+
+
+def test_hostile_query_strings_are_ignored_not_errors() -> None:
+    flt, since = run_filter({"state": "<script>", "tid": "9" * 30, "run_date": "2026-13-45x",
+                             "since": "nan-ish", "search": "s" * 1000})  # fmt: skip
+    assert (flt.state, flt.tid, flt.run_date, len(flt.search), since) == ("", 0, "", 128, "24")
+    assert page_number({"page": "-3"}) == 1 and page_number({"page": "9" * 20}) == 1
+
+
+def test_a_form_becomes_task_json() -> None:
+    form = MultiDict({"name": " t1 ", "max_run_time": "60", "retry_attempts": "x",
+                      "active": "false", "calendar": "", "tid": "1005"})  # fmt: skip
+    created = from_form(form, creating=True)
+    assert created["name"] == "t1" and created["max_run_time"] == 60 and created["tid"] == 1005
+    assert created["retry_attempts"] == "x"  # validation names it
+    assert created["active"] is False and "calendar" not in created
+    edited = from_form(form, creating=False)
+    assert edited["calendar"] is None and "tid" not in edited
