@@ -83,7 +83,8 @@ def test_topics_and_paths_that_are_accepted() -> None:
     for bad in ("", "boards", "task-runs:abc", "run:", "runs:a b", "x" * 600):
         assert not TOPIC.fullmatch(bad), bad
     assert safe_next("/tasks?x=1") == "/tasks?x=1"
-    for hostile in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:alert(1)"):
+    for hostile in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:alert(1)",
+                    "/\t/evil.example", "/\n/evil.example", "/%09/x\x7f"):  # fmt: skip
         assert safe_next(hostile) == "/"
 
 
@@ -92,14 +93,17 @@ def test_hostile_query_strings_are_ignored_not_errors() -> None:
                              "since": "nan-ish", "search": "s" * 1000})  # fmt: skip
     assert (flt.state, flt.tid, flt.run_date, len(flt.search), since) == ("", 0, "", 128, "24")
     assert page_number({"page": "-3"}) == 1 and page_number({"page": "9" * 20}) == 1
+    assert page_number({"page": "²"}) == 1 and run_filter({"tid": "²"})[0].tid == 0
+    assert run_filter({"since": "nan"})[1] == "24" and run_filter({"since": "inf"})[1] == "24"
 
 
 def test_a_form_becomes_task_json() -> None:
     form = MultiDict({"name": " t1 ", "max_run_time": "60", "retry_attempts": "x",
-                      "active": "false", "calendar": "", "tid": "1005"})  # fmt: skip
+                      "active": "false", "calendar": "", "tid": "1005",
+                      "retry_delay": "²"})  # fmt: skip
     created = from_form(form, creating=True)
     assert created["name"] == "t1" and created["max_run_time"] == 60 and created["tid"] == 1005
-    assert created["retry_attempts"] == "x"  # validation names it
+    assert created["retry_attempts"] == "x" and created["retry_delay"] == "²"  # validation names it
     assert created["active"] is False and "calendar" not in created
     edited = from_form(form, creating=False)
     assert edited["calendar"] is None and "tid" not in edited

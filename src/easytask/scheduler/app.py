@@ -222,6 +222,11 @@ class SchedulerApp(AccountOperations):
             raise RunNotFoundError(run_id)
         return run, await self._store.transitions(run_id)
 
+    async def read_output_from(self, run_id: str, stream: str, offset: int) -> tuple[bytes, int]:
+        """A stream's stored bytes from ``offset`` on (a cut skipped), and their end offset."""
+        await self._store.flush()
+        return await self._store.read_output_from(run_id, stream, offset)
+
     async def run_output(self, run_id: str) -> tuple[Run, dict[str, tuple[bytes, bool]]]:
         """Each stream's stored copy (the cut marked) and whether it was cut."""
         run, _ = await self.get_run(run_id)

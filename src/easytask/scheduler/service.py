@@ -216,7 +216,8 @@ class SchedulerService:
                 http = await self._start_http()
                 address = f"127.0.0.1:{self.grpc_port}\n"
                 if self.http_port is not None:
-                    dashboard = f"http://127.0.0.1:{self.http_port}/\n"
+                    scheme = "https" if cfg.tls_cert is not None else "http"
+                    dashboard = f"{scheme}://127.0.0.1:{self.http_port}/\n"
                     (cfg.home / DASHBOARD_FILE).write_text(dashboard, encoding="utf-8")
                 (cfg.home / ADDRESS_FILE).write_text(address, encoding="utf-8")
                 log.info(
@@ -279,7 +280,11 @@ class SchedulerService:
         runner = web.AppRunner(webapp, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=tls)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()  # the live hub and its bus subscription go with it
+            raise
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port

@@ -25,7 +25,7 @@ from easytask.core.errors import (
 from easytask.scheduler.app import SchedulerApp
 from easytask.ui import render, task_views, views
 from easytask.ui.live import LiveHub, serve, topic_query
-from easytask.ui.sessions import Handler, Sessions
+from easytask.ui.sessions import Handler, Sessions, token_of
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
     webapp[LIVE_KEY] = hub
 
     async def live(request: web.Request) -> web.StreamResponse:
-        return await serve(request, hub, app.follow_output)
+        token = token_of(request)
+        return await serve(request, hub, app.follow_output, lambda: app.authenticate(token))
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "HEALTHY", "instance": app.instance})
@@ -113,6 +114,7 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
     routes: list[Any] = [
         web.get("/healthz", healthz),
         web.get("/login", views.login_page),
+        web.get("/session", views.session_check),
         web.post("/login", views.login_submit),
         web.post("/logout", views.logout),
         web.get("/", views.board_page),

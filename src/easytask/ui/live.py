@@ -35,8 +35,12 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
 BOARD_REFRESH_SECONDS = 10.0  # the board also changes with time and agents, not only runs
 CLIENT_QUEUE = 1024
-MAX_TOPICS = 32
-MAX_LOGS = 4
+MAX_TOPICS = 32  # per tab
+MAX_LOGS = 4  # runs followed per tab
+MAX_ALL_TOPICS = 2000  # over all tabs: a flood of distinct `runs:` filters is refused
+SESSION_CHECK_SECONDS = 30.0  # a logged-out or deactivated user's socket closes within this
+SESSION_ENDED_CODE = 4401
+CLOSE_SECONDS = 2.0
 RESYNC_CODE = 4000
 STREAMS = ("stdout", "stderr")
 TOPIC = re.compile(
@@ -53,6 +57,7 @@ class Client:
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
         self.dropped = asyncio.Event()
+        self.topics = 0
 
     def send(self, message: dict[str, Any]) -> None:
         if self.dropped.is_set():
@@ -87,16 +92,36 @@ class LiveHub:
         self.sockets: set[web.WebSocketResponse] = set()
 
     async def close_all(self) -> None:
-        """At shutdown: tell every tab the scheduler is going away (it will reconnect)."""
-        for ws in list(self.sockets):
-            await ws.close(code=1001, message=b"scheduler stopping")
+        """At shutdown: tell every tab the scheduler is going away (it will reconnect); a tab
+        that does not answer within CLOSE_SECONDS is cut off, so a stop never hangs."""
+        sockets = list(self.sockets)
+        closing = [asyncio.create_task(ws.close(code=1001, message=b"scheduler stopping"))
+                   for ws in sockets]  # fmt: skip
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=CLOSE_SECONDS)
+            for task in late:
+                task.cancel()
+        for ws in sockets:
+            if not ws.closed:
+                transport = ws._req.transport if ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
 
     @property
     def clients(self) -> int:
         return len({c for t in self._topics.values() for c in t.clients})
 
     async def subscribe(self, client: Client, key: str, seen: int) -> None:
-        topic = self._topics.setdefault(key, Topic(key))
+        topic = self._topics.get(key)
+        if topic is None:
+            if len(self._topics) >= MAX_ALL_TOPICS:
+                client.send({"error": f"too many live topics; {key} is not followed"})
+                return
+            topic = self._topics[key] = Topic(key)
+        if client not in topic.clients:
+            if client.topics >= MAX_TOPICS:
+                return
+            client.topics += 1
         topic.clients.add(client)
         if topic.html is None:
             await self._refresh(topic)
@@ -134,6 +159,9 @@ class LiveHub:
             html = await self._render(topic.key)
         except EasyTaskError as exc:  # e.g. the run or task was deleted meanwhile
             log.debug("live topic %s: %s", topic.key, exc)
+            return
+        except Exception:  # one broken topic must not stop the others
+            log.exception("live topic %s could not be rendered", topic.key)
             return
         if html is None or html == topic.html:
             return
@@ -207,8 +235,23 @@ def _offsets(spec: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput) -> web.StreamResponse:
-    """``GET /live``: the tab's socket (its session was checked by the middleware)."""
+Authenticate = Callable[[], Awaitable[object]]
+
+
+async def watch_session(authenticate: Authenticate) -> None:
+    """Return when the tab's session has ended (logout, expiry, deactivation, role change)."""
+    while True:
+        await asyncio.sleep(SESSION_CHECK_SECONDS)
+        try:
+            await authenticate()
+        except EasyTaskError:
+            return
+
+
+async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput,
+                authenticate: Authenticate) -> web.StreamResponse:  # fmt: skip
+    """``GET /live``: the tab's socket (its session was checked by the middleware, and is
+    checked again every SESSION_CHECK_SECONDS: an ended session closes it with 4401)."""
     origin = request.headers.get("Origin")
     if origin is not None and origin.split("://", 1)[-1] != request.host:
         raise web.HTTPForbidden(text="the live channel is for this dashboard's own pages")
@@ -220,16 +263,20 @@ async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput) -> web
     dropped = asyncio.create_task(client.dropped.wait())
     logs: dict[str, asyncio.Task[None]] = {}
     reader = asyncio.create_task(_read(ws, client, hub, follow, logs))
+    session = asyncio.create_task(watch_session(authenticate))
     try:
-        await asyncio.wait({writer, dropped, reader}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({writer, dropped, reader, session}, return_when=asyncio.FIRST_COMPLETED)
         if dropped.done():
             await ws.close(code=RESYNC_CODE, message=b"too slow: resubscribe")
+        elif session.done():
+            await ws.close(code=SESSION_ENDED_CODE, message=b"session ended: log in again")
     finally:
         hub.sockets.discard(ws)
         hub.leave(client)
-        for task in (writer, dropped, reader, *logs.values()):
+        for task in (writer, dropped, reader, session, *logs.values()):
             task.cancel()
-        await ws.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ws.close(), CLOSE_SECONDS)
     return ws
 
 
@@ -253,6 +300,8 @@ async def _read(ws: web.WebSocketResponse, client: Client, hub: LiveHub, follow:
                 await hub.subscribe(client, key, seen if isinstance(seen, int) else 0)
         for spec in (request.get("logs") or [])[:MAX_LOGS]:
             run_id = spec.get("run_id") if isinstance(spec, dict) else None
+            if len(logs) >= MAX_LOGS:
+                break
             if isinstance(run_id, str) and len(run_id) <= 200 and run_id not in logs:
                 logs[run_id] = asyncio.create_task(
                     follow_log(client, follow, run_id, _offsets(spec))

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from easytask.core.models import Run
 from easytask.core.runid import iso_utc
-from easytask.ui.sessions import caller_of, csrf_of
+from easytask.ui.sessions import CALLER_KEY, caller_of, csrf_of
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -55,7 +55,7 @@ def section_of(path: str) -> str:
 
 def page(request: web.Request, template: str, status: int = 200, **ctx: Any) -> web.Response:
     """A full page in the shared frame (user, CSRF value, theme, notices, navigation)."""
-    caller = request.get("easytask.caller")
+    caller = request.get(CALLER_KEY)
     theme = request.cookies.get(THEME_COOKIE, "auto")
     base = {
         "user": caller,

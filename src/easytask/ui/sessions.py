@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -29,8 +29,10 @@ REFRESH_COOKIE = "et_refresh"
 CSRF_COOKIE = "et_csrf"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
-CALLER_KEY = "easytask.caller"
-CSRF_KEY = "easytask.csrf"
+CALLER_KEY: web.RequestKey[Caller] = web.RequestKey("easytask.caller", Caller)
+# The access token the request was authenticated with (the refreshed one after a refresh).
+TOKEN_KEY: web.RequestKey[str] = web.RequestKey("easytask.token", str)
+CSRF_KEY: web.RequestKey[str] = web.RequestKey("easytask.csrf", str)
 REFRESH_AGE = 7 * 86400  # seconds, as the refresh token
 
 PUBLIC_PREFIXES = ("/static/", "/healthz", "/login")
@@ -55,8 +57,7 @@ class SessionOps(Protocol):
 
 
 def caller_of(request: web.Request) -> Caller:
-    caller: Caller = request[CALLER_KEY]
-    return caller
+    return request[CALLER_KEY]
 
 
 def csrf_of(request: web.Request) -> str:
@@ -65,9 +66,25 @@ def csrf_of(request: web.Request) -> str:
 
 def safe_next(target: str) -> str:
     """A local path to return to after login; anything else (another site) becomes ``/``."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
+        return "/"  # browsers drop tabs and newlines: "/\t/evil.example" would leave the site
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
         return "/"
     return target
+
+
+def token_of(request: web.Request) -> str:
+    return str(request.get(TOKEN_KEY, ""))
+
+
+def same_origin(request: web.Request) -> None:
+    """Refuse a state-changing request another site's page made (Origin or Sec-Fetch-Site)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise web.HTTPForbidden(text="cross-site request refused")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site" or origin == "null":
+        raise web.HTTPForbidden(text="cross-site request refused")
 
 
 class Sessions:
@@ -118,6 +135,8 @@ class Sessions:
             headers.setdefault("Cache-Control", "no-store")
 
     async def _authenticated(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method not in SAFE_METHODS:
+            same_origin(request)  # login CSRF and forged cross-site posts, before anything
         if request.path.startswith(PUBLIC_PREFIXES):
             return await handler(request)
         bearer = request.headers.get("Authorization", "")
@@ -129,21 +148,29 @@ class Sessions:
                 raise web.HTTPUnauthorized(text=str(exc)) from None
             return await handler(request)
         refreshed: Session | None = None
+        token = request.cookies.get(ACCESS_COOKIE, "")
         try:
-            request[CALLER_KEY] = await self._ops.authenticate(
-                request.cookies.get(ACCESS_COOKIE, "")
-            )
+            request[CALLER_KEY] = await self._ops.authenticate(token)
         except AuthError:
-            refreshed = await self._refresh(request)
+            # Not on /live: its answer (101) cannot carry new cookies; the tab asks /session.
+            refreshed = None if request.path == "/live" else await self._refresh(request)
             if refreshed is None:
                 return self._to_login(request)
-            request[CALLER_KEY] = await self._ops.authenticate(refreshed.access_token)
+            token = refreshed.access_token
+            request[CALLER_KEY] = await self._ops.authenticate(token)
+        request[TOKEN_KEY] = token
         csrf = request.cookies.get(CSRF_COOKIE, "")
         if request.method not in SAFE_METHODS:
             await self._check_csrf(request, csrf)
         request[CSRF_KEY] = csrf
-        response = await handler(request)
-        if refreshed is not None:
+        keep = refreshed is not None and request.path != "/logout"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # the redirects after every action carry them too
+            if keep and refreshed is not None:
+                self._keep(exc, refreshed, csrf)
+            raise
+        if keep and refreshed is not None:
             self._keep(response, refreshed, csrf)
         return response
 
@@ -170,10 +197,19 @@ class Sessions:
             "application/x-www-form-urlencoded",
             "multipart/form-data",
         ):
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (ValueError, LookupError, UnicodeDecodeError) as exc:
+                raise web.HTTPBadRequest(text=f"unreadable form: {exc}") from None
             value = form.get(CSRF_FIELD, "")
             given = value if isinstance(value, str) else ""
-        if not expected or not given or not hmac.compare_digest(given, expected):
+        if (
+            not expected
+            or not given
+            or not hmac.compare_digest(
+                given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+            )
+        ):
             log.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
             raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
 

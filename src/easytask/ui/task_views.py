@@ -17,7 +17,7 @@ from easytask.core.states import RunState
 from easytask.core.timespec import schedule_display
 from easytask.ui.render import fragment, page, query_builder, redirect, run_view
 from easytask.ui.sessions import caller_of
-from easytask.ui.views import APP_KEY, PER_PAGE, ops, page_number
+from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number
 
 RECENT_RUNS = 10
 MAX_UPLOAD = 1024 * 1024
@@ -98,7 +98,7 @@ def from_form(form: Any, *, creating: bool) -> dict[str, Any]:
         elif value == "":
             if not creating:
                 doc[name] = None
-        elif name in INTEGERS and value.lstrip("-").isdigit():
+        elif name in INTEGERS and digits(value.removeprefix("-")) and len(value) < 12:
             doc[name] = int(value)
         else:
             doc[name] = value
@@ -183,7 +183,7 @@ async def render_task_runs(app: web.Application, tid: int) -> str:
 
 def tid_of(request: web.Request) -> int:
     text = request.match_info["tid"]
-    if not text.isdigit() or len(text) > 10:
+    if not digits(text) or len(text) > 10:
         raise web.HTTPNotFound(text=f"no task {text!r}: a tid is a number")
     return int(text)
 
@@ -233,7 +233,7 @@ async def new_task_json(request: web.Request) -> web.StreamResponse:
         raise redirect("/tasks/new", ("error", "choose a JSON file of at most 1 MiB"))
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise redirect("/tasks/new", ("error", f"the file is not valid JSON: {exc}")) from None
     try:
         task = await ops(request).create_task(doc, caller_of(request))
@@ -289,7 +289,7 @@ async def bulk_action(request: web.Request) -> web.StreamResponse:
     back = str(form.get("back", "/tasks"))
     back = back if back.startswith("/tasks") else "/tasks"
     event = EVENTS.get(str(form.get("action", "")))
-    tids = [int(v) for v in form.getall("tid", []) if isinstance(v, str) and v.isdigit()]
+    tids = [int(v) for v in form.getall("tid", []) if isinstance(v, str) and digits(v)]
     if event is None or event == "FREEZE_TASK":
         raise web.HTTPBadRequest(text="action must be enable, disable or force-run")
     if not tids:

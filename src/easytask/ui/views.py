@@ -3,8 +3,10 @@ render. Their live parts are the same partial templates the live channel re-rend
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -21,7 +23,7 @@ from easytask.ui.render import (
     run_view,
     when,
 )
-from easytask.ui.sessions import Sessions, caller_of, safe_next
+from easytask.ui.sessions import Sessions, caller_of, safe_next, token_of
 
 APP_KEY: web.AppKey[SchedulerApp] = web.AppKey("easytask.app", SchedulerApp)
 SESSIONS_KEY: web.AppKey[Sessions] = web.AppKey("easytask.sessions", Sessions)
@@ -85,16 +87,16 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                     next=target)  # fmt: skip
     response = web.HTTPSeeOther(target)
     request.app[SESSIONS_KEY].set_cookies(response, session, ops(request).now())
-    return response
+    raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    token = request.cookies.get("et_session", "")
+    token = token_of(request)  # the refreshed one when the cookie's had expired
     if token:
         await ops(request).logout(token)
     response = web.HTTPSeeOther("/login")
     Sessions.clear_cookies(response)
-    return response
+    raise response
 
 
 # ----- board -----
@@ -124,14 +126,16 @@ def run_filter(query: Any) -> tuple[RunFilter, str]:
     if state not in RunState.__members__:
         state = ""
     tid_text = query.get("tid", "")
-    tid = int(tid_text) if tid_text.isdigit() and len(tid_text) < 11 else 0
+    tid = int(tid_text) if digits(tid_text) and len(tid_text) < 11 else 0
     run_date = query.get("run_date", "").replace("-", "")
-    if not (len(run_date) == 8 and run_date.isdigit()):
+    if not (len(run_date) == 8 and digits(run_date)):
         run_date = ""
     since_text = query.get("since", "")
     try:
         hours = float(since_text) if since_text else 24.0
     except ValueError:
+        hours = 24.0
+    if not math.isfinite(hours):
         hours = 24.0
     hours = min(max(hours, 0.01), 24 * 365 * 10)
     return RunFilter(state=state, search=query.get("search", "")[:128], tid=tid,
@@ -157,13 +161,25 @@ async def runs_context(app: SchedulerApp, query: Any) -> dict[str, Any]:
 
 def page_number(query: Any) -> int:
     text = query.get("page", "1")
-    return max(1, int(text)) if text.isdigit() and len(text) < 7 else 1
+    return max(1, int(text)) if digits(text) and len(text) < 7 else 1
+
+
+def digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+async def session_check(_: web.Request) -> web.Response:
+    """``GET /session``: 204 when logged in (the middleware refreshes the cookies on the way);
+    the live channel asks it when its socket is refused."""
+    return web.Response(status=204)
 
 
 async def runs_page(request: web.Request) -> web.Response:
     ctx = await runs_context(ops(request), request.query)
+    live = urlencode(sorted((k, v) for k, v in request.query.items() if k != "page" and v))
     return page(request, "runs.html", states=[s.value for s in RunState if s != RunState.PASSIVE],
-                query=query_builder(request.query), **ctx)  # fmt: skip
+                query=query_builder(request.query), live_topic=f"runs:{live}", **ctx)  # fmt: skip
 
 
 async def render_runs(app: web.Application, query: Any) -> str:
@@ -219,12 +235,14 @@ async def terminate(request: web.Request) -> web.StreamResponse:
 
 async def log_page(request: web.Request) -> web.Response:
     app = ops(request)
-    run, streams = await app.run_output(request.match_info["run_id"])
+    run, _ = await app.get_run(request.match_info["run_id"])
     views = []
     for name in STREAMS:
-        data, _cut = streams[name]
+        # The stored bytes without any cut marker, and the stream offset they end at: following
+        # resumes exactly there.
+        data, end = await app.read_output_from(run.run_id, name, 0)
         skipped = max(0, len(data) - LOG_WINDOW)
-        views.append({"name": name, "size": len(data), "skipped": skipped, "end": len(data),
+        views.append({"name": name, "size": end, "skipped": skipped, "end": end,
                       "text": data[skipped:].decode("utf-8", "replace")})  # fmt: skip
     return page(request, "run_log.html", run=run_view(run), streams=views)
 

@@ -6,6 +6,7 @@ import { AnsiUp } from "./vendor/ansi_up/ansi_up.js?v=6.0.6";
 const ansi = new AnsiUp();
 ansi.use_classes = true;
 ansi.escape_html = true;
+ansi.url_allowlist = {}; // task output never becomes a link
 
 const seen = new Map(); // topic -> last sequence number applied
 let socket = null;
@@ -70,9 +71,11 @@ function connect() {
   if (!wanted.length && !logs.length) { status("", "idle"); return; }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/live`);
+  let opened = false;
   socket = ws;
   status("connecting…", "connecting");
   ws.onopen = () => {
+    opened = true;
     retry = 500;
     status("live", "live");
     for (const box of document.querySelectorAll("[data-log]")) {
@@ -88,11 +91,21 @@ function connect() {
   };
   ws.onclose = (event) => {
     socket = null;
-    if (event.code === 4401) { location.reload(); return; }
     if (document.hidden) { status("paused", "paused"); return; }
     status("reconnecting…", "offline");
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 5000);
+    const again = () => { setTimeout(connect, retry); retry = Math.min(retry * 2, 5000); };
+    if (event.code === 4401 || !opened) {
+      // Refused or ended: /session refreshes an expired login, or says there is none.
+      fetch("/session", { redirect: "manual", credentials: "same-origin" }).then((answer) => {
+        if (answer.type === "opaqueredirect" || answer.status === 401) {
+          location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+        } else {
+          again();
+        }
+      }, again);
+      return;
+    }
+    again();
   };
 }
 

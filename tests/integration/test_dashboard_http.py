@@ -1,0 +1,134 @@
+"""The dashboard over real HTTP with the scheduler's clock moved by the test: cookie flags,
+CSRF and cross-site refusals, no open redirect, an expired login refreshed on the way (also
+across an action's redirect), a logout that really ends the session, hostile input answered
+without a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from easytask.scheduler.accounts import ACCESS_TTL
+from easytask.scheduler.service import SchedulerConfig, SchedulerService
+from tests.integration.conftest import CHEAP_HASHER, START
+from tests.support.fakeclock import FakeClock
+
+
+class Dash:
+    def __init__(self, service: SchedulerService, clock: FakeClock, home: Path) -> None:
+        self.service, self.clock = service, clock
+        self.base = f"http://127.0.0.1:{service.http_port}"
+        self.password = json.loads((home / "credentials.json").read_text())["password"]
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def login(self) -> aiohttp.ClientResponse:
+        form = {"username": "easytask_superuser", "password": self.password, "next": "/tasks"}
+        return await self.http.post(self.base + "/login", data=form, allow_redirects=False)
+
+    def csrf(self) -> str:
+        for cookie in self.http.cookie_jar:
+            if cookie.key == "et_csrf":
+                return cookie.value
+        return ""
+
+
+@pytest.fixture
+async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
+    clock = FakeClock(START)
+    home = tmp_path / "home"
+    service = SchedulerService(
+        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0"),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.ready.wait(), 10)
+    d = Dash(service, clock, home)
+    try:
+        yield d
+    finally:
+        await d.http.close()
+        service.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_login_cookies_and_refusals(dash: Dash) -> None:
+    answer = await dash.http.get(dash.base + "/tasks", allow_redirects=False)
+    assert (answer.status, answer.headers["Location"]) == (303, "/login?next=/tasks")
+    answer = await dash.login()
+    assert (answer.status, answer.headers["Location"]) == (303, "/tasks")
+    cookies = answer.headers.getall("Set-Cookie")
+    assert len(cookies) == 3
+    for cookie in cookies:
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    page = await dash.http.get(dash.base + "/tasks")
+    assert page.status == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    # A POST without the CSRF value, or from another site, changes nothing.
+    form = {"name": "t1", "cmd": "true"}
+    answer = await dash.http.post(dash.base + "/tasks/new", data=form, allow_redirects=False)
+    assert answer.status == 403
+    cross = {"Origin": "https://evil.example"}
+    answer = await dash.http.post(dash.base + "/tasks/new", data={**form, "csrf": dash.csrf()},
+                                  headers=cross, allow_redirects=False)  # fmt: skip
+    assert answer.status == 403
+    answer = await dash.http.post(dash.base + "/login", data={"username": "x", "password": "y"},
+                                  headers=cross, allow_redirects=False)  # fmt: skip
+    assert answer.status == 403  # no login CSRF either
+    assert dash.service.app is not None and dash.service.app.list_tasks(None, "", 1, 10)[1] == 0
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\t/evil.example"])
+async def test_no_open_redirect_after_login(dash: Dash, target: str) -> None:
+    form = {"username": "easytask_superuser", "password": dash.password, "next": target}
+    answer = await dash.http.post(dash.base + "/login", data=form, allow_redirects=False)
+    assert (answer.status, answer.headers["Location"]) == (303, "/")
+
+
+async def test_an_expired_login_is_refreshed_even_across_an_actions_redirect(dash: Dash) -> None:
+    await dash.login()
+    await dash.clock.advance(ACCESS_TTL.total_seconds() + 60)
+    doc = {"name": "t1", "cmd": "true", "run_on_host": "q1", "stdout": "/tmp/o",
+           "stderr": "/tmp/e", "timezone": "UTC", "day_of_week": "1111111",
+           "trigger_times": "12:00", "csrf": dash.csrf()}  # fmt: skip
+    answer = await dash.http.post(dash.base + "/tasks/new", data=doc, allow_redirects=False)
+    assert answer.status == 303 and answer.headers["Location"] == "/tasks/1001"
+    assert any(c.startswith("et_session=") for c in answer.headers.getall("Set-Cookie"))
+    # The new tokens were kept: the next page needs no second refresh (the old one is spent).
+    page = await dash.http.get(dash.base + "/tasks/1001", allow_redirects=False)
+    assert page.status == 200
+
+
+async def test_logout_ends_the_session_even_after_expiry(dash: Dash) -> None:
+    await dash.login()
+    refresh = next(c.value for c in dash.http.cookie_jar if c.key == "et_refresh")
+    await dash.clock.advance(ACCESS_TTL.total_seconds() + 60)
+    answer = await dash.http.post(dash.base + "/logout", data={"csrf": dash.csrf()},
+                                  allow_redirects=False)  # fmt: skip
+    assert (answer.status, answer.headers["Location"]) == (303, "/login")
+    page = await dash.http.get(dash.base + "/tasks", allow_redirects=False)
+    assert page.status == 303  # to the login page
+    # Not even the refresh token of before the logout works any more.
+    replay = aiohttp.ClientSession(cookies={"et_refresh": refresh})
+    try:
+        page = await replay.get(dash.base + "/tasks", allow_redirects=False)
+        assert page.status == 303
+    finally:
+        await replay.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/tasks/%C2%B2", "/tasks/99999999999999", "/runs?since=nan&tid=%C2%B2&page=%C2%B2",
+     "/runs/nope", "/runs/nope/log", "/tasks?status=<b>&page=-1", "/runs/x/log/passwd"],
+)  # fmt: skip
+async def test_hostile_paths_get_an_answer_never_a_500(dash: Dash, path: str) -> None:
+    await dash.login()
+    answer = await dash.http.get(dash.base + path, allow_redirects=False)
+    assert answer.status in (200, 404), (path, answer.status, await answer.text())
+    assert "Traceback" not in await answer.text()
