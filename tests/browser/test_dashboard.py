@@ -154,3 +154,24 @@ def test_the_page_survives_a_scheduler_restart(
     # A run made while the page was away and after: the page shows it without a reload.
     cluster.ctl("events", "force-run", "1001")
     expect(success).to_have_text("1", timeout=20_000)
+
+
+def test_agents_and_upcoming_pages(cluster: Cluster, browser: Browser, tmp_path: Path) -> None:
+    start(cluster)
+    create(cluster, tmp_path, 1001, "nightly", "true")
+    page = new_page(browser)
+    log_in(page, cluster, SUPERUSER, password_of(cluster))
+    page.get_by_role("link", name="Agents", exact=True).click()
+    row = page.locator('[data-agent="a1"]')
+    expect(row).to_contain_text("online")
+    expect(row).to_contain_text("q1")
+    shot(page, "agents")
+    page.get_by_role("link", name="Upcoming", exact=True).click()
+    table = page.locator('[data-test="upcoming"]')
+    expect(table).to_contain_text("nightly")
+    expect(table).to_contain_text("03:17")
+    shot(page, "upcoming")
+    page.get_by_label("TID", exact=True).fill("4242")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("alert")).to_contain_text("4242")  # named, not a trace
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -125,7 +125,8 @@ async def test_logout_ends_the_session_even_after_expiry(dash: Dash) -> None:
 @pytest.mark.parametrize(
     "path",
     ["/tasks/%C2%B2", "/tasks/99999999999999", "/runs?since=nan&tid=%C2%B2&page=%C2%B2",
-     "/runs/nope", "/runs/nope/log", "/tasks?status=<b>&page=-1", "/runs/x/log/passwd"],
+     "/runs/nope", "/runs/nope/log", "/tasks?status=<b>&page=-1", "/runs/x/log/passwd",
+     "/upcoming?hours=nan&count=x&tid=%C2%B2", "/upcoming?tid=4242", "/agents"],
 )  # fmt: skip
 async def test_hostile_paths_get_an_answer_never_a_500(dash: Dash, path: str) -> None:
     await dash.login()

@@ -132,6 +132,8 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
         web.post("/runs/{run_id}/terminate", views.terminate),
         web.get("/runs/{run_id}/log", views.log_page),
         web.get("/runs/{run_id}/log/{stream}", views.log_download),
+        web.get("/agents", views.agents_page),
+        web.get("/upcoming", views.upcoming_page),
         web.get("/live", live),
         web.static("/static", render.STATIC, append_version=False),
     ]

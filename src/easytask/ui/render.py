@@ -24,7 +24,8 @@ NOTICE_COOKIE = "et_notice"
 THEME_COOKIE = "et_theme"
 THEMES = ("auto", "light", "dark")
 
-NAV = (("/", "Board"), ("/tasks", "Tasks"), ("/runs", "Runs"))
+NAV = (("/", "Board"), ("/tasks", "Tasks"), ("/runs", "Runs"), ("/upcoming", "Upcoming"),
+       ("/agents", "Agents"))  # fmt: skip
 
 
 def setup(app: web.Application) -> None:

@@ -16,6 +16,7 @@ from easytask.core.records import Board, EventRequest, RunFilter
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
 from easytask.ui.render import (
+    duration,
     fragment,
     page,
     query_builder,
@@ -260,3 +261,48 @@ async def log_download(request: web.Request) -> web.StreamResponse:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# ----- agents and upcoming -----
+
+
+async def agents_page(request: web.Request) -> web.Response:
+    views = []
+    for agent in await ops(request).agents():
+        r = agent.record
+        views.append({
+            "name": r.name, "online": agent.online, "host": r.host, "queues": ", ".join(r.queues),
+            "version": r.version,
+            "cpu": f"{agent.cpu_percent:.1f}" if agent.online else "",
+            "mem": f"{agent.mem_percent:.1f}" if agent.online else "",
+            "uptime": duration(agent.uptime_seconds) if agent.online else "",
+            "running": agent.running_run_ids,
+        })  # fmt: skip
+    online = sum(1 for v in views if v["online"])
+    return page(request, "agents.html", agents=views, online=online, offline=len(views) - online)
+
+
+def bounded(text: str, default: float, low: float, high: float) -> float:
+    """A number from a query string, within [low, high]; the default when it is no number."""
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return min(max(value, low), high) if math.isfinite(value) else default
+
+
+async def upcoming_page(request: web.Request) -> web.Response:
+    app, q = ops(request), request.query
+    tid_text = q.get("tid", "")
+    tid = int(tid_text) if digits(tid_text) and len(tid_text) < 11 else 0
+    hours = bounded(q.get("hours", ""), 24.0, 0.1, 24 * 366)
+    count = int(bounded(q.get("count", ""), 50, 1, 1000))
+    now = app.now()
+    entries = [
+        {"when": when(u.slot.scheduled_utc), "local": u.slot.local_time,
+         "timezone": u.task.timezone, "tid": u.task.tid, "name": u.task.name,
+         "group": u.task.task_group or "", "queue": u.task.run_on_host, "note": u.note}
+        for u in app.upcoming(tid, now, now + timedelta(hours=hours), count)
+    ]  # fmt: skip
+    return page(request, "upcoming.html", entries=entries, tid=tid, hours=f"{hours:g}",
+                count=count)  # fmt: skip
