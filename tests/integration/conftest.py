@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -137,23 +138,34 @@ class Harness:
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    clock = FakeClock(START)
-    home = tmp_path / "home"
+@contextlib.asynccontextmanager
+async def running_service(
+    home: Path, clock: FakeClock, http_listen: str = ""
+) -> AsyncIterator[SchedulerService]:
+    """A scheduler on ephemeral ports with the test's clock, stopped at the end."""
     service = SchedulerService(
-        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen=""),
+        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen=http_listen),
         clock=clock,
         password_hasher=CHEAP_HASHER,
     )
     task = asyncio.create_task(service.run())
     await asyncio.wait_for(service.ready.wait(), 10)
-    h = Harness(service, clock, home)
     try:
-        yield h
+        yield service
     finally:
-        for agent in h.agents:
-            await agent.close()
-        await h.channel.close()
         service.stop()
         await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    clock = FakeClock(START)
+    home = tmp_path / "home"
+    async with running_service(home, clock) as service:
+        h = Harness(service, clock, home)
+        try:
+            yield h
+        finally:
+            for agent in h.agents:
+                await agent.close()
+            await h.channel.close()

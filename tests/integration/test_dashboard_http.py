@@ -5,7 +5,6 @@ without a 500."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +13,8 @@ import aiohttp
 import pytest
 
 from easytask.scheduler.accounts import ACCESS_TTL
-from easytask.scheduler.service import SchedulerConfig, SchedulerService
-from tests.integration.conftest import CHEAP_HASHER, START
+from easytask.scheduler.service import SchedulerService
+from tests.integration.conftest import START, running_service
 from tests.support.fakeclock import FakeClock
 
 
@@ -41,20 +40,12 @@ class Dash:
 async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
     clock = FakeClock(START)
     home = tmp_path / "home"
-    service = SchedulerService(
-        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0"),
-        clock=clock,
-        password_hasher=CHEAP_HASHER,
-    )
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.ready.wait(), 10)
-    d = Dash(service, clock, home)
-    try:
-        yield d
-    finally:
-        await d.http.close()
-        service.stop()
-        await asyncio.wait_for(task, 10)
+    async with running_service(home, clock, http_listen="127.0.0.1:0") as service:
+        d = Dash(service, clock, home)
+        try:
+            yield d
+        finally:
+            await d.http.close()
 
 
 async def test_login_cookies_and_refusals(dash: Dash) -> None:

@@ -200,9 +200,7 @@ class ApiClient:
         authenticated: bool = True,
     ) -> R:
         fn = getattr(self._stub, method)
-        login = self._config.login if authenticated else None
-        if login is not None and login.expired(self._clock()):
-            login = self._refresh(login)
+        login = self._fresh_login() if authenticated else None
         try:
             try:
                 reply = fn(
@@ -222,6 +220,13 @@ class ApiClient:
         if not isinstance(reply, reply_type):
             raise CtlError(f"{method}: unexpected reply {type(reply).__name__}")
         return reply
+
+    def _fresh_login(self) -> StoredLogin | None:
+        """The stored login, refreshed first when its access token has expired."""
+        login = self._config.login
+        if login is not None and login.expired(self._clock()):
+            login = self._refresh(login)
+        return login
 
     def _use(self, login: StoredLogin) -> StoredLogin:
         self._config = replace(
@@ -364,9 +369,7 @@ class ApiClient:
 
     def follow_run_logs(self, request: pb.FollowRunLogsRequest) -> Iterator[pb.LogChunk]:
         """Chunks until the closing message; no deadline (a run may take hours)."""
-        login = self._config.login
-        if login is not None and login.expired(self._clock()):
-            self._refresh(login)
+        self._fresh_login()
         try:
             for chunk in self._stub.FollowRunLogs(request, metadata=self._config.metadata):
                 if isinstance(chunk, pb.LogChunk):

@@ -54,6 +54,7 @@ class SessionOps(Protocol):
     async def refresh_login(self, refresh_token: str) -> Session: ...
     async def logout(self, access_token: str) -> None: ...
     async def authenticate(self, token: str) -> Caller: ...
+    def now(self) -> datetime: ...
 
 
 def caller_of(request: web.Request) -> Caller:
@@ -98,9 +99,12 @@ class Sessions:
         response.set_cookie(name, value, max_age=max_age, path="/", httponly=True,
                             samesite="Strict", secure=self._secure)  # fmt: skip
 
-    def set_cookies(self, response: web.StreamResponse, session: Session, now: datetime) -> str:
-        """Store the session's tokens and a fresh CSRF value; return the CSRF value."""
-        csrf = secrets.token_urlsafe(24)
+    def set_cookies(
+        self, response: web.StreamResponse, session: Session, now: datetime, csrf: str = ""
+    ) -> str:
+        """Store the session's tokens and its CSRF value (a fresh one at login; after a refresh
+        the one open pages already carry); return the CSRF value."""
+        csrf = csrf or secrets.token_urlsafe(24)
         access_age = max(1, int((session.access_expires_at - now).total_seconds()))
         self._cookie(response, ACCESS_COOKIE, session.access_token, access_age)
         self._cookie(response, REFRESH_COOKIE, session.refresh_token, REFRESH_AGE)
@@ -168,10 +172,10 @@ class Sessions:
             response = await handler(request)
         except web.HTTPException as exc:  # the redirects after every action carry them too
             if keep and refreshed is not None:
-                self._keep(exc, refreshed, csrf)
+                self.set_cookies(exc, refreshed, self._ops.now(), csrf)
             raise
         if keep and refreshed is not None:
-            self._keep(response, refreshed, csrf)
+            self.set_cookies(response, refreshed, self._ops.now(), csrf)
         return response
 
     async def _refresh(self, request: web.Request) -> Session | None:
@@ -182,13 +186,6 @@ class Sessions:
             return await self._ops.refresh_login(token)
         except AuthError:
             return None
-
-    def _keep(self, response: web.StreamResponse, session: Session, csrf: str) -> None:
-        """Replace the tokens after a refresh; the CSRF value (in open pages) stays."""
-        self._cookie(response, ACCESS_COOKIE, session.access_token, 3600)
-        self._cookie(response, REFRESH_COOKIE, session.refresh_token, REFRESH_AGE)
-        if csrf:
-            self._cookie(response, CSRF_COOKIE, csrf, REFRESH_AGE)
 
     @staticmethod
     async def _check_csrf(request: web.Request, expected: str) -> None:

@@ -126,19 +126,11 @@ def run_filter(query: Any) -> tuple[RunFilter, str]:
     state = query.get("state", "").upper()
     if state not in RunState.__members__:
         state = ""
-    tid_text = query.get("tid", "")
-    tid = int(tid_text) if digits(tid_text) and len(tid_text) < 11 else 0
+    tid = tid_param(query.get("tid", ""))
     run_date = query.get("run_date", "").replace("-", "")
     if not (len(run_date) == 8 and digits(run_date)):
         run_date = ""
-    since_text = query.get("since", "")
-    try:
-        hours = float(since_text) if since_text else 24.0
-    except ValueError:
-        hours = 24.0
-    if not math.isfinite(hours):
-        hours = 24.0
-    hours = min(max(hours, 0.01), 24 * 365 * 10)
+    hours = bounded(query.get("since", ""), 24.0, 0.01, 24 * 365 * 10)
     return RunFilter(state=state, search=query.get("search", "")[:128], tid=tid,
                      run_date=run_date, since=None), f"{hours:g}"  # fmt: skip
 
@@ -168,6 +160,11 @@ def page_number(query: Any) -> int:
 def digits(text: str) -> bool:
     """ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
     return text.isascii() and text.isdigit()
+
+
+def tid_param(text: str) -> int:
+    """A tid filter of a query string; 0 (no filter) when it is not one."""
+    return int(text) if digits(text) and len(text) < 11 else 0
 
 
 async def session_check(_: web.Request) -> web.Response:
@@ -293,8 +290,7 @@ def bounded(text: str, default: float, low: float, high: float) -> float:
 
 async def upcoming_page(request: web.Request) -> web.Response:
     app, q = ops(request), request.query
-    tid_text = q.get("tid", "")
-    tid = int(tid_text) if digits(tid_text) and len(tid_text) < 11 else 0
+    tid = tid_param(q.get("tid", ""))
     hours = bounded(q.get("hours", ""), 24.0, 0.1, 24 * 366)
     count = int(bounded(q.get("count", ""), 50, 1, 1000))
     now = app.now()
