@@ -23,13 +23,15 @@ from easytask.core.errors import (
     ValidationError,
 )
 from easytask.scheduler.app import SchedulerApp
-from easytask.ui import render, task_views, views
+from easytask.ui import admin_views, api, event_views, group_views, render, task_views, views
 from easytask.ui.live import LiveHub, serve, topic_query
 from easytask.ui.sessions import Handler, Sessions, token_of
 
 log = logging.getLogger(__name__)
 
 LIVE_KEY: web.AppKey[LiveHub] = web.AppKey("easytask.live", LiveHub)
+# Live topics of the later page modules: kind -> render(app, rest of the key).
+TOPICS = {**group_views.TOPICS, **event_views.TOPICS, **admin_views.TOPICS}
 TITLES = {400: "Bad request", 401: "Not logged in", 403: "Forbidden", 404: "Not found",
           409: "Conflict", 422: "Invalid", 500: "Internal error"}  # fmt: skip
 
@@ -87,7 +89,8 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
             return await task_views.render_task_runs(webapp, int(rest))
         if kind == "runs":
             return await views.render_runs(webapp, topic_query(key))
-        return None
+        renderer = TOPICS.get(kind)
+        return None if renderer is None else await renderer(webapp, rest)
 
     hub = LiveHub(render_topic)
     webapp[LIVE_KEY] = hub
@@ -134,6 +137,10 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
         web.get("/runs/{run_id}/log/{stream}", views.log_download),
         web.get("/agents", views.agents_page),
         web.get("/upcoming", views.upcoming_page),
+        *group_views.routes(),
+        *event_views.routes(),
+        *admin_views.routes(),
+        *api.routes(),
         web.get("/live", live),
         web.static("/static", render.STATIC, append_version=False),
     ]

@@ -14,6 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from easytask.core.authz import Action, Caller, refusal
 from easytask.core.models import Run
 from easytask.core.runid import iso_utc
 from easytask.ui.sessions import CALLER_KEY, caller_of, csrf_of
@@ -24,8 +25,10 @@ NOTICE_COOKIE = "et_notice"
 THEME_COOKIE = "et_theme"
 THEMES = ("auto", "light", "dark")
 
-NAV = (("/", "Board"), ("/tasks", "Tasks"), ("/runs", "Runs"), ("/upcoming", "Upcoming"),
-       ("/agents", "Agents"))  # fmt: skip
+NAV = (("/", "Board"), ("/tasks", "Tasks"), ("/groups", "Groups"), ("/runs", "Runs"),
+       ("/upcoming", "Upcoming"), ("/events", "Events"), ("/agents", "Agents"),
+       ("/calendars", "Calendars"), ("/users", "Users"))  # fmt: skip
+ADMIN_ONLY = frozenset({"/users"})  # shown to callers who may manage users
 
 
 def setup(app: web.Application) -> None:
@@ -54,6 +57,12 @@ def section_of(path: str) -> str:
     return "/" if path == "/" else ""
 
 
+def nav_for(caller: Caller | None) -> tuple[tuple[str, str], ...]:
+    if caller is not None and refusal(caller, Action.MANAGE_USERS) is None:
+        return NAV
+    return tuple(item for item in NAV if item[0] not in ADMIN_ONLY)
+
+
 def page(request: web.Request, template: str, status: int = 200, **ctx: Any) -> web.Response:
     """A full page in the shared frame (user, CSRF value, theme, notices, navigation)."""
     caller = request.get(CALLER_KEY)
@@ -62,7 +71,7 @@ def page(request: web.Request, template: str, status: int = 200, **ctx: Any) -> 
         "user": caller,
         "csrf": csrf_of(request) if caller else "",
         "theme": theme if theme in THEMES else "auto",
-        "nav": NAV,
+        "nav": nav_for(caller),
         "section": section_of(request.path),
         "notices": notices_of(request),
     }
