@@ -208,6 +208,11 @@ def _iter_terms(expr: Expr) -> Iterator[Term]:
             stack.extend(reversed(node.operands))
 
 
+def terms(expr: Expr) -> list[Term]:
+    """Every ``STATE:NAME`` term in source order (what a dependency graph draws as edges)."""
+    return list(_iter_terms(expr))
+
+
 def names(expr: Expr) -> set[str]:
     """The task or group names that ``expr`` references."""
     return {term.name for term in _iter_terms(expr)}

@@ -106,6 +106,13 @@ class RunNotFoundError(NotFoundError):
     quote_names = False
 
 
+class GroupRunNotFoundError(NotFoundError):
+    """No group occurrence with that id."""
+
+    what = "group occurrence"
+    quote_names = False
+
+
 class EventNotFoundError(NotFoundError):
     """No event with that id."""
 

@@ -19,6 +19,7 @@ from easytask.core.authz import Action, Caller, event_action, refusal
 from easytask.core.clock import Clock
 from easytask.core.errors import (
     EventNotFoundError,
+    GroupRunNotFoundError,
     NotFoundError,
     PermissionDeniedError,
     RunNotFoundError,
@@ -37,6 +38,7 @@ from easytask.core.records import (
     EventRequest,
     FollowEnd,
     FollowPiece,
+    GroupRun,
     Health,
     HolidaySpan,
     RunFilter,
@@ -200,6 +202,29 @@ class SchedulerApp(AccountOperations):
         """How many members the group has, and its latest occurrence's state ("" if none)."""
         return self._catalog.member_count(group), self._engine.groups.current_state(group.gid)
 
+    def group_members(self, group: GroupDef) -> list[TaskDef]:
+        """The group's member tasks, by tid."""
+        return self._engine.groups.members(group)
+
+    def group_occurrences(self, gid: int, limit: int) -> list[GroupRun]:
+        """The group's tracked occurrences (the last few days and every unfinished one),
+        newest first."""
+        found = [g for g in self._engine.groups.occurrences.values() if g.gid == gid]
+        found.sort(key=lambda g: (g.scheduled_utc, g.created_at), reverse=True)
+        return found[:limit]
+
+    async def group_occurrence(self, group_run_id: str) -> tuple[GroupRun, list[Run]]:
+        """One occurrence and every run of it (all attempts, the live ones as they are now)."""
+        occurrence = self._engine.groups.occurrences.get(group_run_id)
+        if occurrence is None:
+            occurrence = await self._store.find_group_run(group_run_id)
+        if occurrence is None:
+            raise GroupRunNotFoundError(group_run_id)
+        await self._store.flush()
+        live = self._engine.runs.live
+        runs = await self._store.runs_of_group_runs([group_run_id])
+        return occurrence, [live.get(r.run_id, r) for r in runs]
+
     async def delete_group(
         self, gid: int, name: str, cascade: bool, caller: Caller
     ) -> tuple[GroupDef, int, bool]:
@@ -260,7 +285,8 @@ class SchedulerApp(AccountOperations):
         if task_name:
             tids = tuple(str(t.tid) for t in self._catalog.tasks.values() if task_name in t.name)
             target = task_name if task_name.isdigit() else ""
-            flt = EventFilter(target, tids, flt.event, flt.status, flt.origin, flt.since)
+            flt = EventFilter(target, tids, flt.event, flt.status, flt.origin, flt.since,
+                              flt.published_by, flt.until)  # fmt: skip
         return await self._store.find_events(flt, (page - 1) * per_page, per_page)
 
     async def get_event(self, event_id: int) -> EventRecord:

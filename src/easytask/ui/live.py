@@ -44,7 +44,8 @@ CLOSE_SECONDS = 2.0
 RESYNC_CODE = 4000
 STREAMS = ("stdout", "stderr")
 TOPIC = re.compile(
-    r"(board|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10})"
+    r"(board|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10}"
+    r"|group:\d{1,10}(?::\S{1,200})?)"
 )
 
 Render = Callable[[str], Awaitable[str | None]]
@@ -139,7 +140,7 @@ class LiveHub:
         for key in ("board", f"run:{run_id}", f"run-state:{run_id}", f"task-runs:{tid}"):
             self._mark(key)
         for key, topic in self._topics.items():
-            if key.startswith("runs:"):
+            if key.startswith(("runs:", "group:")):  # any run may be one of theirs
                 topic.dirty = True
         self._wake.set()
 
