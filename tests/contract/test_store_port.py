@@ -83,6 +83,31 @@ async def test_since_filter_keeps_every_run_not_final(store: Store) -> None:
     assert sorted(r.tid for r in found) == [1001, 1003] and total == 2
 
 
+async def test_runs_filter_by_date_range_agent_and_group(store: Store) -> None:
+    early, mid, late = run(1001, 0), run(1002, 1), run(1003, 2)
+    early.run_date, mid.run_date, late.run_date = "20260501", "20260515", "20260531"
+    mid.agent, late.agent = "a1", "a2"
+    mid.group_run_id = "default:g1:123"
+    late.group_run_id = "default:g12:123"  # g1's prefix is "default:g1:", not "default:g1"
+    for r in (early, mid, late):
+        store.save_run(r)
+    await store.flush()
+
+    async def tids(flt: RunFilter) -> list[int]:
+        found, total, _ = await store.list_runs(flt, 0, 10)
+        assert total == len(found)
+        return sorted(r.tid for r in found)
+
+    assert await tids(RunFilter(date_from="20260515")) == [1002, 1003]
+    assert await tids(RunFilter(date_to="20260515")) == [1001, 1002]
+    assert await tids(RunFilter(date_from="20260502", date_to="20260530")) == [1002]
+    assert await tids(RunFilter(agent="a2")) == [1003]
+    assert await tids(RunFilter(group_run_prefix="default:g1:")) == [1002]
+    assert await tids(RunFilter(group_run_prefix="default:g12:")) == [1003]
+    assert await tids(RunFilter(group_run_prefix="default:g")) == [1002, 1003]
+    assert await tids(RunFilter(group_run_prefix="\x00")) == []
+
+
 async def test_writes_are_applied_in_order_and_flush_waits_for_them(store: Store) -> None:
     r = run(1001, 0)
     for state in (S.TRIGGER, S.STARTED, S.RUNNING, S.SUCCESS):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import grpc
 import pytest
 from argon2 import PasswordHasher
@@ -169,3 +170,36 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
             for agent in h.agents:
                 await agent.close()
             await h.channel.close()
+
+
+# ----- the dashboard over real HTTP -----
+
+
+class Dash:
+    def __init__(self, service: SchedulerService, clock: FakeClock, home: Path) -> None:
+        self.service, self.clock = service, clock
+        self.base = f"http://127.0.0.1:{service.http_port}"
+        self.password = json.loads((home / "credentials.json").read_text())["password"]
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def login(self) -> aiohttp.ClientResponse:
+        form = {"username": "easytask_superuser", "password": self.password, "next": "/tasks"}
+        return await self.http.post(self.base + "/login", data=form, allow_redirects=False)
+
+    def csrf(self) -> str:
+        for cookie in self.http.cookie_jar:
+            if cookie.key == "et_csrf":
+                return cookie.value
+        return ""
+
+
+@pytest.fixture
+async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
+    clock = FakeClock(START)
+    home = tmp_path / "home"
+    async with running_service(home, clock, http_listen="127.0.0.1:0") as service:
+        d = Dash(service, clock, home)
+        try:
+            yield d
+        finally:
+            await d.http.close()

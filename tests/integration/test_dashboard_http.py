@@ -5,47 +5,11 @@ without a 500."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
 import pytest
 
 from easytask.scheduler.accounts import ACCESS_TTL
-from easytask.scheduler.service import SchedulerService
-from tests.integration.conftest import START, running_service
-from tests.support.fakeclock import FakeClock
-
-
-class Dash:
-    def __init__(self, service: SchedulerService, clock: FakeClock, home: Path) -> None:
-        self.service, self.clock = service, clock
-        self.base = f"http://127.0.0.1:{service.http_port}"
-        self.password = json.loads((home / "credentials.json").read_text())["password"]
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    async def login(self) -> aiohttp.ClientResponse:
-        form = {"username": "easytask_superuser", "password": self.password, "next": "/tasks"}
-        return await self.http.post(self.base + "/login", data=form, allow_redirects=False)
-
-    def csrf(self) -> str:
-        for cookie in self.http.cookie_jar:
-            if cookie.key == "et_csrf":
-                return cookie.value
-        return ""
-
-
-@pytest.fixture
-async def dash(tmp_path: Path) -> AsyncIterator[Dash]:
-    clock = FakeClock(START)
-    home = tmp_path / "home"
-    async with running_service(home, clock, http_listen="127.0.0.1:0") as service:
-        d = Dash(service, clock, home)
-        try:
-            yield d
-        finally:
-            await d.http.close()
+from tests.integration.conftest import Dash
 
 
 async def test_login_cookies_and_refusals(dash: Dash) -> None:

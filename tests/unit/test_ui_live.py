@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from multidict import MultiDict
@@ -89,12 +90,20 @@ def test_topics_and_paths_that_are_accepted() -> None:
 
 
 def test_hostile_query_strings_are_ignored_not_errors() -> None:
-    flt, since = run_filter({"state": "<script>", "tid": "9" * 30, "run_date": "2026-13-45x",
-                             "since": "nan-ish", "search": "s" * 1000})  # fmt: skip
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    flt, since, _ = run_filter({"state": "<script>", "tid": "9" * 30, "run_date": "2026-13-45x",
+                                "since": "nan-ish", "search": "s" * 1000, "from": "2026-1-1",
+                                "to": "x" * 9, "agent": "a" * 999}, now)  # fmt: skip
     assert (flt.state, flt.tid, flt.run_date, len(flt.search), since) == ("", 0, "", 128, "24")
+    assert (flt.date_from, flt.date_to, len(flt.agent)) == ("", "", 128)
+    assert flt.since == now - timedelta(hours=24)
     assert page_number({"page": "-3"}) == 1 and page_number({"page": "9" * 20}) == 1
-    assert page_number({"page": "²"}) == 1 and run_filter({"tid": "²"})[0].tid == 0
-    assert run_filter({"since": "nan"})[1] == "24" and run_filter({"since": "inf"})[1] == "24"
+    assert page_number({"page": "²"}) == 1 and run_filter({"tid": "²"}, now)[0].tid == 0
+    assert run_filter({"since": "nan"}, now)[1] == "24"
+    assert run_filter({"since": "inf"}, now)[1] == "24"
+    # A date range replaces the "since" window.
+    flt, _, _ = run_filter({"from": "2026-05-01", "to": "20260531"}, now)
+    assert (flt.date_from, flt.date_to, flt.since) == ("20260501", "20260531", None)
 
 
 def test_a_form_becomes_task_json() -> None:

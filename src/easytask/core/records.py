@@ -26,6 +26,10 @@ class RunFilter:
     tid: int = 0
     run_date: str = ""
     since: datetime | None = None
+    date_from: str = ""  # run dates YYYYMMDD, inclusive
+    date_to: str = ""
+    agent: str = ""
+    group_run_prefix: str = ""  # runs of a group's occurrences: "<instance>:g<gid>:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,8 @@ class EventFilter:
     status: str = ""
     origin: str = ""
     since: datetime | None = None
+    published_by: str = ""  # exact username
+    until: datetime | None = None  # created before it (the end of a date range, exclusive)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,15 @@ def make_run_id(instance: str, tid: int, scheduled_utc: datetime, attempt: int) 
     return f"{instance}:{tid}:{to_ms(scheduled_utc)}:{attempt}"
 
 
+def group_run_prefix(instance: str, gid: int) -> str:
+    """What every occurrence id of a group starts with."""
+    return f"{instance}:g{gid}:"
+
+
+def make_group_run_id(instance: str, gid: int, scheduled_utc: datetime) -> str:
+    return f"{group_run_prefix(instance, gid)}{to_ms(scheduled_utc)}"
+
+
 def parse_run_id(run_id: str) -> tuple[str, int, int, int]:
     """Split a run id into (instance, tid, scheduled ms, attempt); ValueError when malformed."""
     instance, tid, ms, attempt = run_id.rsplit(":", 3)

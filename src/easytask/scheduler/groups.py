@@ -15,7 +15,7 @@ from easytask.core.groups import GroupDef
 from easytask.core.misfire import MISSED_REASON, plan_misfires
 from easytask.core.models import Run, TaskDef
 from easytask.core.records import GroupRun
-from easytask.core.runid import to_ms
+from easytask.core.runid import make_group_run_id
 from easytask.core.schedule import Schedule, Slot, next_slot, slots_on
 from easytask.core.states import RunState
 from easytask.scheduler.calendars import CalendarBook
@@ -110,7 +110,7 @@ class GroupRunner:
     def settle_missed(self, group: GroupDef, slots: list[Slot], now: datetime) -> None:
         """Misfire policy for a group: applied to the whole occurrence (spec 4.6)."""
         for slot, run_now in plan_misfires(group.misfire_policy, group.misfire_grace, slots, now):
-            gr_id = f"{self._runs.instance}:g{group.gid}:{to_ms(slot.scheduled_utc)}"
+            gr_id = make_group_run_id(self._runs.instance, group.gid, slot.scheduled_utc)
             if gr_id in self.occurrences:
                 continue  # it fired before the scheduler went down
             self.open_occurrence(group, slot.scheduled_utc, slot.run_date, slot.local_time, now,
@@ -162,7 +162,7 @@ class GroupRunner:
         now: datetime, forced: bool = False, skip_reason: str | None = None,
     ) -> GroupRun | None:  # fmt: skip
         """Create a group occurrence and one run per member (spec 3, 7.2)."""
-        gr_id = f"{self._runs.instance}:g{group.gid}:{to_ms(scheduled)}"
+        gr_id = make_group_run_id(self._runs.instance, group.gid, scheduled)
         if gr_id in self.occurrences:
             return None
         g = GroupRun(gr_id, group.gid, group.name, run_date, local_time, scheduled, "IDLE",

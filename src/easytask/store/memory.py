@@ -450,6 +450,10 @@ def _run_matches(r: Run, flt: RunFilter) -> bool:
         and (not flt.tid or r.tid == flt.tid)
         and (not flt.run_date or r.run_date == flt.run_date)
         and (flt.since is None or r.created_at >= flt.since or not r.state.final)
+        and (not flt.date_from or r.run_date >= flt.date_from)
+        and (not flt.date_to or r.run_date <= flt.date_to)
+        and (not flt.agent or r.agent == flt.agent)
+        and (not flt.group_run_prefix or (r.group_run_id or "").startswith(flt.group_run_prefix))
     )
 
 
@@ -463,6 +467,10 @@ def _event_matches(e: EventRecord, flt: EventFilter) -> bool:
         )
         if not hit:
             return False
+    if flt.published_by and e.published_by != flt.published_by:
+        return False
+    if flt.until is not None and e.created_at >= flt.until:
+        return False
     return flt.since is None or e.created_at >= flt.since
 
 

@@ -134,4 +134,17 @@ def run_where(flt: RunFilter) -> tuple[str, list[Any]]:
     if flt.since is not None:
         clauses.append("(created_at >= ? OR final = 0)")
         params.append(iso_utc(flt.since))
+    if flt.date_from:
+        clauses.append("run_date >= ?")
+        params.append(flt.date_from)
+    if flt.date_to:
+        clauses.append("run_date <= ?")
+        params.append(flt.date_to)
+    if flt.agent:
+        clauses.append("agent = ?")
+        params.append(flt.agent)
+    if flt.group_run_prefix:
+        # A range, not LIKE: the index on group_run_id serves it and no character is special.
+        clauses.append("group_run_id >= ? AND group_run_id < ?")
+        params.extend([flt.group_run_prefix, flt.group_run_prefix + "\U0010ffff"])
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params

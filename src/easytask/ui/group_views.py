@@ -205,8 +205,9 @@ async def group_page(request: web.Request) -> web.Response:
     ctx = await group_context(app, gid, occurrence_id)
     group: GroupDef = ctx["group"]
     data = group.to_json()
+    fields = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in data.items() if v != ""]
     return page(
-        request, "group.html", **ctx, fields=[(k, v if isinstance(v, str) else json.dumps(v)) for k, v in data.items() if v != ""],
+        request, "group.html", **ctx, fields=fields,
         json_text=json.dumps(data, indent=2, ensure_ascii=False),
         occurrences=[occurrence_view(g) for g in app.group_occurrences(gid, OCCURRENCES)],
         schedule=schedule_of(group), live_topic=live_topic(gid, occurrence_id),

@@ -4,7 +4,8 @@ render. Their live parts are the same partial templates the live channel re-rend
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from easytask.core.authz import Action, refusal
 from easytask.core.errors import AuthError, NotFoundError
 from easytask.core.records import Board, EventRequest, RunFilter
+from easytask.core.runid import group_run_prefix
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
 from easytask.ui.render import (
@@ -121,29 +123,54 @@ async def board_page(request: web.Request) -> web.Response:
 # ----- runs -----
 
 
-def run_filter(query: Any) -> tuple[RunFilter, str]:
-    """The runs filter of a query string (bad values are ignored, never an error page)."""
+def run_date_param(text: str) -> str:
+    """A run date of a query string (YYYYMMDD or YYYY-MM-DD); "" when it is not one."""
+    text = text.replace("-", "")
+    return text if len(text) == 8 and digits(text) else ""
+
+
+def run_filter(query: Any, now: datetime) -> tuple[RunFilter, str, str]:
+    """The runs filter of a query string, the "since" hours and the group name (bad values
+    are ignored, never an error page). Without a run date or date range: runs created in
+    the last ``since`` hours, and every live one."""
     state = query.get("state", "").upper()
     if state not in RunState.__members__:
         state = ""
-    tid = tid_param(query.get("tid", ""))
-    run_date = query.get("run_date", "").replace("-", "")
-    if not (len(run_date) == 8 and digits(run_date)):
-        run_date = ""
+    run_date = run_date_param(query.get("run_date", ""))
+    date_from = run_date_param(query.get("from", ""))
+    date_to = run_date_param(query.get("to", ""))
     hours = bounded(query.get("since", ""), 24.0, 0.01, 24 * 365 * 10)
-    return RunFilter(state=state, search=query.get("search", "")[:128], tid=tid,
-                     run_date=run_date, since=None), f"{hours:g}"  # fmt: skip
+    dated = run_date or date_from or date_to
+    flt = RunFilter(
+        state=state,
+        search=query.get("search", "")[:128],
+        tid=tid_param(query.get("tid", "")),
+        run_date=run_date,
+        since=None if dated else now - timedelta(hours=hours),
+        date_from=date_from,
+        date_to=date_to,
+        agent=query.get("agent", "")[:128],
+    )
+    return flt, f"{hours:g}", query.get("group", "")[:128]
 
 
 async def runs_context(app: SchedulerApp, query: Any) -> dict[str, Any]:
-    flt, since = run_filter(query)
-    start = None if flt.run_date else app.now() - timedelta(hours=float(since))
-    flt = RunFilter(flt.state, flt.search, flt.tid, flt.run_date, start)
+    flt, since, group = run_filter(query, app.now())
+    if group:  # runs of the group's occurrences; an unknown group matches none
+        try:
+            prefix = group_run_prefix(app.instance, app.get_group(0, group).gid)
+        except NotFoundError:
+            prefix = "\x00"
+        flt = replace(flt, group_run_prefix=prefix)
     page_no = page_number(query)
     runs, total, stats = await app.list_runs(flt, page_no, PER_PAGE)
+    agents = sorted(a.record.name for a in await app.agents())
     return {
         "runs": [run_view(r) for r in runs],
         "flt": flt,
+        "group": group,
+        "groups": [g.name for g in app.list_groups("", 1, 1000)[0]],
+        "agents": agents,
         "since": since,
         "total": total,
         "page": page_no,

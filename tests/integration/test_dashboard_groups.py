@@ -1,0 +1,147 @@
+"""Group pages and the runs filters over real HTTP against a real scheduler with the test's
+clock: the form's field errors, force-run from the page, the occurrence's member runs (and
+the runs list filtered by group, agent and date range), the graph's data, the delete rules,
+a viewer refused, and hostile ids answered without a 500."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import aiohttp
+import pytest
+
+from tests.integration.conftest import Dash
+
+GROUP = {"name": "etl", "timezone": "UTC", "day_of_week": "1111111", "trigger_times": "03:17"}
+
+
+def member(tid: int, name: str, dependency: str = "") -> dict[str, str]:
+    return {"tid": str(tid), "name": name, "cmd": "echo hi", "run_on_host": "q1",
+            "stdout": "/tmp/m.out", "stderr": "/tmp/m.err", "task_group": "etl",
+            "dependency": dependency}  # fmt: skip
+
+
+async def post(d: Dash, path: str, form: dict[str, str]) -> aiohttp.ClientResponse:
+    return await d.http.post(d.base + path, data={**form, "csrf": d.csrf()},
+                             allow_redirects=False)  # fmt: skip
+
+
+async def text(d: Dash, path: str, status: int = 200) -> str:
+    answer = await d.http.get(d.base + path, allow_redirects=False)
+    assert answer.status == status, (path, answer.status)
+    return await answer.text()
+
+
+async def make_group(d: Dash) -> None:
+    await d.login()
+    answer = await post(d, "/groups/new", {**GROUP, "trigger_times": "25:99"})
+    assert answer.status == 422
+    page = await answer.text()
+    assert 'data-error="trigger_times"' in page and 'value="etl"' in page
+    answer = await post(d, "/groups/new", GROUP)
+    assert (answer.status, answer.headers["Location"]) == (303, "/groups/1")
+    for form in (member(5001, "extract"), member(5002, "load", "S:extract")):
+        answer = await post(d, "/tasks/new", form)
+        assert answer.status == 303, await answer.text()
+
+
+async def test_group_pages_force_run_and_runs_filters(dash: Dash) -> None:
+    await make_group(dash)
+    listing = await text(dash, "/groups")
+    assert re.search(r'data-test="members">2<', listing)
+
+    answer = await post(dash, "/groups/1/force-run", {})
+    assert (answer.status, answer.headers["Location"]) == (303, "/groups/1")
+    page = await text(dash, "/groups/1")
+    assert "Force run triggered for group 1 (etl)" in page
+    # No agent serves q1: extract waits in TRIGGER, load waits on it in PENDING.
+    assert re.search(r'data-node="t:extract" data-state="TRIGGER"', page)
+    assert re.search(r'data-node="t:load" data-state="PENDING"', page)
+    occurrence = re.search(r'data-test="occurrence">Occurrence <span class="mono">([^<]+)<', page)
+    assert occurrence is not None
+    chosen = await text(dash, f"/groups/1?occurrence={occurrence.group(1)}")
+    assert 'data-node="t:extract" data-state="TRIGGER"' in chosen
+    # An occurrence id that is not one of this group's falls back to the latest.
+    other = await text(dash, "/groups/1?occurrence=default:g2:1&x=<script>")
+    assert 'data-node="t:extract" data-state="TRIGGER"' in other and "<script>" not in other
+
+    graph = await text(dash, "/groups/1/graph")
+    data = json.loads(graph.split('id="graph-data">', 1)[1].split("</script>", 1)[0])
+    assert data["edges"] == [{"from": "t:extract", "to": "t:load", "letter": "S"}]
+    assert {n["id"]: n["state"] for n in data["nodes"]} == {"t:extract": "TRIGGER",
+                                                             "t:load": "PENDING"}  # fmt: skip
+
+    runs = await text(dash, "/runs?group=etl")
+    assert runs.count('data-run-id="default:500') == 2
+    assert "data-run-id" not in await text(dash, "/runs?group=nope")
+    assert "data-run-id" not in await text(dash, "/runs?agent=a1")
+    today = dash.clock.now().strftime("%Y%m%d")
+    assert (await text(dash, f"/runs?from={today}&to={today}")).count("data-run-id=") == 2
+    assert "data-run-id" not in await text(dash, "/runs?from=20990101")
+    assert "data-run-id" not in await text(dash, "/runs?to=20000101")
+
+
+async def test_group_edit_disable_and_delete_rules(dash: Dash) -> None:
+    await make_group(dash)
+    form = await text(dash, "/groups/1/edit")
+    assert 'value="03:17"' in form
+    answer = await post(dash, "/groups/1/edit", {**GROUP, "description": "nightly load",
+                                                 "dependency": "S:nope"})  # fmt: skip
+    assert answer.status == 422 and 'data-error="dependency"' in await answer.text()
+    answer = await post(dash, "/groups/1/edit", {**GROUP, "description": "nightly load"})
+    assert answer.status == 303
+    assert "nightly load" in await text(dash, "/groups/1")
+    answer = await post(dash, "/groups/1/disable", {})
+    assert answer.status == 303
+    page = await text(dash, "/groups/1")
+    assert "Group 1 disabled on scheduler." in page and ">Enable</button>" in page
+
+    refused = await post(dash, "/groups/1/delete", {})
+    assert refused.status == 409 and "group has 2 tasks" in await refused.text()
+    answer = await post(dash, "/groups/1/delete", {"cascade": "yes"})
+    assert (answer.status, answer.headers["Location"]) == (303, "/groups")
+    assert "deleted with 2 member tasks" in await text(dash, "/groups")
+    await text(dash, "/groups/1", status=404)
+
+
+async def test_a_viewer_sees_no_group_actions_and_is_refused(dash: Dash) -> None:
+    await make_group(dash)
+    app = dash.service.app
+    assert app is not None
+    session = await app.login("easytask_superuser", dash.password)
+    admin = await app.authenticate(session.access_token)
+    await app.create_user(admin, {"username": "vera", "password": "vera-reads-only-1",
+                                  "role": "viewer"})  # fmt: skip
+    viewer = Dash(dash.service, dash.clock, dash.service.config.home)
+    try:
+        answer = await viewer.http.post(viewer.base + "/login", allow_redirects=False, data={
+            "username": "vera", "password": "vera-reads-only-1", "next": "/groups/1"})  # fmt: skip
+        assert answer.status == 303
+        page = await text(viewer, "/groups/1")
+        assert ">Force run</button>" not in page and ">Delete<" not in page and "/edit" not in page
+        assert "New group" not in await text(viewer, "/groups")
+        for path in ("/groups/1/force-run", "/groups/1/disable", "/groups/1/delete"):
+            answer = await post(viewer, path, {})
+            assert answer.status == 403, path
+        answer = await post(viewer, "/groups/1/force-run", {})
+        assert "role viewer may not run groups" in await answer.text()
+        assert (await post(viewer, "/groups/new", GROUP)).status == 403
+        assert (await viewer.http.get(viewer.base + "/groups/new")).status == 403
+        assert app.get_group(1).active  # nothing changed
+    finally:
+        await viewer.http.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/groups/abc", "/groups/99999999999", "/groups/%C2%B2", "/groups/7/graph",
+     "/groups/1?occurrence=" + "x" * 5000, "/groups?search=%00%ff" + "z" * 500,
+     "/groups?page=-1", "/runs?group=" + "g" * 5000, "/runs?from=%00&to=abc&agent=%ff"],
+)  # fmt: skip
+async def test_hostile_group_paths_never_500(dash: Dash, path: str) -> None:
+    await make_group(dash)
+    answer = await dash.http.get(dash.base + path, allow_redirects=False)
+    assert answer.status in (200, 404), (path, answer.status)
+    bad = await post(dash, "/groups/1/explode", {})
+    assert bad.status == 404
