@@ -53,6 +53,12 @@ class EventStore:
         if flt.since is not None:
             clauses.append("created_at >= ?")
             params.append(iso_utc(flt.since))
+        if flt.until is not None:
+            clauses.append("created_at < ?")
+            params.append(iso_utc(flt.until))
+        if flt.published_by:
+            clauses.append("published_by = ?")
+            params.append(flt.published_by)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         await self._writer.flush()
         async with self._rdb.execute(f"SELECT COUNT(*) FROM events {where}", params) as cur:
