@@ -88,15 +88,15 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 # ----- authentication -----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions.PUBLIC_PREFIXES lets /login through, not /api/v1/login: a script "
-    "without a token gets 401 instead of its tokens",
-)
-async def test_login_needs_no_token(api: Api) -> None:
+async def test_login_needs_no_token_and_only_the_login_paths_are_public(api: Api) -> None:
     login = {"username": SUPERUSER, "password": api.password}
     status, body = await api.call("POST", "/login", login, token="")
     assert status == 200 and body["access_token"]
+    for path in ("/loginx", "/login/../tasks"):
+        answer = await api.http.get(api.base + API + path)
+        assert answer.status == 401
+    answer = await api.http.get(api.base + "/loginfoo", allow_redirects=False)
+    assert answer.status == 303  # to the login page: not public
 
 
 async def test_login_answers_tokens_that_work_as_bearer(api: Api) -> None:
@@ -123,14 +123,9 @@ async def test_no_or_a_bad_token_is_refused_with_401(api: Api) -> None:
     assert status == 401 and api.app.list_tasks(None, "", 1, 10)[1] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the session middleware raises its 401 outside app.error_pages, so /api/ gets "
-    "text/plain, not {'error': ...}",
-)
 async def test_no_token_answers_401_as_json(api: Api) -> None:
     status, body = await api.call("GET", "/tasks", token="")
-    assert status == 401 and isinstance(body, dict) and body["error"]
+    assert status == 401 and isinstance(body, dict) and body["error"] == "log in first"
 
 
 async def test_cookie_login_needs_the_csrf_header_for_writes(api: Api) -> None:

@@ -35,7 +35,7 @@ TOKEN_KEY: web.RequestKey[str] = web.RequestKey("easytask.token", str)
 CSRF_KEY: web.RequestKey[str] = web.RequestKey("easytask.csrf", str)
 REFRESH_AGE = 7 * 86400  # seconds, as the refresh token
 
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/login")
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/api/v1/login"})  # exactly these, and /static/
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 CSP = (
@@ -123,6 +123,11 @@ class Sessions:
         try:
             response = await self._authenticated(request, handler)
         except web.HTTPException as exc:
+            if exc.status >= 400 and request.path.startswith("/api/"):
+                # Refused before any view ran (no login, CSRF, origin): JSON like the rest.
+                response = web.json_response({"error": exc.text or exc.reason}, status=exc.status)
+                self._secure_headers(request, response)
+                return response
             self._secure_headers(request, exc)
             raise
         self._secure_headers(request, response)
@@ -137,11 +142,15 @@ class Sessions:
         headers.setdefault("X-Frame-Options", "DENY")
         if not request.path.startswith("/static/"):
             headers.setdefault("Cache-Control", "no-store")
+        elif "v" in request.query:  # a content-hashed URL (render.static): never changes
+            headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+        else:  # a module imported by name: revalidated, so an upgrade is seen at once
+            headers.setdefault("Cache-Control", "no-cache")
 
     async def _authenticated(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method not in SAFE_METHODS:
             same_origin(request)  # login CSRF and forged cross-site posts, before anything
-        if request.path.startswith(PUBLIC_PREFIXES):
+        if request.path in PUBLIC_PATHS or request.path.startswith("/static/"):
             return await handler(request)
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer "):
