@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote, urlencode
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from easytask.core.authz import Action, Caller, refusal
 from easytask.core.models import Run
@@ -48,6 +49,17 @@ def setup(app: web.Application) -> None:
         return f"/static/{path}?v={versions[path]}"
 
     env.globals["static"] = static
+    env.filters["time"] = time_tag
+
+
+def time_tag(text: str, zone: str = "") -> Markup:
+    """A UTC time as ``<time>``: shown in UTC, and turned by times.js into the viewer's choice
+    of zone (UTC, the browser's, or ``zone``: the task's)."""
+    if not text:
+        return Markup("")
+    iso = text.replace(" ", "T") + "Z"
+    tz = Markup(' data-tz="{}"').format(zone) if zone else Markup("")
+    return Markup('<time datetime="{}"{}>{}</time>').format(iso, tz, text)
 
 
 def section_of(path: str) -> str:

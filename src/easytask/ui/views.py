@@ -13,7 +13,7 @@ from aiohttp import web
 
 from easytask.core.authz import Action, refusal
 from easytask.core.errors import AuthError, NotFoundError
-from easytask.core.records import Board, EventRequest, RunFilter
+from easytask.core.records import Board, EventRequest, RunFilter, UpcomingRun
 from easytask.core.runid import group_run_prefix
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
@@ -114,6 +114,7 @@ async def board_page(request: web.Request) -> web.Response:
         upcoming.append({
             "when": when(item.slot.scheduled_utc), "local": item.slot.local_time,
             "tid": item.task.tid, "name": item.task.name, "queue": item.task.run_on_host,
+            "timezone": item.task.timezone,
             "note": item.note,
         })  # fmt: skip
     return page(request, "board.html", board=board_view(board), upcoming=upcoming,
@@ -321,11 +322,49 @@ async def upcoming_page(request: web.Request) -> web.Response:
     hours = bounded(q.get("hours", ""), 24.0, 0.1, 24 * 366)
     count = int(bounded(q.get("count", ""), 50, 1, 1000))
     now = app.now()
+    found = app.upcoming(tid, now, now + timedelta(hours=hours), count)
     entries = [
         {"when": when(u.slot.scheduled_utc), "local": u.slot.local_time,
          "timezone": u.task.timezone, "tid": u.task.tid, "name": u.task.name,
          "group": u.task.task_group or "", "queue": u.task.run_on_host, "note": u.note}
-        for u in app.upcoming(tid, now, now + timedelta(hours=hours), count)
+        for u in found
     ]  # fmt: skip
     return page(request, "upcoming.html", entries=entries, tid=tid, hours=f"{hours:g}",
-                count=count)  # fmt: skip
+                count=count, timeline=timeline(found, now, hours))  # fmt: skip
+
+
+TIMELINE_WIDTH = 1000
+TIMELINE_LABELS = 200
+TIMELINE_LANES = 30
+TICK_HOURS = (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48, 168, 336, 720, 1440)
+
+
+def timeline(found: list[UpcomingRun], now: datetime, hours: float) -> dict[str, Any]:
+    """The occurrences as marks on one axis from now, one lane per task (the first
+    TIMELINE_LANES tasks in time order); ticks labelled by hours from now, so the picture
+    reads the same in every time zone."""
+    lanes: dict[int, list[dict[str, Any]]] = {}
+    names: dict[int, str] = {}
+    span = TIMELINE_WIDTH - TIMELINE_LABELS - 10
+    for u in found:
+        tid = u.task.tid
+        if tid not in lanes and len(lanes) >= TIMELINE_LANES:
+            continue
+        names[tid] = u.task.name
+        at = (u.slot.scheduled_utc - now).total_seconds() / 3600
+        lanes.setdefault(tid, []).append({
+            "x": round(TIMELINE_LABELS + at / hours * span, 1),
+            "title": f"{u.task.name}: {when(u.slot.scheduled_utc)} UTC "
+                     f"({u.slot.local_time} {u.task.timezone}){' - ' + u.note if u.note else ''}",
+        })  # fmt: skip
+    step = next((h for h in TICK_HOURS if hours / h <= 12), TICK_HOURS[-1])
+    ticks = []
+    for i in range(int(hours / step) + 1):
+        value = i * step
+        label = "now" if i == 0 else (f"+{value:g} h" if value < 48 else f"+{value / 24:g} d")
+        ticks.append({"x": round(TIMELINE_LABELS + value / hours * span, 1), "label": label})
+    rows = [{"tid": tid, "name": names[tid], "marks": marks, "y": 24 + i * 22}
+            for i, (tid, marks) in enumerate(lanes.items())]  # fmt: skip
+    more = len({u.task.tid for u in found}) - len(rows)
+    return {"rows": rows, "ticks": ticks, "width": TIMELINE_WIDTH, "left": TIMELINE_LABELS,
+            "height": 34 + len(rows) * 22, "more": more}  # fmt: skip
