@@ -23,7 +23,16 @@ from easytask.core.errors import (
     ValidationError,
 )
 from easytask.scheduler.app import SchedulerApp
-from easytask.ui import admin_views, api, event_views, group_views, render, task_views, views
+from easytask.ui import (
+    admin_views,
+    api,
+    event_views,
+    group_views,
+    log_views,
+    render,
+    task_views,
+    views,
+)
 from easytask.ui.live import LiveHub, serve, topic_query
 from easytask.ui.sessions import Handler, Sessions, token_of
 
@@ -80,6 +89,8 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
     async def render_topic(key: str) -> str | None:
         if key == "board":
             return await views.render_board(webapp)
+        if key == "agents":
+            return await views.render_agents(webapp)
         kind, _, rest = key.partition(":")
         if kind == "run":
             return await views.render_run(webapp, rest)
@@ -133,8 +144,9 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
         web.get("/runs", views.runs_page),
         web.get("/runs/{run_id}", views.run_page),
         web.post("/runs/{run_id}/terminate", views.terminate),
-        web.get("/runs/{run_id}/log", views.log_page),
-        web.get("/runs/{run_id}/log/{stream}", views.log_download),
+        web.get("/runs/{run_id}/log", log_views.log_page),
+        web.get("/runs/{run_id}/log/{stream}", log_views.log_download),
+        web.get("/runs/{run_id}/log/{stream}/window", log_views.log_window),
         web.get("/agents", views.agents_page),
         web.get("/upcoming", views.upcoming_page),
         *group_views.routes(),

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 BOARD_REFRESH_SECONDS = 10.0  # the board also changes with time and agents, not only runs
+AGENTS_REFRESH_SECONDS = 2.0
 CLIENT_QUEUE = 1024
 MAX_TOPICS = 32  # per tab
 MAX_LOGS = 4  # runs followed per tab
@@ -44,7 +45,7 @@ CLOSE_SECONDS = 2.0
 RESYNC_CODE = 4000
 STREAMS = ("stdout", "stderr")
 TOPIC = re.compile(
-    r"(board|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10}"
+    r"(board|agents|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10}"
     r"|group:\d{1,10}(?::\S{1,200})?)"
 )
 
@@ -137,7 +138,7 @@ class LiveHub:
                 del self._topics[key]
 
     def run_changed(self, run_id: str, tid: int) -> None:
-        for key in ("board", f"run:{run_id}", f"run-state:{run_id}", f"task-runs:{tid}"):
+        for key in ("board", "agents", f"run:{run_id}", f"run-state:{run_id}", f"task-runs:{tid}"):
             self._mark(key)
         for key, topic in self._topics.items():
             if key.startswith(("runs:", "group:")):  # any run may be one of theirs
@@ -191,13 +192,17 @@ class LiveHub:
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_board = loop.time() + BOARD_REFRESH_SECONDS
+        next_agents = loop.time() + AGENTS_REFRESH_SECONDS
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), BOARD_REFRESH_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), AGENTS_REFRESH_SECONDS)
             self._wake.clear()
             if loop.time() >= next_board:
                 self._mark("board")
                 next_board = loop.time() + BOARD_REFRESH_SECONDS
+            if loop.time() >= next_agents:  # connects, drops, heartbeats: cheap to render
+                self._mark("agents")
+                next_agents = loop.time() + AGENTS_REFRESH_SECONDS
             for topic in [t for t in self._topics.values() if t.dirty and t.clients]:
                 await self._refresh(topic)
             await asyncio.sleep(FLUSH_SECONDS)

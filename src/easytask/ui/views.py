@@ -291,9 +291,9 @@ async def log_download(request: web.Request) -> web.StreamResponse:
 # ----- agents and upcoming -----
 
 
-async def agents_page(request: web.Request) -> web.Response:
+async def agents_context(app: SchedulerApp) -> dict[str, Any]:
     views = []
-    for agent in await ops(request).agents():
+    for agent in await app.agents():
         r = agent.record
         views.append({
             "name": r.name, "online": agent.online, "host": r.host, "queues": ", ".join(r.queues),
@@ -304,7 +304,15 @@ async def agents_page(request: web.Request) -> web.Response:
             "running": agent.running_run_ids,
         })  # fmt: skip
     online = sum(1 for v in views if v["online"])
-    return page(request, "agents.html", agents=views, online=online, offline=len(views) - online)
+    return {"agents": views, "online": online, "offline": len(views) - online}
+
+
+async def agents_page(request: web.Request) -> web.Response:
+    return page(request, "agents.html", **await agents_context(ops(request)))
+
+
+async def render_agents(app: web.Application) -> str:
+    return fragment(app, "_agents.html", **await agents_context(app[APP_KEY]))
 
 
 def bounded(text: str, default: float, low: float, high: float) -> float:
