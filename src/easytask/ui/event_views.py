@@ -46,7 +46,7 @@ LABELS = {
 HELP = {
     "task": "e.g. 1001 or nightly_extract",
     "group": "Instead of a task: e.g. 7 or etl",
-    "run_date": "YYYY-MM-DD; default today in the target's timezone",
+    "run_date": "Default: today in the target's timezone",
     "trigger_time": "HH:MM; default every slot of the date (modify status: the latest)",
     "run_id": "Instead of the date and time: the run to stop",
 }
