@@ -1,14 +1,17 @@
 """The dashboard over real HTTP with the scheduler's clock moved by the test: cookie flags,
 CSRF and cross-site refusals, no open redirect, an expired login refreshed on the way (also
-across an action's redirect), a logout that really ends the session, hostile input answered
-without a 500."""
+across an action's redirect), a logout that really ends the session and the tab's live
+socket, hostile input answered without a 500."""
 
 from __future__ import annotations
+
+import asyncio
 
 import aiohttp
 import pytest
 
 from easytask.scheduler.accounts import ACCESS_TTL
+from easytask.ui import live
 from tests.integration.conftest import Dash
 
 
@@ -88,3 +91,33 @@ async def test_hostile_paths_get_an_answer_never_a_500(dash: Dash, path: str) ->
     answer = await dash.http.get(dash.base + path, allow_redirects=False)
     assert answer.status in (200, 404), (path, answer.status, await answer.text())
     assert "Traceback" not in await answer.text()
+
+
+async def test_the_live_socket_closes_when_its_session_ends(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "SESSION_CHECK_SECONDS", 0.05)
+    await dash.login()
+    ws = await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+    await ws.send_json({"subscribe": [{"topic": "board", "seq": 0}]})
+    first = await asyncio.wait_for(ws.receive_json(), 5)
+    assert (first["topic"], first["seq"]) == ("board", 1) and "<" in first["html"]
+    await asyncio.sleep(0.3)  # several checks of a valid session: the socket stays open
+    assert not ws.closed
+    answer = await dash.http.post(dash.base + "/logout", data={"csrf": dash.csrf()},
+                                  allow_redirects=False)  # fmt: skip
+    assert answer.status == 303
+    closing = await asyncio.wait_for(ws.receive(), 5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == live.SESSION_ENDED_CODE
+    await ws.close()
+    # Without a session the socket is refused outright; the tab then asks /session.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+    assert refused.value.status == 401
+
+
+async def test_the_live_socket_refuses_another_origin(dash: Dash) -> None:
+    await dash.login()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await dash.http.ws_connect(dash.base + "/live", origin="https://evil.example")
+    assert refused.value.status == 403
