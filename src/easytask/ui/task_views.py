@@ -4,6 +4,7 @@ spec 2 with its help text and the server's message next to each field), and the 
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,13 @@ from easytask.core.models import TASK_FIELDS, TaskDef
 from easytask.core.records import EventRequest, RunFilter
 from easytask.core.states import RunState
 from easytask.core.timespec import schedule_display
-from easytask.ui.render import fragment, page, query_builder, redirect, run_view
+from easytask.ui.render import duration, fragment, page, query_builder, redirect, run_view
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number
 
 RECENT_RUNS = 10
+CHART_RUNS = 100
+FAILURES = frozenset({RunState.FAILED, RunState.TERMINATED})
 MAX_UPLOAD = 1024 * 1024
 
 
@@ -192,7 +195,8 @@ async def task_page(request: web.Request) -> web.Response:
     app, caller = ops(request), caller_of(request)
     task = app.get_task(tid_of(request))
     data = task.to_json()
-    fields = [(k, json.dumps(data[k]) if isinstance(data[k], dict) else data[k])
+    # As the JSON shows them: true/false, not Python's True/False.
+    fields = [(k, json.dumps(data[k]) if isinstance(data[k], (dict, list, bool)) else data[k])
               for k in TASK_FIELDS if data.get(k) not in (None, "")]  # fmt: skip
     return page(
         request,
@@ -202,8 +206,29 @@ async def task_page(request: web.Request) -> web.Response:
         fields=fields,
         json_text=json.dumps(data, indent=2, ensure_ascii=False),
         runs=await task_runs(app, task.tid),
+        chart=await duration_chart(app, task.tid),
         can_change=can(caller, Action.CHANGE_TASK, task.task_owner),
     )
+
+
+async def duration_chart(app: Any, tid: int) -> dict[str, Any]:
+    """The durations of the task's last CHART_RUNS runs that have one, oldest first, for the
+    chart (``points``: start in Unix seconds, seconds, failed) and its text summary."""
+    runs, _, _ = await app.list_runs(RunFilter(tid=tid), 1, CHART_RUNS)
+    points = [
+        (r.started_at.timestamp(), round(r.duration, 3), r.state in FAILURES, r.state.value)
+        for r in reversed(runs)
+        if r.duration is not None and r.started_at is not None
+    ]
+    seconds = [p[1] for p in points]
+    return {
+        "points": points,
+        "count": len(points),
+        "failed": sum(1 for p in points if p[2]),
+        "median": round(statistics.median(seconds), 3) if seconds else None,
+        "median_text": duration(statistics.median(seconds)) if seconds else "",
+        "longest_text": duration(max(seconds)) if seconds else "",
+    }
 
 
 async def new_task_page(request: web.Request) -> web.Response:

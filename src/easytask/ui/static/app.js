@@ -1,12 +1,8 @@
 // EasyTask dashboard: the live channel (topics with sequence numbers, followed output),
 // confirmations, keyboard shortcuts, the theme switch and the task form's group toggle.
 // No inline script anywhere: the Content-Security-Policy allows only files from this server.
-import { AnsiUp } from "./vendor/ansi_up/ansi_up.js?v=6.0.6";
-
-const ansi = new AnsiUp();
-ansi.use_classes = true;
-ansi.escape_html = true;
-ansi.url_allowlist = {}; // task output never becomes a link
+import { applyLog, logPanes, setupLogs } from "./log_view.js";
+import "./charts.js";
 
 const seen = new Map(); // topic -> last sequence number applied
 let socket = null;
@@ -21,19 +17,6 @@ function topics() {
   return [...document.querySelectorAll("[data-live]")].map((el) => el.dataset.live);
 }
 
-function logPanes() {
-  const out = [];
-  for (const box of document.querySelectorAll("[data-log]")) {
-    if (box.dataset.final === "true" && box.dataset.followed !== "live") continue;
-    const spec = { run_id: box.dataset.log };
-    for (const pre of box.querySelectorAll("pre[data-stream]")) {
-      spec[pre.dataset.stream] = Number(pre.dataset.offset || 0);
-    }
-    out.push(spec);
-  }
-  return out;
-}
-
 function apply(msg) {
   if (msg.topic !== undefined) {
     seen.set(msg.topic, msg.seq);
@@ -45,23 +28,9 @@ function apply(msg) {
         el.innerHTML = msg.html;
       }
     }
-  } else if (msg.log !== undefined) {
-    const pre = document.querySelector(`[data-log="${CSS.escape(msg.log)}"] pre[data-stream="${msg.stream}"]`);
-    if (!pre) return;
-    pre.insertAdjacentHTML("beforeend", ansi.ansi_to_html(msg.text));
-    pre.dataset.offset = String(msg.end);
-    const size = pre.closest(".log-pane")?.querySelector("[data-size]");
-    if (size) size.textContent = `${msg.end} bytes`;
-    if (following()) pre.scrollTop = pre.scrollHeight;
-  } else if (msg.log_end !== undefined) {
-    const box = document.querySelector(`[data-log="${CSS.escape(msg.log_end)}"]`);
-    if (box) { box.dataset.final = "true"; box.dataset.followed = "done"; }
+  } else if (msg.log !== undefined || msg.log_end !== undefined) {
+    applyLog(msg);
   }
-}
-
-function following() {
-  const box = document.querySelector("[data-follow]");
-  return box ? box.checked : false;
 }
 
 function connect() {
@@ -113,24 +82,6 @@ function connect() {
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) { if (socket) socket.close(1000, "hidden"); } else { connect(); }
 });
-
-function setupLogs() {
-  for (const pre of document.querySelectorAll("pre[data-stream]")) {
-    const text = pre.textContent;
-    pre.innerHTML = ansi.ansi_to_html(text);
-    pre.scrollTop = pre.scrollHeight;
-    pre.addEventListener("wheel", (event) => {
-      const box = document.querySelector("[data-follow]");
-      if (box && event.deltaY < 0) box.checked = false; // scrolling up pauses following
-    }, { passive: true });
-  }
-  const follow = document.querySelector("[data-follow]");
-  follow?.addEventListener("change", () => {
-    if (follow.checked) {
-      for (const pre of document.querySelectorAll("pre[data-stream]")) pre.scrollTop = pre.scrollHeight;
-    }
-  });
-}
 
 function setupForms() {
   document.addEventListener("submit", (event) => {
