@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
 from easytask.core.schedule import Slot
 from easytask.core.states import RunState
@@ -210,6 +211,13 @@ class FollowEnd:
 @dataclass(frozen=True, slots=True)
 class UpcomingRun:
     task: TaskDef
+    slot: Slot
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpcomingGroup:
+    group: GroupDef
     slot: Slot
     note: str
 

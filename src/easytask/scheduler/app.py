@@ -42,6 +42,7 @@ from easytask.core.records import (
     Health,
     HolidaySpan,
     RunFilter,
+    UpcomingGroup,
     UpcomingRun,
 )
 from easytask.core.schedule import Slot, next_slot
@@ -369,6 +370,35 @@ class SchedulerApp(AccountOperations):
             nxt = next_slot(schedule, slot.scheduled_utc, holidays) if schedule else None
             if nxt is not None and nxt.scheduled_utc <= end:
                 heapq.heappush(heap, (nxt.scheduled_utc, task_tid, nxt))
+        return out
+
+    def upcoming_groups(
+        self, gid: int, start: datetime, end: datetime, count: int
+    ) -> list[UpcomingGroup]:
+        """The next ``count`` group occurrences in (start, end], in time order."""
+        runner = self._engine.groups
+        if gid:
+            groups = [runner.groups[gid]] if gid in runner.groups else []
+        else:
+            groups = list(runner.groups.values())
+        found: list[tuple[datetime, int, Slot]] = []
+        for group in groups:
+            schedule = runner.schedule_of(group.gid)
+            if schedule is None:
+                continue
+            holidays = self._calendars.holiday_check(group.calendar or None)
+            slot = next_slot(schedule, start, holidays)
+            for _ in range(count):
+                if slot is None or slot.scheduled_utc > end:
+                    break
+                found.append((slot.scheduled_utc, group.gid, slot))
+                slot = next_slot(schedule, slot.scheduled_utc, holidays)
+        found.sort(key=lambda item: (item[0], item[1]))
+        out = []
+        for _, group_gid, slot in found[:count]:
+            group = runner.groups[group_gid]
+            note = "" if group.active else "group disabled: its members will be SKIPPED"
+            out.append(UpcomingGroup(group, slot, note or slot.note))
         return out
 
     def _note(self, task: TaskDef, slot: Slot) -> str:

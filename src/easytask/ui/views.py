@@ -13,7 +13,7 @@ from aiohttp import web
 
 from easytask.core.authz import Action, refusal
 from easytask.core.errors import AuthError, NotFoundError
-from easytask.core.records import Board, EventRequest, RunFilter, UpcomingRun
+from easytask.core.records import Board, EventRequest, RunFilter
 from easytask.core.runid import group_run_prefix
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
@@ -109,14 +109,7 @@ async def board_page(request: web.Request) -> web.Response:
     app = ops(request)
     board = await app.board()
     now = app.now()
-    upcoming = []
-    for item in app.upcoming(0, now, now + timedelta(hours=24), 20):
-        upcoming.append({
-            "when": when(item.slot.scheduled_utc), "local": item.slot.local_time,
-            "tid": item.task.tid, "name": item.task.name, "queue": item.task.run_on_host,
-            "timezone": item.task.timezone,
-            "note": item.note,
-        })  # fmt: skip
+    upcoming = upcoming_entries(app, 0, 0, now, 24.0, 20)
     return page(request, "board.html", board=board_view(board), upcoming=upcoming,
                 instance=app.instance)  # fmt: skip
 
@@ -326,19 +319,41 @@ def bounded(text: str, default: float, low: float, high: float) -> float:
 
 async def upcoming_page(request: web.Request) -> web.Response:
     app, q = ops(request), request.query
-    tid = tid_param(q.get("tid", ""))
+    tid, gid = tid_param(q.get("tid", "")), tid_param(q.get("gid", ""))
     hours = bounded(q.get("hours", ""), 24.0, 0.1, 24 * 366)
     count = int(bounded(q.get("count", ""), 50, 1, 1000))
     now = app.now()
-    found = app.upcoming(tid, now, now + timedelta(hours=hours), count)
-    entries = [
-        {"when": when(u.slot.scheduled_utc), "local": u.slot.local_time,
-         "timezone": u.task.timezone, "tid": u.task.tid, "name": u.task.name,
-         "group": u.task.task_group or "", "queue": u.task.run_on_host, "note": u.note}
-        for u in found
-    ]  # fmt: skip
-    return page(request, "upcoming.html", entries=entries, tid=tid, hours=f"{hours:g}",
-                count=count, timeline=timeline(found, now, hours))  # fmt: skip
+    entries = upcoming_entries(app, tid, gid, now, hours, count)
+    return page(request, "upcoming.html", entries=entries, tid=tid, gid=gid,
+                hours=f"{hours:g}", count=count,
+                timeline=timeline(entries, now, hours))  # fmt: skip
+
+
+def upcoming_entries(app: SchedulerApp, tid: int, gid: int, now: datetime, hours: float,
+                     count: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Task and group occurrences of the next ``hours``, merged in time order: a tid shows
+    that task's only, a gid that group's only, neither both kinds."""
+    end = now + timedelta(hours=hours)
+    entries: list[dict[str, Any]] = []
+    if not gid:
+        for u in app.upcoming(tid, now, end, count):
+            entries.append({"at": u.slot.scheduled_utc, "local": u.slot.local_time,
+                            "timezone": u.task.timezone, "key": f"t{u.task.tid}",
+                            "id": str(u.task.tid), "name": u.task.name,
+                            "href": f"/tasks/{u.task.tid}", "kind": "task",
+                            "queue": u.task.run_on_host, "note": u.note})  # fmt: skip
+    if not tid:
+        for g in app.upcoming_groups(gid, now, end, count):
+            members, _ = app.group_summary(g.group)
+            entries.append({"at": g.slot.scheduled_utc, "local": g.slot.local_time,
+                            "timezone": g.group.timezone, "key": f"g{g.group.gid}",
+                            "id": f"group {g.group.gid}", "name": g.group.name,
+                            "href": f"/groups/{g.group.gid}", "kind": "group",
+                            "queue": f"{members} member tasks", "note": g.note})  # fmt: skip
+    entries.sort(key=lambda e: (e["at"], e["key"]))
+    for e in entries[:count]:
+        e["when"] = when(e["at"])
+    return entries[:count]
 
 
 TIMELINE_WIDTH = 1000
@@ -347,23 +362,23 @@ TIMELINE_LANES = 30
 TICK_HOURS = (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48, 168, 336, 720, 1440)
 
 
-def timeline(found: list[UpcomingRun], now: datetime, hours: float) -> dict[str, Any]:
-    """The occurrences as marks on one axis from now, one lane per task (the first
-    TIMELINE_LANES tasks in time order); ticks labelled by hours from now, so the picture
-    reads the same in every time zone."""
-    lanes: dict[int, list[dict[str, Any]]] = {}
-    names: dict[int, str] = {}
+def timeline(entries: list[dict[str, Any]], now: datetime, hours: float) -> dict[str, Any]:
+    """The occurrences as marks on one axis from now, one lane per task or group (the first
+    TIMELINE_LANES in time order); ticks labelled by hours from now, so the picture reads
+    the same in every time zone."""
+    lanes: dict[str, list[dict[str, Any]]] = {}
+    first: dict[str, dict[str, Any]] = {}
     span = TIMELINE_WIDTH - TIMELINE_LABELS - 10
-    for u in found:
-        tid = u.task.tid
-        if tid not in lanes and len(lanes) >= TIMELINE_LANES:
+    for e in entries:
+        key = e["key"]
+        if key not in lanes and len(lanes) >= TIMELINE_LANES:
             continue
-        names[tid] = u.task.name
-        at = (u.slot.scheduled_utc - now).total_seconds() / 3600
-        lanes.setdefault(tid, []).append({
+        first.setdefault(key, e)
+        at = (e["at"] - now).total_seconds() / 3600
+        note = f" - {e['note']}" if e["note"] else ""
+        lanes.setdefault(key, []).append({
             "x": round(TIMELINE_LABELS + at / hours * span, 1),
-            "title": f"{u.task.name}: {when(u.slot.scheduled_utc)} UTC "
-                     f"({u.slot.local_time} {u.task.timezone}){' - ' + u.note if u.note else ''}",
+            "title": f"{e['name']}: {e['when']} UTC ({e['local']} {e['timezone']}){note}",
         })  # fmt: skip
     step = next((h for h in TICK_HOURS if hours / h <= 12), TICK_HOURS[-1])
     ticks = []
@@ -371,8 +386,9 @@ def timeline(found: list[UpcomingRun], now: datetime, hours: float) -> dict[str,
         value = i * step
         label = "now" if i == 0 else (f"+{value:g} h" if value < 48 else f"+{value / 24:g} d")
         ticks.append({"x": round(TIMELINE_LABELS + value / hours * span, 1), "label": label})
-    rows = [{"tid": tid, "name": names[tid], "marks": marks, "y": 24 + i * 22}
-            for i, (tid, marks) in enumerate(lanes.items())]  # fmt: skip
-    more = len({u.task.tid for u in found}) - len(rows)
+    rows = [{"key": key, "name": first[key]["name"], "href": first[key]["href"],
+             "kind": first[key]["kind"], "marks": marks, "y": 24 + i * 22}
+            for i, (key, marks) in enumerate(lanes.items())]  # fmt: skip
+    more = len({e["key"] for e in entries}) - len(rows)
     return {"rows": rows, "ticks": ticks, "width": TIMELINE_WIDTH, "left": TIMELINE_LABELS,
             "height": 34 + len(rows) * 22, "more": more}  # fmt: skip

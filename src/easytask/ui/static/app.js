@@ -3,6 +3,7 @@
 // No inline script anywhere: the Content-Security-Policy allows only files from this server.
 import { applyLog, logPanes, setupLogs } from "./log_view.js";
 import "./charts.js";
+import { setupTimes } from "./times.js";
 
 const seen = new Map(); // topic -> last sequence number applied
 let socket = null;
@@ -133,4 +134,5 @@ setupLogs();
 setupForms();
 setupTheme();
 setupKeys();
+setupTimes();
 connect();
