@@ -10,6 +10,7 @@ import heapq
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,6 +46,7 @@ from easytask.core.records import (
     UpcomingGroup,
     UpcomingRun,
 )
+from easytask.core.runid import group_run_prefix
 from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
 from easytask.scheduler.accounts import AccountService
@@ -238,8 +240,14 @@ class SchedulerApp(AccountOperations):
     # ----- runs -----
 
     async def list_runs(
-        self, flt: RunFilter, page: int, per_page: int
+        self, flt: RunFilter, page: int, per_page: int, group: str = ""
     ) -> tuple[list[Run], int, dict[str, int]]:
+        """Runs matching ``flt``; with ``group`` only the runs of that group's occurrences
+        (none when there is no such group)."""
+        if group:
+            found = self._engine.groups.group_by_name(group)
+            prefix = group_run_prefix(self.instance, found.gid) if found else "\x00"
+            flt = replace(flt, group_run_prefix=prefix)
         return await self._store.list_runs(flt, (page - 1) * per_page, per_page)
 
     async def get_run(self, run_id: str) -> tuple[Run, list[StateChange]]:

@@ -20,9 +20,9 @@ from easytask.core.errors import (
 )
 from easytask.core.records import USER, UserRecord
 from easytask.ui.event_views import parse_date, text_error, text_of
+from easytask.ui.forms import can
 from easytask.ui.render import page, query_builder, redirect, when
 from easytask.ui.sessions import caller_of
-from easytask.ui.task_views import can
 from easytask.ui.views import PER_PAGE, digits, ops, page_number
 
 # Live topics this module renders: kind -> render(app, rest of the key) (see app.render_topic).

@@ -18,14 +18,13 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic import ValidationError as ModelError
 
-from easytask.core.errors import FieldError, NotFoundError, ValidationError
+from easytask.core.errors import FieldError, ValidationError
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import EventFilter, EventRecord, EventRequest, RunFilter
-from easytask.core.runid import group_run_prefix
 from easytask.core.states import RunState
 from easytask.core.text import parse_json
-from easytask.scheduler.app import SchedulerApp
+from easytask.scheduler.app import STREAMS, SchedulerApp
 from easytask.ui import api_models as m
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import ops
@@ -34,7 +33,6 @@ from easytask.ui.views import ops
 TOPICS: dict[str, Callable[[web.Application, str], Awaitable[str | None]]] = {}
 
 PREFIX = "/api/v1"
-STREAMS = ("stdout", "stderr")
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -279,18 +277,12 @@ async def delete_group(request: web.Request) -> web.StreamResponse:
 async def list_runs(request: web.Request) -> web.StreamResponse:
     q, app = query(request, m.RunQuery), ops(request)
     dated = q.run_date or q.date_from or q.date_to
-    prefix = ""
-    if q.group:  # as on the runs page: an unknown group matches no run
-        try:
-            prefix = group_run_prefix(app.instance, app.get_group(0, q.group).gid)
-        except NotFoundError:
-            prefix = "\x00"
     flt = RunFilter(
         state=q.state, search=q.search, tid=q.tid, run_date=q.run_date,
         since=None if dated else app.now() - timedelta(hours=q.since), date_from=q.date_from,
-        date_to=q.date_to, agent=q.agent, group_run_prefix=prefix,
+        date_to=q.date_to, agent=q.agent,
     )  # fmt: skip
-    runs, total, stats = await app.list_runs(flt, q.page, q.per_page)
+    runs, total, stats = await app.list_runs(flt, q.page, q.per_page, q.group)
     return reply(m.RunPage(runs=[run_out(r) for r in runs], total=total, page=q.page,
                            per_page=q.per_page, stats=stats))  # fmt: skip
 

@@ -16,9 +16,9 @@ from easytask.core.authz import Caller, event_action
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.records import EventFilter, EventRecord, EventRequest
 from easytask.core.text import text_problem
+from easytask.ui.forms import can
 from easytask.ui.render import page, query_builder, redirect, when
 from easytask.ui.sessions import caller_of
-from easytask.ui.task_views import can
 from easytask.ui.views import PER_PAGE, digits, ops, page_number
 
 # Live topics this module renders: kind -> render(app, rest of the key) (see app.render_topic).

@@ -25,9 +25,10 @@ from easytask.core.models import Run
 from easytask.core.records import EventRequest, GroupRun
 from easytask.core.timespec import format_schedule
 from easytask.scheduler.app import SchedulerApp
+from easytask.ui import forms
+from easytask.ui.forms import Field, can, field_errors, forbid, form_values
 from easytask.ui.render import fragment, page, query_builder, redirect, run_view, when
 from easytask.ui.sessions import caller_of
-from easytask.ui.task_views import Field, can
 from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number
 
 OCCURRENCES = 20  # listed on a group's page
@@ -49,6 +50,7 @@ FIELDS = (
 )
 GID_FIELD = Field("gid", "GID", "Optional: 1 or more; default the next free one", type="number")
 FORM_FIELDS = ("active", *(f.name for f in FIELDS))
+NAMES = ("gid", *FORM_FIELDS)
 INTEGERS = {"gid", "misfire_grace"}
 EVENTS = {"enable": "ENABLE_TASK", "disable": "DISABLE_TASK", "force-run": "FORCE_RUN_TASK"}
 
@@ -273,30 +275,16 @@ def group_values(group: GroupDef) -> dict[str, str]:
 
 
 def from_form(form: Any, *, creating: bool) -> dict[str, Any]:
-    """The group JSON a form describes (as task_views.from_form: empty fields are left out
-    when creating, cleared when editing; numbers that are not numbers stay text)."""
-    doc: dict[str, Any] = {}
-    for name in ("gid", *FORM_FIELDS) if creating else FORM_FIELDS:
-        raw = form.get(name)
-        value = raw.strip() if isinstance(raw, str) else ""
-        if name == "active":
-            doc["active"] = value != "false"
-        elif value == "":
-            if not creating and name not in ("name", "timezone", "trigger_times"):
-                doc[name] = "" if name == "dependency" else None
-        elif name in INTEGERS and digits(value.removeprefix("-")) and len(value) < 12:
-            doc[name] = int(value)
-        else:
-            doc[name] = value
-    return doc
+    """The group JSON a form describes (forms.from_form): an emptied dependency is none."""
+    names = ("gid", *FORM_FIELDS) if creating else FORM_FIELDS
+    return forms.from_form(form, names, INTEGERS, creating=creating, cleared={"dependency": ""})
 
 
-def field_errors(exc: ValidationError) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for e in exc.errors:
-        key = e.field if e.field in (*FORM_FIELDS, "gid") else "_other"
-        errors[key] = f"{errors[key]}; {e.message}" if key in errors else e.message
-    return errors
+def refused_form(request: web.Request, gid: int | None, form: Any,
+                 exc: EasyTaskError) -> web.Response:  # fmt: skip
+    """The form again, as typed, with each message next to its field (422)."""
+    return form_page(request, gid=gid, values=form_values(form, NAMES),
+                     errors=field_errors(exc, NAMES), status=422)  # fmt: skip
 
 
 def form_page(request: web.Request, *, gid: int | None, values: dict[str, str],
@@ -309,14 +297,8 @@ def form_page(request: web.Request, *, gid: int | None, values: dict[str, str],
     )  # fmt: skip
 
 
-def form_values(form: Any) -> dict[str, str]:
-    return {k: v for k in ("gid", *FORM_FIELDS) if isinstance(v := form.get(k, ""), str)}
-
-
 async def new_group_page(request: web.Request) -> web.Response:
-    caller = caller_of(request)
-    if not can(caller, Action.CREATE_GROUP):
-        raise web.HTTPForbidden(text=f"role {caller.role.value} may not create groups")
+    forbid(caller_of(request), Action.CREATE_GROUP, "create groups")
     return form_page(request, gid=None, values={"active": "true"}, errors={})
 
 
@@ -325,16 +307,14 @@ async def new_group_submit(request: web.Request) -> web.StreamResponse:
     try:
         group = await ops(request).create_group(from_form(form, creating=True), caller_of(request))
     except ValidationError as exc:
-        return form_page(request, gid=None, values=form_values(form), errors=field_errors(exc),
-                         status=422)  # fmt: skip
+        return refused_form(request, None, form, exc)
     raise redirect(f"/groups/{group.gid}", ("ok", f"Group inserted successfully (gid {group.gid})"))
 
 
 async def edit_group_page(request: web.Request) -> web.Response:
     app, caller = ops(request), caller_of(request)
     group = app.get_group(gid_of(request))
-    if not can(caller, Action.CHANGE_GROUP):
-        raise web.HTTPForbidden(text=f"role {caller.role.value} may not change groups")
+    forbid(caller, Action.CHANGE_GROUP, "change groups")
     return form_page(request, gid=group.gid, values=group_values(group), errors={})
 
 
@@ -344,8 +324,7 @@ async def edit_group_submit(request: web.Request) -> web.StreamResponse:
     try:
         await app.update_group(gid, "", from_form(form, creating=False), caller_of(request))
     except ValidationError as exc:
-        return form_page(request, gid=gid, values=form_values(form), errors=field_errors(exc),
-                         status=422)  # fmt: skip
+        return refused_form(request, gid, form, exc)
     raise redirect(f"/groups/{gid}", ("ok", f"Group {gid} updated"))
 
 

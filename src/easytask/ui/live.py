@@ -29,6 +29,7 @@ from aiohttp import WSMsgType, web
 
 from easytask.core.errors import EasyTaskError
 from easytask.core.records import FollowEnd, FollowPiece
+from easytask.scheduler.app import STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ SESSION_CHECK_SECONDS = 30.0  # a logged-out or deactivated user's socket closes
 SESSION_ENDED_CODE = 4401
 CLOSE_SECONDS = 2.0
 RESYNC_CODE = 4000
-STREAMS = ("stdout", "stderr")
 TOPIC = re.compile(
     r"(board|agents|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10}"
     r"|group:\d{1,10}(?::\S{1,200})?)"

@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from easytask.scheduler.app import SchedulerApp
+from easytask.scheduler.app import STREAMS, SchedulerApp
 from easytask.ui.render import page, run_view
-from easytask.ui.views import STREAMS, digits, ops
+from easytask.ui.views import digits, ops
 
 WINDOW = 256 * 1024  # bytes of a stream a page holds at once
 MAX_WINDOW = 1024 * 1024

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from easytask.core.authz import Action, Caller, refusal
+from easytask.core.authz import Action
 from easytask.core.errors import EasyTaskError, ValidationError
 from easytask.core.models import TASK_FIELDS, TaskDef
 from easytask.core.records import EventRequest, RunFilter
 from easytask.core.states import RunState
 from easytask.core.timespec import schedule_display
+from easytask.ui import forms
+from easytask.ui.forms import Field, can, field_errors, forbid, form_values
 from easytask.ui.render import duration, fragment, page, query_builder, redirect, run_view
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number
@@ -24,16 +25,6 @@ RECENT_RUNS = 10
 CHART_RUNS = 100
 FAILURES = frozenset({RunState.FAILED, RunState.TERMINATED})
 MAX_UPLOAD = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    name: str
-    label: str
-    help: str = ""
-    required: bool = False
-    type: str = "text"
-
 
 WHAT = (
     Field("name", "Name", "1-128 of A-Z a-z 0-9 _ . -, starting with a letter or digit", True),
@@ -72,13 +63,10 @@ LIMITS = (
 )
 TID_FIELD = Field("tid", "TID", "Optional: above 1000; default the next free one", type="number")
 INTEGERS = {f.name for f in (*SCHEDULE, *LIMITS) if f.type == "number"} | {"tid"}
+NAMES = ("tid", "active", "task_group", "dependency",
+         *(f.name for f in (*WHAT, *SCHEDULE, *LIMITS)))  # fmt: skip
 FORM_FIELDS = ("active", "task_group", "dependency",
                *(f.name for f in (*WHAT, *SCHEDULE, *LIMITS)))  # fmt: skip
-
-
-def can(caller: Caller, action: Action, owner: str = "") -> bool:
-    """The policy the application enforces, asked only to hide what would be refused."""
-    return refusal(caller, action, owner=owner) is None
 
 
 def task_values(task: TaskDef) -> dict[str, str]:
@@ -89,33 +77,16 @@ def task_values(task: TaskDef) -> dict[str, str]:
 
 
 def from_form(form: Any, *, creating: bool) -> dict[str, Any]:
-    """The task JSON a form describes. Creating: empty fields are left out; editing: an empty
-    field is cleared (null). Numbers stay text when they are not numbers: validation says so."""
-    doc: dict[str, Any] = {}
+    """The task JSON a form describes (forms.from_form): an emptied field is cleared."""
     names = ("tid", *FORM_FIELDS) if creating else FORM_FIELDS
-    for name in names:
-        raw = form.get(name)
-        value = raw.strip() if isinstance(raw, str) else ""
-        if name == "active":
-            doc["active"] = value != "false"
-        elif value == "":
-            if not creating:
-                doc[name] = None
-        elif name in INTEGERS and digits(value.removeprefix("-")) and len(value) < 12:
-            doc[name] = int(value)
-        else:
-            doc[name] = value
-    return doc
+    return forms.from_form(form, names, INTEGERS, creating=creating)
 
 
-def field_errors(exc: EasyTaskError) -> dict[str, str]:
-    if isinstance(exc, ValidationError):
-        errors: dict[str, str] = {}
-        for e in exc.errors:
-            key = e.field if e.field in (*FORM_FIELDS, "tid") else "_other"
-            errors[key] = f"{errors[key]}; {e.message}" if key in errors else e.message
-        return errors
-    return {"_other": str(exc)}
+def refused_form(request: web.Request, tid: int | None, form: Any,
+                 exc: EasyTaskError) -> web.Response:  # fmt: skip
+    """The form again, as typed, with each message next to its field (422)."""
+    return form_page(request, tid=tid, values=form_values(form, NAMES),
+                     errors=field_errors(exc, NAMES), status=422)  # fmt: skip
 
 
 def form_page(request: web.Request, *, tid: int | None, values: dict[str, str],
@@ -136,10 +107,6 @@ def form_page(request: web.Request, *, tid: int | None, values: dict[str, str],
         action="/tasks/new" if tid is None else f"/tasks/{tid}/edit",
         cancel="/tasks" if tid is None else f"/tasks/{tid}",
     )
-
-
-def form_values(form: Any) -> dict[str, str]:
-    return {k: v for k in ("tid", *FORM_FIELDS) if isinstance(v := form.get(k, ""), str)}
 
 
 # ----- pages -----
@@ -232,8 +199,7 @@ async def duration_chart(app: Any, tid: int) -> dict[str, Any]:
 
 
 async def new_task_page(request: web.Request) -> web.Response:
-    if not can(caller_of(request), Action.CREATE_TASK):
-        raise web.HTTPForbidden(text=f"role {caller_of(request).role.value} may not create tasks")
+    forbid(caller_of(request), Action.CREATE_TASK, "create tasks")
     return form_page(request, tid=None, values={"active": "true"}, errors={})
 
 
@@ -244,8 +210,7 @@ async def new_task_submit(request: web.Request) -> web.StreamResponse:
     except EasyTaskError as exc:
         if not isinstance(exc, ValidationError):
             raise
-        return form_page(request, tid=None, values=form_values(form), errors=field_errors(exc),
-                         status=422)  # fmt: skip
+        return refused_form(request, None, form, exc)
     raise redirect(f"/tasks/{task.tid}", ("ok", f"Task inserted successfully (tid {task.tid})"))
 
 
@@ -282,8 +247,7 @@ async def edit_task_submit(request: web.Request) -> web.StreamResponse:
     try:
         await app.update_task(tid, "", from_form(form, creating=False), caller_of(request))
     except ValidationError as exc:
-        return form_page(request, tid=tid, values=form_values(form), errors=field_errors(exc),
-                         status=422)  # fmt: skip
+        return refused_form(request, tid, form, exc)
     raise redirect(f"/tasks/{tid}", ("ok", f"Task {tid} updated"))
 
 

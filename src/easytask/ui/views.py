@@ -4,7 +4,6 @@ render. Their live parts are the same partial templates the live channel re-rend
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -14,7 +13,6 @@ from aiohttp import web
 from easytask.core.authz import Action, refusal
 from easytask.core.errors import AuthError, NotFoundError
 from easytask.core.records import Board, EventRequest, RunFilter
-from easytask.core.runid import group_run_prefix
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
 from easytask.ui.render import (
@@ -31,8 +29,6 @@ from easytask.ui.sessions import Sessions, caller_of, safe_next, token_of
 APP_KEY: web.AppKey[SchedulerApp] = web.AppKey("easytask.app", SchedulerApp)
 SESSIONS_KEY: web.AppKey[Sessions] = web.AppKey("easytask.sessions", Sessions)
 PER_PAGE = 25
-LOG_WINDOW = 256 * 1024  # bytes of each stream a log page opens with (the tail)
-STREAMS = ("stdout", "stderr")
 
 # (state, what it counts, link): spec 13's board, left to right.
 CARDS = (
@@ -150,14 +146,8 @@ def run_filter(query: Any, now: datetime) -> tuple[RunFilter, str, str]:
 
 async def runs_context(app: SchedulerApp, query: Any) -> dict[str, Any]:
     flt, since, group = run_filter(query, app.now())
-    if group:  # runs of the group's occurrences; an unknown group matches none
-        try:
-            prefix = group_run_prefix(app.instance, app.get_group(0, group).gid)
-        except NotFoundError:
-            prefix = "\x00"
-        flt = replace(flt, group_run_prefix=prefix)
     page_no = page_number(query)
-    runs, total, stats = await app.list_runs(flt, page_no, PER_PAGE)
+    runs, total, stats = await app.list_runs(flt, page_no, PER_PAGE, group)
     agents = sorted(a.record.name for a in await app.agents())
     return {
         "runs": [run_view(r) for r in runs],
@@ -250,35 +240,6 @@ async def terminate(request: web.Request) -> web.StreamResponse:
     )
     kind = "ok" if outcome.status == "SUCCESS" else "error"
     raise redirect(f"/runs/{run.run_id}", (kind, outcome.message))
-
-
-async def log_page(request: web.Request) -> web.Response:
-    app = ops(request)
-    run, _ = await app.get_run(request.match_info["run_id"])
-    views = []
-    for name in STREAMS:
-        # The stored bytes without any cut marker, and the stream offset they end at: following
-        # resumes exactly there.
-        data, end = await app.read_output_from(run.run_id, name, 0)
-        skipped = max(0, len(data) - LOG_WINDOW)
-        views.append({"name": name, "size": end, "skipped": skipped, "end": end,
-                      "text": data[skipped:].decode("utf-8", "replace")})  # fmt: skip
-    return page(request, "run_log.html", run=run_view(run), streams=views)
-
-
-async def log_download(request: web.Request) -> web.StreamResponse:
-    stream = request.match_info["stream"]
-    if stream not in STREAMS:
-        raise web.HTTPNotFound(text=f"no stream {stream!r}: stdout or stderr")
-    run, streams = await ops(request).run_output(request.match_info["run_id"])
-    data, _ = streams[stream]
-    filename = f"{run.name}-{run.run_date}-{run.attempt}.{stream}.txt"
-    return web.Response(
-        body=data,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 # ----- agents and upcoming -----
