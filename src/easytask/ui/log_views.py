@@ -27,6 +27,7 @@ MAX_QUERY = 256  # characters
 SEARCH_BLOCK = 1024 * 1024  # bytes lowered at once while searching
 SNIPPET = 120  # bytes of a hit's line shown on each side of the match
 MAX_MARKS = 1000  # highlighted matches in one window
+CHUNK_LINES = 64
 CUT = re.compile(rb"\n\[\.\.\. (\d{1,15}) bytes cut \.\.\.\]\n")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 CONTROLS = {c: 0x2400 + c for c in range(32) if c != 9} | {127: 0x2421}  # shown as ␀…␟, ␡
@@ -197,6 +198,30 @@ def pieces(data: bytes, query: bytes) -> list[tuple[str, bool]]:
     return [p for p in out if p[0]]
 
 
+def chunks(parts: list[tuple[str, bool]], size: int = CHUNK_LINES) -> list[list[tuple[str, bool]]]:
+    """The pieces in runs of about ``size`` lines: the page lays out only the runs in view
+    (``content-visibility``), so a window opens fast even when full of escape sequences."""
+    out: list[list[tuple[str, bool]]] = [[]]
+    count = 0
+    for text, marked in parts:
+        while not marked and count + text.count("\n") >= size:
+            cut = _nth_newline(text, size - count) + 1
+            out[-1].append((text[:cut], False))
+            out.append([])
+            text, count = text[cut:], 0
+        if text:
+            out[-1].append((text, marked))
+            count += text.count("\n")
+    return [c for c in out if c]
+
+
+def _nth_newline(text: str, n: int) -> int:
+    at = -1
+    for _ in range(max(1, n)):
+        at = text.index("\n", at + 1)
+    return at
+
+
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
@@ -311,7 +336,8 @@ async def log_page(request: web.Request) -> web.Response:
             w = window_after(st, name, max(0, at - WINDOW // 4), WINDOW)
         else:
             w = window_before(st, name, st.end, WINDOW)
-        views.append({**window_json(w, needle if q else b""), "follow_from": st.end})
+        view = window_json(w, needle if q else b"")
+        views.append({**view, "chunks": chunks(view["pieces"]), "follow_from": st.end})
         if q:
             found, cut_short = search(st, name, needle)
             hits += found

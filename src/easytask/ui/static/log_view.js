@@ -95,17 +95,39 @@ function trim(pane) {
   render(pane, [[pane.text.slice(cut), false]]);
 }
 
+const CHUNK_LINES = 64;
+
+/** The window's pieces as HTML in runs of lines (``span.chunk``): the browser lays out only
+ * the runs in view, so a window full of escape sequences still opens at once. */
 function render(pane, pieces) {
   pane.ansi = converter();
+  const out = [];
   let html = "";
+  let lines = 0;
   let text = "";
   for (const [piece, marked] of pieces) {
-    const part = pane.ansi.ansi_to_html(piece);
-    html += marked ? `<mark>${part}</mark>` : part;
     text += piece;
+    if (marked) { html += `<mark>${pane.ansi.ansi_to_html(piece)}</mark>`; continue; }
+    let rest = piece;
+    for (;;) {
+      let cut = -1;
+      for (let n = lines; n < CHUNK_LINES; n += 1) {
+        cut = rest.indexOf("\n", cut + 1);
+        if (cut < 0) break;
+      }
+      if (cut < 0) break;
+      html += pane.ansi.ansi_to_html(rest.slice(0, cut + 1));
+      out.push(`<span class="chunk">${html}</span>`);
+      html = "";
+      lines = 0;
+      rest = rest.slice(cut + 1);
+    }
+    html += pane.ansi.ansi_to_html(rest);
+    lines += (rest.match(/\n/g) || []).length;
   }
+  if (html) out.push(`<span class="chunk">${html}</span>`);
   pane.text = text;
-  pane.pre.innerHTML = html;
+  pane.pre.innerHTML = out.join("");
 }
 
 function scrollTo(pane, top) {
@@ -115,6 +137,8 @@ function scrollTo(pane, top) {
 
 function bottom(pane) {
   scrollTo(pane, pane.pre.scrollHeight);
+  // Runs of lines laid out only once in view may change the height: once more when drawn.
+  requestAnimationFrame(() => scrollTo(pane, pane.pre.scrollHeight));
 }
 
 function firstMark(pane) {
@@ -208,7 +232,10 @@ async function go(pane, where) {
 function setupPane(section) {
   const pre = section.querySelector("pre[data-stream]");
   const pieces = [];
-  for (const node of pre.childNodes) pieces.push([node.textContent, node.nodeName === "MARK"]);
+  const walk = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    pieces.push([walk.currentNode.data, walk.currentNode.parentNode.nodeName === "MARK"]);
+  }
   const pane = {
     section, pre, stream: pre.dataset.stream, ansi: converter(), text: "", lastTop: 0,
     start: Number(pre.dataset.start), stop: Number(pre.dataset.stop),
@@ -228,13 +255,16 @@ function setupPane(section) {
     event.preventDefault();
     if (link.getAttribute("aria-disabled") !== "true") go(pane, link.dataset.go);
   });
-  // Scrolling up pauses following: by wheel, keys or the scroll bar.
+  // Scrolling up pauses following: by wheel, keys or dragging the scroll bar (not the moves
+  // the browser makes itself as runs of lines come into view).
   pre.addEventListener("wheel", (event) => { if (event.deltaY < 0) pause(); }, { passive: true });
   pre.addEventListener("keydown", (event) => {
     if (["ArrowUp", "PageUp", "Home"].includes(event.key)) pause();
   });
+  pre.addEventListener("pointerdown", () => { pane.dragging = true; });
+  window.addEventListener("pointerup", () => { pane.dragging = false; });
   pre.addEventListener("scroll", () => {
-    if (pre.scrollTop < pane.lastTop - 2) pause();
+    if (pane.dragging && pre.scrollTop < pane.lastTop - 2) pause();
     pane.lastTop = pre.scrollTop;
   }, { passive: true });
   return pane;
@@ -252,6 +282,7 @@ function setupLayout() {
     }
     for (const pane of panes.values()) {
       pane.section.hidden = box.dataset.layout === "tabs" && pane.stream !== stream;
+      if (!pane.section.hidden && following()) bottom(pane); // a hidden pane could not scroll
     }
   };
   const current = () => tabs.querySelector('[aria-selected="true"]')?.dataset.tab || "stdout";
