@@ -10,7 +10,7 @@ from easytask.core.models import StateChange
 from easytask.core.records import AgentRecord, EventFilter, Freeze, GroupRun, RunFilter
 from easytask.core.runid import to_ms
 from easytask.core.states import RunState
-from easytask.store.ports import Store
+from easytask.store.ports import Store, join_segments
 from tests.contract.test_store import T0, run
 
 S = RunState
@@ -197,3 +197,23 @@ async def test_agents_are_replaced_by_name(store: Store) -> None:
     assert [(x.name, x.queues, x.pid, x.last_seen) for x in agents] == [
         ("a", ["q", "r"], 3, None), ("b", ["q"], 2, T0),
     ]  # fmt: skip
+
+
+async def test_output_segments_are_the_stored_pieces_at_their_offsets(store: Store) -> None:
+    r = run(1001, 0)
+    store.save_run(r)
+    store.append_output(r.run_id, "stdout", 0, b"head ")
+    store.append_output(r.run_id, "stdout", 5, b"more ")
+    store.append_output(r.run_id, "stdout", 5, b"more ")  # a chunk sent again is kept once
+    store.append_output(r.run_id, "stdout", 100, b"tail")  # after a cut
+    await store.flush()
+    assert await store.read_output_segments(r.run_id, "stdout") == [(0, b"head more "),
+                                                                     (100, b"tail")]  # fmt: skip
+    assert await store.read_output_segments(r.run_id, "stderr") == []
+    assert await store.read_output_segments("nope", "stdout") == []
+
+
+def test_join_segments_keeps_an_overlap_once() -> None:
+    assert join_segments([(0, b"abc"), (2, b"cde"), (5, b"f"), (9, b"x"), (9, b"")]) == [
+        (0, b"abcdef"), (9, b"x")]  # fmt: skip
+    assert join_segments([]) == []

@@ -261,6 +261,11 @@ class SchedulerApp(AccountOperations):
         await self._store.flush()
         return await self._store.read_output_from(run_id, stream, offset)
 
+    async def output_segments(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
+        """A stream's stored copy as contiguous pieces at their stream offsets (a cut between)."""
+        await self._store.flush()
+        return await self._store.read_output_segments(run_id, stream)
+
     async def run_output(self, run_id: str) -> tuple[Run, dict[str, tuple[bytes, bool]]]:
         """Each stream's stored copy (the cut marked) and whether it was cut."""
         run, _ = await self.get_run(run_id)

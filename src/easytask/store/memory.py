@@ -34,7 +34,7 @@ from easytask.core.records import (
 )
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
-from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments
 
 
 def _as_stored(name: str, when: datetime) -> datetime | None:
@@ -233,6 +233,9 @@ class MemoryStore:
         rows = [(s, d) for s, d in self._chunks(run_id, stream) if s + len(d) > offset]
         end = rows[-1][0] + len(rows[-1][1]) if rows else offset
         return b"".join(d[max(0, offset - s) :] for s, d in rows), end
+
+    async def read_output_segments(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
+        return join_segments(self._chunks(run_id, stream))
 
     async def read_output_view(self, run_id: str, stream: str) -> tuple[bytes, bool]:
         parts: list[bytes] = []

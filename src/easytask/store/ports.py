@@ -40,6 +40,24 @@ OUTPUT_HEAD = 5 * 1024 * 1024
 OUTPUT_TAIL = 5 * 1024 * 1024
 
 
+def join_segments(chunks: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """Stored chunks, in offset order, joined into contiguous pieces (an overlap kept once)."""
+    out: list[tuple[int, bytearray]] = []
+    for offset, data in chunks:
+        if out:
+            start, piece = out[-1]
+            end = start + len(piece)
+            if offset < end:
+                data, offset = data[end - offset :], end
+            if not data:
+                continue
+            if offset == end:
+                piece.extend(data)
+                continue
+        out.append((offset, bytearray(data)))
+    return [(start, bytes(piece)) for start, piece in out]
+
+
 class RunWrites(Protocol):
     """The writes of the run lifecycle, on its hot path: none of them waits."""
 
@@ -166,6 +184,11 @@ class Store(RunWrites, Protocol):
 
     async def read_output_from(self, run_id: str, stream: str, offset: int) -> tuple[bytes, int]:
         """Stored bytes from ``offset`` on (a cut skipped), and the end offset of what is stored."""
+        ...
+
+    async def read_output_segments(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
+        """The stored copy as its contiguous pieces, each at its stream offset (two pieces
+        when the middle was cut, none when there is no output)."""
         ...
 
     async def read_output_view(self, run_id: str, stream: str) -> tuple[bytes, bool]:

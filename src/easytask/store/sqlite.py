@@ -20,7 +20,7 @@ from easytask.store.accounts import AccountStore
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
 from easytask.store.groups import GroupStore
-from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments
 from easytask.store.runrows import (
     INSERT_CHANGE,
     RUN_COLUMNS,
@@ -267,6 +267,11 @@ class SqliteStore:
         parts = [data[max(0, offset - start) :] for start, data in rows]
         end = rows[-1][0] + len(rows[-1][1]) if rows else offset
         return b"".join(parts), end
+
+    async def read_output_segments(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
+        sql = "SELECT offset, data FROM run_output WHERE run_id = ? AND stream = ? ORDER BY offset"
+        async with self._rdb.execute(sql, (run_id, stream)) as cur:
+            return join_segments((int(o), bytes(d)) for o, d in await cur.fetchall())
 
     async def read_output_view(self, run_id: str, stream: str) -> tuple[bytes, bool]:
         """The stored bytes for reading, with the cut marked; and whether anything was cut."""

@@ -28,7 +28,6 @@ SEARCH_BLOCK = 1024 * 1024  # bytes lowered at once while searching
 SNIPPET = 120  # bytes of a hit's line shown on each side of the match
 MAX_MARKS = 1000  # highlighted matches in one window
 CHUNK_LINES = 64
-CUT = re.compile(rb"\n\[\.\.\. (\d{1,15}) bytes cut \.\.\.\]\n")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 CONTROLS = {c: 0x2400 + c for c in range(32) if c != 9} | {127: 0x2421}  # shown as ␀…␟, ␡
 
@@ -60,33 +59,11 @@ class Stored:
 
 
 async def stored(app: SchedulerApp, run_id: str, stream: str) -> Stored:
-    """The stored copy of a run's stream, its segments at their stream offsets."""
-    data, end = await app.read_output_from(run_id, stream, 0)
-    if len(data) == end:
-        return Stored(((0, data),), end)
-    # Cut: the reading view marks where, and how much (the bare bytes say only how much).
-    _, views = await app.run_output(run_id)
-    return Stored(segments(data, views[stream][0], end), end)
-
-
-def segments(raw: bytes, view: bytes, end: int) -> tuple[tuple[int, bytes], ...]:
-    """Split the stored bytes ``raw`` at the cuts the reading ``view`` marks.
-
-    Output may itself contain text that looks like a marker: a marker is a cut only where
-    ``raw`` does not hold the same text.
-    """
-    parts: list[tuple[int, bytes]] = []
-    r = v = offset = 0  # positions in raw and in view; the stream offset of raw[r]
-    for m in CUT.finditer(view):
-        n = m.start() - v
-        if n < 0 or raw[r + n : r + n + len(m[0])] == m[0]:
-            continue
-        parts.append((offset, raw[r : r + n]))
-        r, v, offset = r + n, m.end(), offset + n + int(m[1])
-    parts.append((offset, raw[r:]))
-    if offset + len(raw) - r != end:  # not the markers of this copy: one segment at the end
-        return ((end - len(raw), raw),)
-    return tuple(p for p in parts if p[1]) or ((end - len(raw), raw),)
+    """The stored copy of a run's stream, its pieces at their stream offsets."""
+    parts = await app.output_segments(run_id, stream)
+    if not parts:
+        return Stored(((0, b""),), 0)
+    return Stored(tuple(parts), parts[-1][0] + len(parts[-1][1]))
 
 
 # ----- windows -----
