@@ -145,3 +145,26 @@ async def test_hostile_group_paths_never_500(dash: Dash, path: str) -> None:
     assert answer.status in (200, 404), (path, answer.status)
     bad = await post(dash, "/groups/1/explode", {})
     assert bad.status == 404
+
+
+async def test_the_graph_shows_the_groups_a_group_waits_for(dash: Dash) -> None:
+    await make_group(dash)
+    downstream = {**GROUP, "name": "report", "dependency": "S:etl"}
+    answer = await post(dash, "/groups/new", downstream)
+    assert (answer.status, answer.headers["Location"]) == (303, "/groups/2")
+    for form in ({**member(5101, "render"), "task_group": "report"},
+                 {**member(5102, "mail", "S:render"), "task_group": "report"}):  # fmt: skip
+        assert (await post(dash, "/tasks/new", form)).status == 303
+    page = await text(dash, "/groups/2")
+    assert 'Depends on:\n    <a href="/groups/1">etl</a> (needs S, now no occurrence)' in page
+    graph = await text(dash, "/groups/2/graph")
+    data = json.loads(graph.split('id="graph-data">', 1)[1].split("</script>", 1)[0])
+    nodes = {n["id"]: (n["kind"], n["href"]) for n in data["nodes"]}
+    assert nodes == {"t:render": ("task", "/tasks/5101"), "t:mail": ("task", "/tasks/5102"),
+                     "g:etl": ("group", "/groups/1/graph")}  # fmt: skip
+    # The upstream group points at the members that wait for nothing else.
+    assert {(e["from"], e["to"], e["letter"]) for e in data["edges"]} == {
+        ("t:render", "t:mail", "S"), ("g:etl", "t:render", "S")}  # fmt: skip
+    await post(dash, "/groups/1/force-run", {})
+    page = await text(dash, "/groups/2/graph")
+    assert 'data-node="g:etl" data-state="RUNNING"' in page  # its colour follows etl's state
