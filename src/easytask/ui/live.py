@@ -62,10 +62,14 @@ class Client:
         self.topics = 0
 
     def send(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message, ensure_ascii=False))
+
+    def send_text(self, text: str) -> None:
+        """Queue an encoded message (a topic's change is encoded once for all its tabs)."""
         if self.dropped.is_set():
             return
         try:
-            self.queue.put_nowait(json.dumps(message, ensure_ascii=False))
+            self.queue.put_nowait(text)
         except asyncio.QueueFull:
             self.dropped.set()  # too slow: closed, and it resyncs when it reconnects
 
@@ -82,6 +86,7 @@ class Topic:
     seq: int = 0
     html: str | None = None
     dirty: bool = False
+    rendering: bool = False
 
 
 class LiveHub:
@@ -126,7 +131,10 @@ class LiveHub:
             client.topics += 1
         topic.clients.add(client)
         if topic.html is None:
-            await self._refresh(topic)
+            # Tabs that subscribe while its first render is under way get that render: 100 tabs
+            # opening the same run at once cost one render, not 100.
+            if not topic.rendering:
+                await self._refresh(topic)
         elif seen != topic.seq:
             client.send({"topic": key, "seq": topic.seq, "html": topic.html})
 
@@ -157,6 +165,7 @@ class LiveHub:
 
     async def _refresh(self, topic: Topic) -> None:
         topic.dirty = False
+        topic.rendering = True
         try:
             html = await self._render(topic.key)
         except EasyTaskError as exc:  # e.g. the run or task was deleted meanwhile
@@ -165,12 +174,14 @@ class LiveHub:
         except Exception:  # one broken topic must not stop the others
             log.exception("live topic %s could not be rendered", topic.key)
             return
+        finally:
+            topic.rendering = False
         if html is None or html == topic.html:
             return
         topic.html, topic.seq = html, topic.seq + 1
-        message = {"topic": topic.key, "seq": topic.seq, "html": html}
+        text = json.dumps({"topic": topic.key, "seq": topic.seq, "html": html}, ensure_ascii=False)
         for client in list(topic.clients):
-            client.send(message)
+            client.send_text(text)
 
     async def run(self, changes: Any) -> None:
         """Feed on the application's run changes (``watch_runs``) and flush dirty topics."""
