@@ -3,6 +3,12 @@
 The floor is the same number of `bash -c true` processes spawned directly by one asyncio process,
 16 at a time. EasyTask's figure is measured from the instant the runs are due to the commit of the
 last final state, with N tasks due at the same instant through one local agent.
+
+With --dashboard-clients C, each burst runs twice per repeat with the dashboard served: once with
+no client, once with C WebSocket clients (one separate process, on the same cores: its CPU is
+reported) each following the board, the running runs and a few of those runs; the figure is the
+change of the ratio to the floor. With --task-list N, N tasks are stored and the task list, a
+search, the status board and the live board are timed over real HTTP with a logged-in cookie.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -19,14 +27,23 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import grpc
+from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 
 BIN = Path(sys.executable).parent
+SESSION_ENV = "EASYTASK_BENCH_SESSION"  # the clients' login cookie, kept out of `ps`
+RUNNING_TOPIC = "runs:state=RUNNING"
+RUN_LINK = re.compile(r'href="/runs/([^"/]+)"')
+RUNS_PER_PUSH = 3  # run:<id> topics a client adds per push of the running runs
+MAX_RUN_TOPICS = 24  # the hub follows 32 topics per tab
 
 
 async def floor(n: int, parallel: int = 16) -> float:
@@ -53,27 +70,53 @@ class Bench:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.port = 0
+        self.base = ""  # the dashboard's address, when served
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start_scheduler(self, offset: float) -> tuple[subprocess.Popen[bytes], float]:
+    def start_scheduler(
+        self, offset: float, dashboard: bool = False
+    ) -> tuple[subprocess.Popen[bytes], float]:
         self.home.mkdir(parents=True, exist_ok=True)
         addr = self.home / "scheduler.addr"
         addr.unlink(missing_ok=True)
+        (self.home / "dashboard.url").unlink(missing_ok=True)
         t0 = time.perf_counter()
         log = (self.home / "scheduler.out").open("ab")
         proc = subprocess.Popen(
             [str(BIN / "easytask-scheduler"), "--home", str(self.home), "--grpc-listen",
-             f"127.0.0.1:{self.port}", "--http-listen", "", "--clock-offset", f"{offset:.3f}"],
+             f"127.0.0.1:{self.port}", "--http-listen", "127.0.0.1:0" if dashboard else "",
+             "--clock-offset", f"{offset:.3f}"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         while not (addr.exists() and addr.read_text().strip()):
-            if proc.poll() is not None:
-                raise SystemExit(f"scheduler exited; see {self.home}/scheduler.out")
+            if proc.poll() is not None:  # the home is temporary: show why
+                tail = (self.home / "scheduler.out").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"scheduler exited:\n{tail}")
             time.sleep(0.01)
         started = time.perf_counter() - t0
         self.port = int(addr.read_text().strip().rsplit(":", 1)[1])
+        if dashboard:  # written before the gRPC address
+            self.base = (self.home / "dashboard.url").read_text().strip().rstrip("/")
         self.procs.append(proc)
         return proc, started
+
+    def login(self) -> str:
+        """The superuser's dashboard session cookie (``et_session``), from POST /login."""
+        password = json.loads((self.home / "credentials.json").read_text())["password"]
+        parts = urlsplit(self.base)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        form = f"username=easytask_superuser&password={password}&next=/"
+        conn.request("POST", "/login", form,
+                     {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        answer = conn.getresponse()
+        answer.read()
+        conn.close()
+        cookies: SimpleCookie = SimpleCookie()
+        for header in answer.headers.get_all("Set-Cookie") or []:
+            cookies.load(header)
+        if answer.status != 303 or "et_session" not in cookies:
+            raise SystemExit(f"dashboard login refused: HTTP {answer.status}")
+        return cookies["et_session"].value
 
     def start_agent(self) -> subprocess.Popen[bytes]:
         token = json.loads((self.home / "credentials.json").read_text())["agent_token"]
@@ -115,8 +158,12 @@ class Bench:
         self.procs.clear()
 
 
-def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
-    home = workdir / f"burst-{n}"
+def easytask_burst(
+    n: int, workdir: Path, dashboard: bool = False, clients: int = 0, tag: str = ""
+) -> dict[str, float]:
+    """One burst of n runs; with ``dashboard``, the scheduler serves it, and ``clients``
+    WebSocket clients follow it from their own process while the burst runs."""
+    home = workdir / f"burst-{n}{tag}"
     bench = Bench(home)
     # Load the tasks while the scheduler's clock is far from their trigger time.
     bench.start_scheduler(offset=0.0)
@@ -130,14 +177,22 @@ def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
     reply = api.ImportTasks(pb.ImportTasksRequest(json=json.dumps({"tasks": tasks})), metadata=md)
     assert not reply.errors, reply.errors[:3]
     bench.stop()
-    # Restart with the clock 4 s before 12:00 UTC of the next day, then connect the agent.
+    # Restart with the clock 4 s before 12:00 UTC of the next day (10 s with the dashboard:
+    # time to log in and connect the clients), then connect the agent.
+    lead = 10.0 if dashboard else 4.0
     due = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     due = due.fromtimestamp(due.timestamp() + 86400, UTC)
-    offset = due.timestamp() - 4.0 - time.time()
-    _, startup = bench.start_scheduler(offset)
+    offset = due.timestamp() - lead - time.time()
+    _, startup = bench.start_scheduler(offset, dashboard)
     bench.start_agent()
     api, md = bench.api()
+    live: LiveClients | None = None
+    live_stats: dict[str, float] = {}
     try:
+        if clients:
+            live = LiveClients(bench.base, clients, bench.login())
+            if time.time() + offset > due.timestamp() - 0.5:
+                raise SystemExit(f"burst of {n}: the {clients} clients were not ready in time")
         deadline = time.monotonic() + 600
         while True:
             stats = api.ListRuns(pb.ListRunsRequest(per_page=1, since_hours=48), metadata=md).stats
@@ -158,7 +213,11 @@ def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
             if not reply.runs:
                 break
         sched_cpu, agent_cpu = bench.cpu_seconds()
+        if live is not None:
+            live_stats = live.stop()
     finally:
+        if live is not None:
+            live.kill()
         bench.stop()
     due_ts = due.timestamp()
     # Only the burst: a slot passed over by the clock jump (today's 12:00 when the bench runs
@@ -181,6 +240,7 @@ def easytask_burst(n: int, workdir: Path) -> dict[str, float]:
         "startup_s": startup,
         "scheduler_cpu_s": sched_cpu,
         "agent_cpu_s": agent_cpu,
+        **live_stats,
     }
 
 
@@ -222,6 +282,206 @@ def load_tasks_directly(home: Path, n: int) -> None:
         await store.close()
 
     asyncio.run(run())
+
+
+class LiveClients:
+    """Dashboard tabs in their own process (``--live-clients``): connected, following."""
+
+    def __init__(self, base: str, clients: int, session: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--live-clients", base, "--dashboard-clients",
+             str(clients)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, SESSION_ENV: session},
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if line != "ready":
+            self.kill()
+            raise SystemExit(f"live clients failed: {line or 'no answer'}")
+
+    def stop(self) -> dict[str, float]:
+        """Disconnect every tab; their figures since they were ready."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=30)
+        figures: dict[str, float] = json.loads(out)
+        return figures
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def read_tab(ws: ClientWebSocketResponse, board: asyncio.Event,
+                   stats: dict[str, float]) -> None:  # fmt: skip
+    """One tab's messages: the board, and the running runs whose own topics it then adds."""
+    followed: set[str] = set()
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT:
+            continue
+        stats["live_messages"] += 1
+        stats["live_bytes"] += len(msg.data)
+        data = json.loads(msg.data)
+        if data.get("topic") == "board":
+            board.set()
+        elif data.get("topic") == RUNNING_TOPIC:
+            running = [unquote(r) for r in RUN_LINK.findall(data.get("html") or "")]
+            room = min(RUNS_PER_PUSH, MAX_RUN_TOPICS - len(followed))
+            new = [r for r in running if r not in followed][: max(0, room)]
+            if new:
+                followed.update(new)
+                stats["live_run_topics"] += len(new)
+                await ws.send_json({"subscribe": [{"topic": f"run:{r}", "seq": 0} for r in new]})
+
+
+async def follow_live(base: str, clients: int, session: str) -> None:
+    """The clients' process: ``clients`` tabs on /live, each following the board, the running
+    runs and a few of those runs (as on the runs page); prints "ready" once every tab has its
+    board, then its figures as JSON when its stdin closes."""
+    stats = {"live_messages": 0.0, "live_bytes": 0.0, "live_run_topics": 0.0, "live_resyncs": 0.0}
+    url = base.replace("http", "ws", 1) + "/live"
+    subscribe = {"subscribe": [{"topic": "board", "seq": 0}, {"topic": RUNNING_TOPIC, "seq": 0}],
+                 "logs": []}  # fmt: skip
+
+    async def tab(http: ClientSession, board: asyncio.Event) -> None:
+        while True:  # a tab closed by the hub (too slow: 4000) resubscribes, as a browser does
+            try:
+                async with http.ws_connect(url, headers={"Cookie": f"et_session={session}"}) as ws:
+                    await ws.send_json(subscribe)
+                    await read_tab(ws, board, stats)
+            except OSError:
+                pass
+            stats["live_resyncs"] += 1
+            await asyncio.sleep(0.2)
+
+    boards = [asyncio.Event() for _ in range(clients)]
+    async with ClientSession() as http:
+        tabs = [asyncio.create_task(tab(http, board)) for board in boards]
+        try:
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(board.wait() for board in boards))
+        except TimeoutError:
+            print(f"not every one of {clients} tabs had its board within 60 s", flush=True)
+            return
+        stats["live_resyncs"] = 0.0
+        cpu0 = time.process_time()
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.read)
+        stats["live_cpu_s"] = time.process_time() - cpu0
+        for task in tabs:
+            task.cancel()
+        await asyncio.gather(*tabs, return_exceptions=True)
+    stats["live_clients"] = clients
+    print(json.dumps(stats), flush=True)
+
+
+def burst_line(res: dict[str, float], label: str = "") -> str:
+    line = (
+        f"burst {int(res['runs']):>6}{label}: EasyTask {res['runs_per_s']:7.1f} runs/s "
+        f"({res['seconds']:.2f} s, {int(res['failed'])} not SUCCESS) | "
+        f"floor {res['floor_runs_per_s']:7.1f} runs/s | ratio {res['ratio']:.3f} | "
+        f"start lag p50 {res['start_lag_p50'] * 1000:.0f} ms "
+        f"p99 {res['start_lag_p99'] * 1000:.0f} ms max {res['start_lag_max'] * 1000:.0f} ms"
+        f" | trigger lag p99 {res['trigger_lag_p99_ms']:.1f} ms"
+        f" | scheduler start {res['startup_s']:.2f} s"
+        f" | CPU scheduler {res['scheduler_cpu_s']:.1f} s agent {res['agent_cpu_s']:.1f} s"
+    )
+    if "live_clients" in res:
+        line += (
+            f" clients {res['live_cpu_s']:.1f} s | {int(res['live_messages'])} messages "
+            f"({res['live_bytes'] / 1e6:.1f} MB), {int(res['live_run_topics'])} run topics"
+            f" added, {int(res['live_resyncs'])} resyncs"
+        )
+    return line
+
+
+def dashboard_cost(n: int, workdir: Path, clients: int, repeat: int) -> dict[str, float]:
+    """The burst's ratio to the floor with the dashboard served, without and with ``clients``
+    live clients: ``repeat`` pairs, each against its own floor, alternating which goes first."""
+    pairs: list[tuple[float, float]] = []
+    cpu: dict[int, list[float]] = {0: [], clients: []}
+    for i in range(repeat):
+        floor_rate = n / asyncio.run(floor(n))
+        ratios: dict[int, float] = {}
+        for count in (0, clients) if i % 2 == 0 else (clients, 0):
+            res = easytask_burst(n, workdir, dashboard=True, clients=count, tag=f"-{i}-{count}")
+            res["floor_runs_per_s"] = floor_rate
+            res["ratio"] = ratios[count] = res["runs_per_s"] / floor_rate
+            cpu[count].append(res["scheduler_cpu_s"])
+            print(burst_line(res, f" dashboard, {count:>3} clients"), flush=True)
+        pairs.append((ratios[0], ratios[clients]))
+    without = statistics.median(p[0] for p in pairs)
+    with_clients = statistics.median(p[1] for p in pairs)
+    paired = statistics.median(b / a - 1 for a, b in pairs)
+    # CPU seconds are far less sensitive to a loaded machine than runs/s: the cost, per run.
+    cpu_without, cpu_with = statistics.median(cpu[0]), statistics.median(cpu[clients])
+    print(
+        f"burst {n:>6} dashboard cost over {repeat} pair(s): ratio median {without:.3f} without "
+        f"clients, {with_clients:.3f} with {clients} | change {with_clients / without - 1:+.1%}"
+        f" (median of pairs {paired:+.1%}; goal: less than 5 % lower) | scheduler CPU median "
+        f"{cpu_without:.2f} s without, {cpu_with:.2f} s with "
+        f"(+{(cpu_with - cpu_without) / n * 1000:.2f} ms a run)",
+        flush=True,
+    )
+    return {"runs": n, "dashboard_clients": clients, "repeat": repeat,
+            "ratio_without_clients": without, "ratio_with_clients": with_clients,
+            "change": with_clients / without - 1, "change_paired_median": paired,
+            "scheduler_cpu_s_without": cpu_without, "scheduler_cpu_s_with": cpu_with}  # fmt: skip
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, -int(-q * len(ordered) // 1) - 1)]
+
+
+async def time_pages(base: str, session: str, n: int, times: int) -> list[dict[str, Any]]:
+    """Each page ``times`` times (after one warm-up) with the login cookie, one at a time; then
+    the live board's first render, on a new socket each time."""
+    deep = max(1, n // 25 // 2)  # the dashboard lists 25 tasks a page
+    paths = ["/tasks?page=1", f"/tasks?page={deep}", "/tasks?search=scale-4242", "/",
+             "/api/v1/tasks?page=1"]  # fmt: skip
+    cookie = {"Cookie": f"et_session={session}"}
+    out: list[dict[str, Any]] = []
+    async with ClientSession(headers=cookie) as http:
+        for path in paths:
+            samples: list[float] = []
+            status = 0
+            for i in range(times + 1):
+                t0 = time.perf_counter()
+                async with http.get(base + path, allow_redirects=False) as answer:
+                    await answer.read()
+                    status = answer.status
+                if i:
+                    samples.append((time.perf_counter() - t0) * 1000)
+            out.append({"url": path, "status": status, "p50_ms": statistics.median(samples),
+                        "p95_ms": percentile(samples, 0.95), "max_ms": max(samples)})  # fmt: skip
+        samples = []
+        for _ in range(max(3, times // 4)):
+            await asyncio.sleep(0.3)  # the previous socket has left: the topic renders afresh
+            async with http.ws_connect(base.replace("http", "ws", 1) + "/live") as ws:
+                t0 = time.perf_counter()
+                await ws.send_json({"subscribe": [{"topic": "board", "seq": 0}], "logs": []})
+                await ws.receive(timeout=30)
+                samples.append((time.perf_counter() - t0) * 1000)
+        out.append({"url": "live board (first render)", "status": 101,
+                    "p50_ms": statistics.median(samples), "p95_ms": percentile(samples, 0.95),
+                    "max_ms": max(samples)})  # fmt: skip
+    return out
+
+
+def task_list(n: int, workdir: Path, times: int) -> list[dict[str, Any]]:
+    """The task list, a search and the status board with n tasks in one instance."""
+    home = workdir / f"tasklist-{n}"
+    home.mkdir(parents=True)
+    load_tasks_directly(home, n)
+    bench = Bench(home)
+    bench.start_scheduler(0.0, dashboard=True)
+    try:
+        return asyncio.run(time_pages(bench.base, bench.login(), n, times))
+    finally:
+        bench.stop()
 
 
 def rss_mb(pid: int) -> float:
@@ -268,13 +528,44 @@ def scale(n: int, workdir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", default="1000,10000", help="comma-separated burst sizes")
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples: scripts/bench --runs 1000 --dashboard-clients 100 --repeat 3\n"
+        "          scripts/bench --runs '' --task-list 100000",
+    )
+    parser.add_argument(
+        "--runs", default="1000,10000", help="comma-separated burst sizes ('' for none)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--scale", type=int, default=0, help="also measure N tasks (e.g. 100000)")
+    parser.add_argument(
+        "--dashboard-clients", type=int, default=0, metavar="C",
+        help="run each burst with the dashboard served, without and with C live clients",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="pairs of dashboard bursts per size (the median is reported)",
+    )
+    parser.add_argument(
+        "--task-list",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the task list and the board with N tasks (e.g. 100000)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=20, help="timed requests per page with --task-list"
+    )
+    parser.add_argument("--live-clients", metavar="URL", help=argparse.SUPPRESS)  # the clients
     args = parser.parse_args()
+    if args.live_clients:
+        asyncio.run(follow_live(args.live_clients, args.dashboard_clients, os.environ[SESSION_ENV]))
+        return
     sizes = [int(x) for x in args.runs.split(",") if x]
-    results: list[dict[str, float]] = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="easytask-bench-") as tmp:
         if args.scale:
             sc = scale(args.scale, Path(tmp))
@@ -286,27 +577,31 @@ def main() -> None:
                 f"p99 {sc['fire_lag_p99_ms']:.1f} ms max {sc['fire_lag_max_ms']:.1f} ms",
                 flush=True,
             )
+        if args.task_list:
+            for row in task_list(args.task_list, Path(tmp), args.requests):
+                results.append({"tasks": args.task_list, **row})
+                print(
+                    f"task list {args.task_list} tasks: {row['url']:<28} HTTP {row['status']} | "
+                    f"p50 {row['p50_ms']:6.1f} ms p95 {row['p95_ms']:6.1f} ms "
+                    f"max {row['max_ms']:6.1f} ms",
+                    flush=True,
+                )
         for n in sizes:
+            if args.dashboard_clients:
+                results.append(dashboard_cost(n, Path(tmp), args.dashboard_clients, args.repeat))
+                continue
             floor_s = asyncio.run(floor(n))
             floor_rate = n / floor_s
             res = easytask_burst(n, Path(tmp))
             res["floor_runs_per_s"] = floor_rate
             res["ratio"] = res["runs_per_s"] / floor_rate
             results.append(res)
-            print(
-                f"burst {n:>6}: EasyTask {res['runs_per_s']:7.1f} runs/s "
-                f"({res['seconds']:.2f} s, {int(res['failed'])} not SUCCESS) | "
-                f"floor {floor_rate:7.1f} runs/s | ratio {res['ratio']:.2f} | "
-                f"start lag p50 {res['start_lag_p50'] * 1000:.0f} ms "
-                f"p99 {res['start_lag_p99'] * 1000:.0f} ms max {res['start_lag_max'] * 1000:.0f} ms"
-                f" | trigger lag p99 {res['trigger_lag_p99_ms']:.1f} ms"
-                f" | scheduler start {res['startup_s']:.2f} s"
-                f" | CPU scheduler {res['scheduler_cpu_s']:.1f} s agent {res['agent_cpu_s']:.1f} s",
-                flush=True,
-            )
+            print(burst_line(res), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    if args.dashboard_clients:
+        print("note: the clients run in their own process but on the same cores as the scheduler")
 
 
 if __name__ == "__main__":
