@@ -102,8 +102,8 @@ async def test_the_live_socket_closes_when_its_session_ends(
     await ws.send_json({"subscribe": [{"topic": "board", "seq": 0}]})
     first = await asyncio.wait_for(ws.receive_json(), 5)
     assert (first["topic"], first["seq"]) == ("board", 1) and "<" in first["html"]
-    await asyncio.sleep(0.3)  # several checks of a valid session: the socket stays open
-    assert not ws.closed
+    with pytest.raises(TimeoutError):  # several checks of a valid session, and no close
+        await asyncio.wait_for(ws.receive(), 0.3)
     answer = await dash.http.post(dash.base + "/logout", data={"csrf": dash.csrf()},
                                   allow_redirects=False)  # fmt: skip
     assert answer.status == 303
@@ -121,3 +121,21 @@ async def test_the_live_socket_refuses_another_origin(dash: Dash) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await dash.http.ws_connect(dash.base + "/live", origin="https://evil.example")
     assert refused.value.status == 403
+
+
+async def test_a_live_socket_opened_with_a_bearer_token_stays_open(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "SESSION_CHECK_SECONDS", 0.05)
+    assert dash.service.app is not None
+    session = await dash.service.app.login("easytask_superuser", dash.password)
+    headers = {"Authorization": f"Bearer {session.access_token}"}
+    async with aiohttp.ClientSession() as http:  # no cookies at all
+        ws = await http.ws_connect(dash.base + "/live", headers=headers)
+        await ws.send_json({"subscribe": [{"topic": "board", "seq": 0}]})
+        assert (await asyncio.wait_for(ws.receive_json(), 5))["topic"] == "board"
+        with pytest.raises(TimeoutError):  # several re-checks of the token, and no close
+            await asyncio.wait_for(ws.receive(), 0.3)
+        await dash.service.app.logout(session.access_token)
+        closing = await asyncio.wait_for(ws.receive(), 5)
+        assert closing.data == live.SESSION_ENDED_CODE

@@ -11,7 +11,7 @@ from typing import Any
 
 from multidict import MultiDict
 
-from easytask.ui.live import CLIENT_QUEUE, TOPIC, Client, LiveHub
+from easytask.ui.live import CLIENT_QUEUE, MAX_DEFER_SECONDS, TOPIC, Client, LiveHub
 from easytask.ui.sessions import safe_next
 from easytask.ui.task_views import from_form
 from easytask.ui.views import page_number, run_filter
@@ -75,6 +75,39 @@ async def test_a_slow_client_is_dropped_not_waited_for() -> None:
     writer = asyncio.create_task(client.write())
     await asyncio.sleep(0)
     writer.cancel()
+
+
+async def test_tabs_subscribing_during_a_first_render_share_it() -> None:
+    renders: list[str] = []
+    gate = asyncio.Event()
+
+    async def render(key: str) -> str:
+        renders.append(key)
+        await gate.wait()  # a slow first render: 100 tabs open the same run meanwhile
+        return "<p>run</p>"
+
+    hub = LiveHub(render)
+    clients = [Client(FakeSocket()) for _ in range(100)]  # type: ignore[arg-type]
+    pending = asyncio.gather(*(hub.subscribe(c, "run:x", 0) for c in clients))
+    await asyncio.sleep(0)
+    gate.set()
+    await pending
+    assert renders == ["run:x"]
+    assert all(drain(c) == [{"topic": "run:x", "seq": 1, "html": "<p>run</p>"}] for c in clients)
+
+
+async def test_a_costly_topic_waits_ten_times_its_cost_before_its_next_render() -> None:
+    async def render(key: str) -> str:
+        await asyncio.sleep(0.05 if key == "board" else 0.3)
+        return key
+
+    hub = LiveHub(render)
+    client = Client(FakeSocket())  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for key, low, high in (("board", 0.5, MAX_DEFER_SECONDS), ("agents", 1.5, 1.5)):
+        await hub.subscribe(client, key, 0)
+        wait = hub._topics[key].not_before - loop.time()
+        assert low - 0.05 <= wait <= high, (key, wait)  # 10 x 0.05 s; 10 x 0.3 s capped
 
 
 def test_topics_and_paths_that_are_accepted() -> None:

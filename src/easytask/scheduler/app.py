@@ -365,11 +365,9 @@ class SchedulerApp(AccountOperations):
         """The next ``count`` occurrences in (start, end], merged across tasks in time order."""
         tasks = [self._catalog.get(tid)] if tid else list(self._catalog.tasks.values())
         heap: list[tuple[datetime, int, Slot]] = []
+        after = self._engine.next_slot_after  # shared by the tasks of one schedule
         for task in tasks:
-            schedule = self._engine.schedule_of(task.tid)
-            if schedule is None:
-                continue
-            slot = next_slot(schedule, start, self._calendars.holiday_check(task.calendar))
+            slot = after(task, start)
             if slot is not None and slot.scheduled_utc <= end:
                 heap.append((slot.scheduled_utc, task.tid, slot))
         heapq.heapify(heap)
@@ -378,9 +376,7 @@ class SchedulerApp(AccountOperations):
             _, task_tid, slot = heapq.heappop(heap)
             task = self._catalog.tasks[task_tid]
             out.append(UpcomingRun(task, slot, self._note(task, slot)))
-            schedule = self._engine.schedule_of(task_tid)
-            holidays = self._calendars.holiday_check(task.calendar)
-            nxt = next_slot(schedule, slot.scheduled_utc, holidays) if schedule else None
+            nxt = after(task, slot.scheduled_utc)
             if nxt is not None and nxt.scheduled_utc <= end:
                 heapq.heappush(heap, (nxt.scheduled_utc, task_tid, nxt))
         return out

@@ -179,6 +179,12 @@ class Engine:
             schedule = self._schedule_cache[key] = Schedule.from_task(task)
         return schedule
 
+    def next_slot_after(self, task: TaskDef, after: datetime) -> Slot | None:
+        """The task's first occurrence after ``after`` (cached across tasks of one schedule),
+        None when it has no schedule of its own or none to come."""
+        schedule = self._schedules.get(task.tid)
+        return None if schedule is None else self._next_slot(task, schedule, after)
+
     def _next_slot(self, task: TaskDef, schedule: Schedule, after: datetime) -> Slot | None:
         """next_slot, computed once for all tasks sharing a schedule, calendar and instant."""
         key = (schedule, task.calendar, after)

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
 BOARD_REFRESH_SECONDS = 10.0  # the board also changes with time and agents, not only runs
 AGENTS_REFRESH_SECONDS = 2.0
+RENDER_BACKOFF = 10.0  # a topic's renders take at most a tenth of the loop's time
+MAX_DEFER_SECONDS = 1.5  # and still reach the tab within 2 s (spec 13)
 CLIENT_QUEUE = 1024
 MAX_TOPICS = 32  # per tab
 MAX_LOGS = 4  # runs followed per tab
@@ -87,6 +89,7 @@ class Topic:
     html: str | None = None
     dirty: bool = False
     rendering: bool = False
+    not_before: float = 0.0  # loop time before which a costly topic is not rendered again
 
 
 class LiveHub:
@@ -166,8 +169,14 @@ class LiveHub:
     async def _refresh(self, topic: Topic) -> None:
         topic.dirty = False
         topic.rendering = True
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             html = await self._render(topic.key)
+            # A topic that costs much to render (the board of 100,000 tasks) is rendered at
+            # most once per RENDER_BACKOFF times its cost: the engine keeps the CPU.
+            spent = loop.time() - began
+            topic.not_before = loop.time() + min(spent * RENDER_BACKOFF, MAX_DEFER_SECONDS)
         except EasyTaskError as exc:  # e.g. the run or task was deleted meanwhile
             log.debug("live topic %s: %s", topic.key, exc)
             return
@@ -214,8 +223,12 @@ class LiveHub:
             if loop.time() >= next_agents:  # connects, drops, heartbeats: cheap to render
                 self._mark("agents")
                 next_agents = loop.time() + AGENTS_REFRESH_SECONDS
+            now = loop.time()
             for topic in [t for t in self._topics.values() if t.dirty and t.clients]:
-                await self._refresh(topic)
+                if topic.not_before <= now:
+                    await self._refresh(topic)
+                else:
+                    self._wake.set()  # still dirty: looked at again after the pause below
             await asyncio.sleep(FLUSH_SECONDS)
 
 

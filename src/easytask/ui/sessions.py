@@ -155,10 +155,12 @@ class Sessions:
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer "):
             # Scripts with an API token: no cookies involved, so no CSRF to check.
+            token = bearer[len("Bearer ") :]
             try:
-                request[CALLER_KEY] = await self._ops.authenticate(bearer[len("Bearer ") :])
+                request[CALLER_KEY] = await self._ops.authenticate(token)
             except AuthError as exc:
                 raise web.HTTPUnauthorized(text=str(exc)) from None
+            request[TOKEN_KEY] = token  # the live socket re-checks it
             return await handler(request)
         refreshed: Session | None = None
         token = request.cookies.get(ACCESS_COOKIE, "")
