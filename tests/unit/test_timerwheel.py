@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -65,3 +66,28 @@ def test_matches_a_dict_of_last_deadlines(ops: list[tuple[int, int]]) -> None:
     dues = [wheel.due_of(k) for k, d in expected.items() if d > 500]
     assert all(d is not None and d > at(500) for d in dues)
     assert len(wheel) == sum(1 for d in expected.values() if d > 500)
+
+
+def test_in_order_reads_live_entries_by_deadline_without_changing_the_wheel() -> None:
+    rng = random.Random(7)
+    wheel: TimerWheel[int] = TimerWheel()
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    for i in range(2000):
+        key = rng.randrange(500)
+        if rng.random() < 0.2:
+            wheel.cancel(key)
+        else:
+            wheel.schedule(key, base + timedelta(seconds=rng.randrange(3600)), f"p{i}")
+    listed = list(wheel.in_order())
+    assert [due for _, due, _ in listed] == sorted(due for _, due, _ in listed)
+    live = {k: (wheel.due_of(k), wheel.payload_of(k)) for k in range(500) if k in wheel}
+    assert {k: (due, payload) for k, due, payload in listed} == live
+    assert len(listed) == len(wheel)
+    first_ten = []
+    for item in wheel.in_order():  # lazily: the first few without walking the rest
+        first_ten.append(item)
+        if len(first_ten) == 10:
+            break
+    assert first_ten == listed[:10]
+    fired = wheel.advance(base + timedelta(hours=2))
+    assert [k for k, _ in fired] == [k for k, _, _ in listed]  # the same order as advance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -69,6 +69,20 @@ class TimerWheel(Generic[K]):
         while heap and not heap[0].live:
             heapq.heappop(heap)
         return heap[0].due if heap else None
+
+    def in_order(self) -> Iterator[tuple[K, datetime, Any]]:
+        """Live (key, deadline, payload) in deadline order, read lazily without changing the
+        wheel: the first k of n entries cost O(k log k), not O(n). Consume it before the wheel
+        changes."""
+        heap = self._heap
+        frontier: list[tuple[_Entry, int]] = [(heap[0], 0)] if heap else []
+        while frontier:
+            entry, i = heapq.heappop(frontier)
+            if entry.live:
+                yield entry.key, entry.due, entry.payload
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < len(heap):
+                    heapq.heappush(frontier, (heap[child], child))
 
     def advance(self, now: datetime) -> list[tuple[K, Any]]:
         """Remove and return every (key, payload) whose deadline is at or before ``now``."""

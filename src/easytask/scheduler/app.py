@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -66,6 +66,11 @@ from easytask.store.ports import Store
 STREAMS = ("stdout", "stderr")
 
 log = logging.getLogger(__name__)
+
+
+def before(first: tuple[int, Slot], other: tuple[datetime, int, Slot]) -> bool:
+    """Whether a task's first occurrence (tid, slot) comes before a listed one (at, tid, slot)."""
+    return (first[1].scheduled_utc, first[0]) < (other[0], other[1])
 
 
 class SchedulerApp(AccountOperations):
@@ -362,23 +367,44 @@ class SchedulerApp(AccountOperations):
     # ----- schedule preview -----
 
     def upcoming(self, tid: int, start: datetime, end: datetime, count: int) -> list[UpcomingRun]:
-        """The next ``count`` occurrences in (start, end], merged across tasks in time order."""
-        tasks = [self._catalog.get(tid)] if tid else list(self._catalog.tasks.values())
-        heap: list[tuple[datetime, int, Slot]] = []
+        """The next ``count`` occurrences in (start, end], merged across tasks in time order.
+
+        From now on, each task's first occurrence is its timer-wheel entry, read in time order:
+        the next 20 of 100,000 tasks cost a few lookups, not 100,000 schedule computations.
+        """
         after = self._engine.next_slot_after  # shared by the tasks of one schedule
-        for task in tasks:
-            slot = after(task, start)
-            if slot is not None and slot.scheduled_utc <= end:
-                heap.append((slot.scheduled_utc, task.tid, slot))
-        heapq.heapify(heap)
+        later: list[tuple[datetime, int, Slot]] = []  # a heap of occurrences still to list
+        firsts: Iterator[tuple[int, Slot]] = iter(())
+        if tid or start < self._clock.now():
+            tasks = [self._catalog.get(tid)] if tid else list(self._catalog.tasks.values())
+            for task in tasks:
+                if (slot := after(task, start)) is not None:
+                    later.append((slot.scheduled_utc, task.tid, slot))
+            heapq.heapify(later)
+        else:
+            firsts = self._engine.pending_task_slots()
+        first = next(firsts, None)
         out: list[UpcomingRun] = []
-        while heap and len(out) < count:
-            _, task_tid, slot = heapq.heappop(heap)
+        while len(out) < count:
+            if first is not None and first[1].scheduled_utc <= start:  # due, not yet fired
+                due = self._catalog.tasks.get(first[0])
+                if due is not None and (slot := after(due, start)) is not None:
+                    heapq.heappush(later, (slot.scheduled_utc, due.tid, slot))
+                first = next(firsts, None)
+                continue
+            if first is not None and (not later or before(first, later[0])):
+                task_tid, slot = first
+                first = next(firsts, None)
+            elif later:
+                _, task_tid, slot = heapq.heappop(later)
+            else:
+                break
+            if slot.scheduled_utc > end:
+                break
             task = self._catalog.tasks[task_tid]
             out.append(UpcomingRun(task, slot, self._note(task, slot)))
-            nxt = after(task, slot.scheduled_utc)
-            if nxt is not None and nxt.scheduled_utc <= end:
-                heapq.heappush(heap, (nxt.scheduled_utc, task_tid, nxt))
+            if (nxt := after(task, slot.scheduled_utc)) is not None:
+                heapq.heappush(later, (nxt.scheduled_utc, task_tid, nxt))
         return out
 
     def upcoming_groups(

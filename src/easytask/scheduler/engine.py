@@ -8,6 +8,7 @@ fires.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -206,6 +207,12 @@ class Engine:
     def calendars_changed(self) -> None:
         """Forget cached next slots: business-day ordinals depend on calendar contents."""
         self._slot_cache.clear()
+
+    def pending_task_slots(self) -> Iterator[tuple[int, Slot]]:
+        """Every single task's next occurrence, in time order, lazily (the timer wheel's)."""
+        for (kind, tid), _, payload in self._timers.in_order():
+            if kind == "task" and isinstance(payload, Slot):
+                yield tid, payload
 
     def next_slot_of(self, tid: int) -> Slot | None:
         slot = self._timers.payload_of(("task", tid))

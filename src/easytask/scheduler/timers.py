@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,10 @@ class Timers:
 
     def payload_of(self, key: WheelKey) -> Any:
         return self._wheel.payload_of(key)
+
+    def in_order(self) -> Iterator[tuple[WheelKey, datetime, Any]]:
+        """Pending entries in deadline order, lazily (see TimerWheel.in_order)."""
+        return self._wheel.in_order()
 
     async def run(self, fire: Fire) -> None:
         """Call ``fire`` for every entry at its instant; wake early when an earlier one is armed."""
