@@ -181,6 +181,9 @@ def chunks(parts: list[tuple[str, bool]], size: int = CHUNK_LINES) -> list[list[
     out: list[list[tuple[str, bool]]] = [[]]
     count = 0
     for text, marked in parts:
+        if count >= size:  # a marked piece (never cut) may have filled the run past its size
+            out.append([])
+            count = 0
         while not marked and count + text.count("\n") >= size:
             cut = _nth_newline(text, size - count) + 1
             out[-1].append((text[:cut], False))
