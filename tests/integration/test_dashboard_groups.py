@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -168,3 +169,21 @@ async def test_the_graph_shows_the_groups_a_group_waits_for(dash: Dash) -> None:
     await post(dash, "/groups/1/force-run", {})
     page = await text(dash, "/groups/2/graph")
     assert 'data-node="g:etl" data-state="RUNNING"' in page  # its colour follows etl's state
+
+
+async def test_upcoming_merges_group_occurrences_in_time_order(dash: Dash) -> None:
+    await dash.login()
+    times = {"a": "01:00,13:00", "b": "02:00,14:00", "c": "03:00"}
+    for name, at in times.items():
+        answer = await post(dash, "/groups/new", {**GROUP, "name": name, "trigger_times": at})
+        assert answer.status == 303
+    app = dash.service.app
+    assert app is not None
+    now = dash.clock.now()
+    found = app.upcoming_groups(0, now, now + timedelta(hours=48), 5)
+    assert [g.slot.scheduled_utc for g in found] == sorted(g.slot.scheduled_utc for g in found)
+    assert len(found) == 5
+    later = app.upcoming_groups(0, now, now + timedelta(hours=48), 100)
+    assert len(later) == 10 and later[:5] == found  # 2 days of 5 occurrences, the first 5 first
+    page = await text(dash, "/upcoming?hours=48&count=3")
+    assert page.count('data-test="upcoming"') == 1 and page.count("member tasks</td>") == 3

@@ -416,24 +416,24 @@ class SchedulerApp(AccountOperations):
             groups = [runner.groups[gid]] if gid in runner.groups else []
         else:
             groups = list(runner.groups.values())
-        found: list[tuple[datetime, int, Slot]] = []
-        for group in groups:
+        def after(group: GroupDef, instant: datetime) -> Slot | None:
             schedule = runner.schedule_of(group.gid)
-            if schedule is None:
-                continue
             holidays = self._calendars.holiday_check(group.calendar or None)
-            slot = next_slot(schedule, start, holidays)
-            for _ in range(count):
-                if slot is None or slot.scheduled_utc > end:
-                    break
-                found.append((slot.scheduled_utc, group.gid, slot))
-                slot = next_slot(schedule, slot.scheduled_utc, holidays)
-        found.sort(key=lambda item: (item[0], item[1]))
-        out = []
-        for _, group_gid, slot in found[:count]:
+            return next_slot(schedule, instant, holidays) if schedule else None
+
+        # A merge: one slot per group, then only the ``count`` listed ones' successors.
+        heap = [(s.scheduled_utc, g.gid, s) for g in groups if (s := after(g, start))]
+        heapq.heapify(heap)
+        out: list[UpcomingGroup] = []
+        while heap and len(out) < count:
+            at, group_gid, slot = heapq.heappop(heap)
+            if at > end:
+                break
             group = runner.groups[group_gid]
             note = "" if group.active else "group disabled: its members will be SKIPPED"
             out.append(UpcomingGroup(group, slot, note or slot.note))
+            if (nxt := after(group, at)) is not None:
+                heapq.heappush(heap, (nxt.scheduled_utc, group_gid, nxt))
         return out
 
     def _note(self, task: TaskDef, slot: Slot) -> str:
