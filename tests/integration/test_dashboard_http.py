@@ -139,3 +139,53 @@ async def test_a_live_socket_opened_with_a_bearer_token_stays_open(
         await dash.service.app.logout(session.access_token)
         closing = await asyncio.wait_for(ws.receive(), 5)
         assert closing.data == live.SESSION_ENDED_CODE
+
+
+async def test_a_malformed_live_message_is_ignored_and_tabs_are_capped_per_user(
+    dash: Dash,
+) -> None:
+    await dash.login()
+    ws = await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+    for bad in ({"subscribe": 5}, {"logs": 7}, {"subscribe": [5, "x"]}, [1], "text"):
+        await ws.send_json(bad)
+    await ws.send_json({"subscribe": [{"topic": "board", "seq": 0}]})
+    assert (await asyncio.wait_for(ws.receive_json(), 5))["topic"] == "board"  # still serving
+    others = [await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+              for _ in range(live.MAX_USER_SOCKETS - 1)]  # fmt: skip
+    extra = await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+    closing = await asyncio.wait_for(extra.receive(), 5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == live.TOO_MANY_CODE
+    await others[0].close()
+    for _ in range(50):  # the server counts the closed tab out as soon as it sees the close
+        again = await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+        await again.send_json({"subscribe": [{"topic": "agents", "seq": 0}]})
+        answer = await asyncio.wait_for(again.receive(), 5)
+        if answer.type == aiohttp.WSMsgType.TEXT:
+            break
+        await again.close()
+    assert answer.json()["topic"] == "agents"
+    for socket in (ws, again, *others):
+        await socket.close()
+
+
+async def test_the_live_runs_table_of_page_two_is_page_two(dash: Dash) -> None:
+    await dash.login()
+    app = dash.service.app
+    assert app is not None
+    session = await app.login("easytask_superuser", dash.password)
+    admin = await app.authenticate(session.access_token)
+    await app.create_task({"tid": 1001, "name": "t", "cmd": "true", "run_on_host": "q1",
+                           "stdout": "/tmp/t.out", "stderr": "/tmp/t.err", "timezone": "UTC",
+                           "day_of_week": "1111111", "trigger_times": "03:17"}, admin)  # fmt: skip
+    for _ in range(30):
+        await app.force_run(1001, "", "", admin, "API")
+        await dash.clock.advance(1)  # a forced run's id is its instant
+    page = await (await dash.http.get(dash.base + "/runs?page=2")).text()
+    assert 'data-live="runs:page=2"' in page and page.count('<tr data-run-id="') == 5
+    ws = await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
+    await ws.send_json({"subscribe": [{"topic": "runs:page=2", "seq": 0}]})
+    live_rows = (await asyncio.wait_for(ws.receive_json(), 5))["html"]
+    assert live_rows.count('<tr data-run-id="') == 5
+    first = page.split('<tr data-run-id="', 2)[1].split('"', 1)[0]
+    assert first in live_rows
+    await ws.close()

@@ -11,7 +11,14 @@ from typing import Any
 
 from multidict import MultiDict
 
-from easytask.ui.live import CLIENT_QUEUE, MAX_DEFER_SECONDS, TOPIC, Client, LiveHub
+from easytask.ui.live import (
+    CLIENT_QUEUE,
+    MAX_DEFER_SECONDS,
+    MAX_USER_TOPICS,
+    TOPIC,
+    Client,
+    LiveHub,
+)
 from easytask.ui.sessions import safe_next
 from easytask.ui.task_views import from_form
 from easytask.ui.views import page_number, run_filter
@@ -108,6 +115,28 @@ async def test_a_costly_topic_waits_ten_times_its_cost_before_its_next_render() 
         await hub.subscribe(client, key, 0)
         wait = hub._topics[key].not_before - loop.time()
         assert low - 0.05 <= wait <= high, (key, wait)  # 10 x 0.05 s; 10 x 0.3 s capped
+
+
+async def test_one_users_tabs_cannot_fill_the_hub() -> None:
+    async def render(key: str) -> str:
+        return key
+
+    hub = LiveHub(render)
+    tabs = [Client(FakeSocket(), "mallory") for _ in range(3)]  # type: ignore[arg-type]
+    for i in range(MAX_USER_TOPICS):
+        await hub.subscribe(tabs[i % 3], f"runs:state=RUNNING&n={i}", 0)
+    await hub.subscribe(tabs[0], "runs:one-too-many", 0)
+    assert "runs:one-too-many" not in hub._topics
+    assert drain(tabs[0])[-1]["error"].startswith("too many live topics for mallory")
+    await hub.subscribe(tabs[1], "runs:state=RUNNING&n=0", 0)  # one already followed: fine
+    assert len(hub._topics["runs:state=RUNNING&n=0"].clients) == 2
+    other = Client(FakeSocket(), "alice")  # type: ignore[arg-type]
+    await hub.subscribe(other, "board", 0)
+    assert drain(other) == [{"topic": "board", "seq": 1, "html": "board"}]
+    for tab in tabs:
+        hub.leave(tab)
+    await hub.subscribe(Client(FakeSocket(), "mallory"), "runs:again", 0)  # type: ignore[arg-type]
+    assert "runs:again" in hub._topics
 
 
 def test_topics_and_paths_that_are_accepted() -> None:

@@ -33,8 +33,8 @@ from easytask.ui import (
     task_views,
     views,
 )
-from easytask.ui.live import LiveHub, serve, topic_query
-from easytask.ui.sessions import Handler, Sessions, token_of
+from easytask.ui.live import LiveHub, serve, topic_query, watched
+from easytask.ui.sessions import Handler, Sessions, caller_of, token_of
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,15 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
 
     async def live(request: web.Request) -> web.StreamResponse:
         token = token_of(request)
-        return await serve(request, hub, app.follow_output, lambda: app.authenticate(token))
+        user = caller_of(request).username
+        return await serve(request, hub, app.follow_output, lambda: app.authenticate(token), user)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "HEALTHY", "instance": app.instance})
 
     async def run_hub(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(hub.run(app.watch_runs()), name="dashboard-live")
+        task = watched(asyncio.create_task(hub.run(app.watch_runs()), name="dashboard-live"),
+                       "the live hub")  # fmt: skip
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,9 @@ CLIENT_QUEUE = 1024
 MAX_TOPICS = 32  # per tab
 MAX_LOGS = 4  # runs followed per tab
 MAX_ALL_TOPICS = 2000  # over all tabs: a flood of distinct `runs:` filters is refused
+MAX_USER_TOPICS = 64  # distinct topics over one user's tabs
+MAX_USER_SOCKETS = 32  # one user's open tabs
+TOO_MANY_CODE = 4008
 SESSION_CHECK_SECONDS = 30.0  # a logged-out or deactivated user's socket closes within this
 SESSION_ENDED_CODE = 4401
 CLOSE_SECONDS = 2.0
@@ -57,8 +61,9 @@ Render = Callable[[str], Awaitable[str | None]]
 class Client:
     """One tab's socket and its bounded outgoing queue."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, user: str = "") -> None:
         self.ws = ws
+        self.user = user
         self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
         self.dropped = asyncio.Event()
         self.topics = 0
@@ -100,6 +105,8 @@ class LiveHub:
         self._topics: dict[str, Topic] = {}
         self._wake = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
+        self._by_user: dict[str, Counter[str]] = {}  # user -> subscriptions per topic
+        self._sockets_by_user: Counter[str] = Counter()
 
     async def close_all(self) -> None:
         """At shutdown: tell every tab the scheduler is going away (it will reconnect); a tab
@@ -122,6 +129,11 @@ class LiveHub:
         return len({c for t in self._topics.values() for c in t.clients})
 
     async def subscribe(self, client: Client, key: str, seen: int) -> None:
+        mine = self._by_user.setdefault(client.user, Counter())
+        if key not in mine and len(mine) >= MAX_USER_TOPICS:
+            # One user's tabs (or script) cannot fill the hub for everyone else.
+            client.send({"error": f"too many live topics for {client.user}; {key} is not followed"})
+            return
         topic = self._topics.get(key)
         if topic is None:
             if len(self._topics) >= MAX_ALL_TOPICS:
@@ -132,6 +144,7 @@ class LiveHub:
             if client.topics >= MAX_TOPICS:
                 return
             client.topics += 1
+            mine[key] += 1
         topic.clients.add(client)
         if topic.html is None:
             # Tabs that subscribe while its first render is under way get that render: 100 tabs
@@ -142,11 +155,32 @@ class LiveHub:
             client.send({"topic": key, "seq": topic.seq, "html": topic.html})
 
     def leave(self, client: Client) -> None:
+        mine = self._by_user.get(client.user, Counter())
         for key in [k for k, t in self._topics.items() if client in t.clients]:
             topic = self._topics[key]
             topic.clients.discard(client)
             if not topic.clients:
                 del self._topics[key]
+            mine[key] -= 1
+            if mine[key] <= 0:
+                del mine[key]
+        if not mine:
+            self._by_user.pop(client.user, None)
+
+    def open_socket(self, ws: web.WebSocketResponse, user: str) -> bool:
+        """Count a tab's socket; False (and not counted) past MAX_USER_SOCKETS."""
+        if self._sockets_by_user[user] >= MAX_USER_SOCKETS:
+            return False
+        self._sockets_by_user[user] += 1
+        self.sockets.add(ws)
+        return True
+
+    def close_socket(self, ws: web.WebSocketResponse, user: str) -> None:
+        if ws in self.sockets:
+            self.sockets.discard(ws)
+            self._sockets_by_user[user] -= 1
+            if self._sockets_by_user[user] <= 0:
+                del self._sockets_by_user[user]
 
     def run_changed(self, run_id: str, tid: int) -> None:
         for key in ("board", "agents", f"run:{run_id}", f"run-state:{run_id}", f"task-runs:{tid}"):
@@ -194,7 +228,7 @@ class LiveHub:
 
     async def run(self, changes: Any) -> None:
         """Feed on the application's run changes (``watch_runs``) and flush dirty topics."""
-        flusher = asyncio.create_task(self._flush_loop())
+        flusher = watched(asyncio.create_task(self._flush_loop()), "the flush loop")
         try:
             while True:
                 event = await changes.queue.get()
@@ -225,10 +259,10 @@ class LiveHub:
                 next_agents = loop.time() + AGENTS_REFRESH_SECONDS
             now = loop.time()
             for topic in [t for t in self._topics.values() if t.dirty and t.clients]:
-                if topic.not_before <= now:
+                if topic.not_before <= now and not topic.rendering:
                     await self._refresh(topic)
-                else:
-                    self._wake.set()  # still dirty: looked at again after the pause below
+                else:  # costly and rendered lately, or a first render under way: still dirty
+                    self._wake.set()
             await asyncio.sleep(FLUSH_SECONDS)
 
 
@@ -279,7 +313,7 @@ async def watch_session(authenticate: Authenticate) -> None:
 
 
 async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput,
-                authenticate: Authenticate) -> web.StreamResponse:  # fmt: skip
+                authenticate: Authenticate, user: str) -> web.StreamResponse:  # fmt: skip
     """``GET /live``: the tab's socket (its session was checked by the middleware, and is
     checked again every SESSION_CHECK_SECONDS: an ended session closes it with 4401)."""
     origin = request.headers.get("Origin")
@@ -287,8 +321,10 @@ async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput,
         raise web.HTTPForbidden(text="the live channel is for this dashboard's own pages")
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    hub.sockets.add(ws)
-    client = Client(ws)
+    if not hub.open_socket(ws, user):
+        await ws.close(code=TOO_MANY_CODE, message=b"too many live tabs; close some")
+        return ws
+    client = Client(ws, user)
     writer = asyncio.create_task(client.write())
     dropped = asyncio.create_task(client.dropped.wait())
     logs: dict[str, asyncio.Task[None]] = {}
@@ -301,13 +337,28 @@ async def serve(request: web.Request, hub: LiveHub, follow: FollowOutput,
         elif session.done():
             await ws.close(code=SESSION_ENDED_CODE, message=b"session ended: log in again")
     finally:
-        hub.sockets.discard(ws)
+        hub.close_socket(ws, user)
         hub.leave(client)
         for task in (writer, dropped, reader, session, *logs.values()):
             task.cancel()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ws.close(), CLOSE_SECONDS)
     return ws
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def watched(task: asyncio.Task[Any], what: str) -> asyncio.Task[Any]:
+    """A background task whose failure is logged, not lost (cancellation is not a failure)."""
+
+    def done(t: asyncio.Task[Any]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("live channel: %s failed", what, exc_info=t.exception())
+
+    task.add_done_callback(done)
+    return task
 
 
 async def _read(ws: web.WebSocketResponse, client: Client, hub: LiveHub, follow: FollowOutput,
@@ -322,17 +373,18 @@ async def _read(ws: web.WebSocketResponse, client: Client, hub: LiveHub, follow:
             continue
         if not isinstance(request, dict):
             continue
-        for item in (request.get("subscribe") or [])[:MAX_TOPICS]:
+        for item in _list(request.get("subscribe"))[:MAX_TOPICS]:
             if not isinstance(item, dict):
                 continue
             key, seen = item.get("topic"), item.get("seq", 0)
             if isinstance(key, str) and TOPIC.fullmatch(key):
                 await hub.subscribe(client, key, seen if isinstance(seen, int) else 0)
-        for spec in (request.get("logs") or [])[:MAX_LOGS]:
+        for spec in _list(request.get("logs"))[:MAX_LOGS]:
             run_id = spec.get("run_id") if isinstance(spec, dict) else None
             if len(logs) >= MAX_LOGS:
                 break
             if isinstance(run_id, str) and len(run_id) <= 200 and run_id not in logs:
-                logs[run_id] = asyncio.create_task(
-                    follow_log(client, follow, run_id, _offsets(spec))
+                logs[run_id] = watched(
+                    asyncio.create_task(follow_log(client, follow, run_id, _offsets(spec))),
+                    f"following {run_id}",
                 )

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from easytask.core.authz import Action, refusal
 from easytask.core.errors import AuthError, NotFoundError
+from easytask.core.models import Run
 from easytask.core.records import Board, EventRequest, RunFilter
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
@@ -144,10 +145,16 @@ def run_filter(query: Any, now: datetime) -> tuple[RunFilter, str, str]:
     return flt, f"{hours:g}", query.get("group", "")[:128]
 
 
+async def runs_found(app: SchedulerApp, query: Any) -> tuple[list[Run], int, dict[str, int]]:
+    """The page of runs a query string asks for, their total and the count per state."""
+    flt, _, group = run_filter(query, app.now())
+    return await app.list_runs(flt, page_number(query), PER_PAGE, group)
+
+
 async def runs_context(app: SchedulerApp, query: Any) -> dict[str, Any]:
     flt, since, group = run_filter(query, app.now())
     page_no = page_number(query)
-    runs, total, stats = await app.list_runs(flt, page_no, PER_PAGE, group)
+    runs, total, stats = await runs_found(app, query)
     agents = sorted(a.record.name for a in await app.agents())
     return {
         "runs": [run_view(r) for r in runs],
@@ -186,14 +193,14 @@ async def session_check(_: web.Request) -> web.Response:
 
 async def runs_page(request: web.Request) -> web.Response:
     ctx = await runs_context(ops(request), request.query)
-    live = urlencode(sorted((k, v) for k, v in request.query.items() if k != "page" and v))
+    live = urlencode(sorted((k, v) for k, v in request.query.items() if v))  # its page too
     return page(request, "runs.html", states=[s.value for s in RunState if s != RunState.PASSIVE],
                 query=query_builder(request.query), live_topic=f"runs:{live}", **ctx)  # fmt: skip
 
 
 async def render_runs(app: web.Application, query: Any) -> str:
-    ctx = await runs_context(app[APP_KEY], query)
-    return fragment(app, "_runs_table.html", runs=ctx["runs"])
+    runs, _, _ = await runs_found(app[APP_KEY], query)  # only what the live table shows
+    return fragment(app, "_runs_table.html", runs=[run_view(r) for r in runs])
 
 
 async def run_page(request: web.Request) -> web.Response:

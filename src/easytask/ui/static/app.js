@@ -64,6 +64,11 @@ function connect() {
     if (document.hidden) { status("paused", "paused"); return; }
     status("reconnecting…", "offline");
     const again = () => { setTimeout(connect, retry); retry = Math.min(retry * 2, 5000); };
+    if (event.code === 4008) { // this user has too many live tabs: try again later
+      status("paused: too many live tabs", "offline");
+      setTimeout(connect, 30000);
+      return;
+    }
     if (event.code === 4401 || !opened) {
       // Refused or ended: /session refreshes an expired login, or says there is none.
       fetch("/session", { redirect: "manual", credentials: "same-origin" }).then((answer) => {
