@@ -40,7 +40,8 @@ function draw(box) {
     width: Math.max(280, box.clientWidth),
     height: 220,
     scales: {
-      x: { time: true },
+      // One run alone: an hour either side, not uPlot's span of years around a single time.
+      x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) },
       y: { range: (u, min, max) => [0, Math.max(max * 1.15, 1)] },
     },
     axes: [
