@@ -154,24 +154,29 @@ async def test_events_published_through_the_forms_appear_in_the_filtered_history
     )
     answer = await root.post("/events", event="DISABLE_TASK", group="4242")
     assert notice(await root.follow(answer)).startswith("error: group 4242 not found")
+    await root.post("/events", event="DISABLE_TASK", group="42")  # refused too: event 7
     await dash.clock.advance(86_400)
     answer = await root.post("/events", event="REFRESH_GRAPH")
-    assert notice(await root.follow(answer)) == "ok: Dependency graph refreshed. (event 7)"
+    assert notice(await root.follow(answer)) == "ok: Dependency graph refreshed. (event 8)"
 
     _, page = await root.get("/events")
     rows = event_rows(page)
-    assert len(rows) == 7 and rows[0].startswith("7 2026-06-02")
+    assert len(rows) == 8 and rows[0].startswith("8 2026-06-02")
     assert all(f" UI {SUPERUSER} " in r for r in rows)
-    assert "FREEZE_TASK 1001 SUCCESS" in rows[3]
+    assert "FREEZE_TASK 1001 SUCCESS" in rows[4]
     filtered = {
-        "status=FAILURE": ["6", "5"],
+        "status=FAILURE": ["7", "6", "5"],
         "event=FORCE_RUN_TASK": ["3"],
         "target=nightly": ["5", "4", "3"],
+        "target=1001": ["5", "4", "3"],
         "target=group+4242": ["6"],
-        "from=2026-06-02": ["7"],
-        "to=2026-06-01": ["6", "5", "4", "3", "2", "1"],
+        "target=group+42": ["7"],  # exactly: not group 4242
+        "target=Group++42": ["7"],
+        "target=groupie": [],  # a task name, not a group
+        "from=2026-06-02": ["8"],
+        "to=2026-06-01": ["7", "6", "5", "4", "3", "2", "1"],
         "from=2026-06-01&to=2026-06-01&status=SUCCESS&origin=UI": ["4", "3", "2", "1"],
-        f"published_by={SUPERUSER}&event=REFRESH_GRAPH": ["7"],
+        f"published_by={SUPERUSER}&event=REFRESH_GRAPH": ["8"],
         "published_by=vera": [],
         "origin=CLI": [],
     }

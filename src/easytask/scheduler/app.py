@@ -304,6 +304,8 @@ class SchedulerApp(AccountOperations):
         if task_name:
             tids = tuple(str(t.tid) for t in self._catalog.tasks.values() if task_name in t.name)
             target = task_name if task_name.isdigit() else ""
+            if not tids and not target:
+                return [], 0  # no task is so named: no event is of one
             flt = EventFilter(target, tids, flt.event, flt.status, flt.origin, flt.since,
                               flt.published_by, flt.until)  # fmt: skip
         return await self._store.find_events(flt, (page - 1) * per_page, per_page)

@@ -229,10 +229,11 @@ def history_filter(query: Mapping[str, str]) -> tuple[EventFilter, str, dict[str
             errors[key] = f"{label} must be one of {', '.join(allowed)}"
             value = ""
         chosen[key] = value
-    # A group target ("group 7") and ids match the stored target; a name matches its tasks.
-    by_target = target if target.lower().startswith("group") else ""
-    task_name = "" if by_target else target
-    flt = EventFilter(target=by_target, event=chosen["event"], status=chosen["status"],
+    # "group 7" and a tid match the stored target exactly; anything else is a task name.
+    group = re.fullmatch(r"group +(\d{1,10})", target.strip(), re.IGNORECASE)
+    exact = (f"group {int(group[1])}",) if group else (target,) if digits(target) else ()
+    task_name = "" if exact else target
+    flt = EventFilter(targets=exact, event=chosen["event"], status=chosen["status"],
                       origin=chosen["origin"], since=since, published_by=published_by,
                       until=until)  # fmt: skip
     return flt, task_name, errors
