@@ -266,6 +266,11 @@ class SchedulerApp(AccountOperations):
         await self._store.flush()
         return await self._store.read_output_from(run_id, stream, offset)
 
+    async def output_end(self, run_id: str, stream: str) -> int:
+        """The stream offset the stored copy ends at (0 when there is no output)."""
+        await self._store.flush()
+        return (await self._store.output_sizes([run_id])).get((run_id, stream), 0)
+
     async def output_segments(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
         """A stream's stored copy as contiguous pieces at their stream offsets (a cut between)."""
         await self._store.flush()

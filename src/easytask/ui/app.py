@@ -84,6 +84,7 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
                              client_max_size=2 * 1024 * 1024)  # fmt: skip
     webapp[views.APP_KEY] = app
     webapp[views.SESSIONS_KEY] = sessions
+    webapp[log_views.COPIES_KEY] = log_views.StoredCopies()
     render.setup(webapp)
 
     async def render_topic(key: str) -> str | None:

@@ -9,7 +9,9 @@ boundary, so a window never starts inside a character or, as a rule, inside an e
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,12 +60,39 @@ class Stored:
         return 0
 
 
-async def stored(app: SchedulerApp, run_id: str, stream: str) -> Stored:
+class StoredCopies:
+    """The stored copies the log pages read (up to 10 MiB each): loaded at most LOADS at a
+    time and the last KEEP kept, so a page and its window requests read a copy once and 40
+    requests at once cannot hold 40 copies. A copy that grew is a new one."""
+
+    KEEP = 4
+    LOADS = 2
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, str, int], Stored] = OrderedDict()
+        self._loads = asyncio.Semaphore(self.LOADS)
+
+    async def get(self, app: SchedulerApp, run_id: str, stream: str) -> Stored:
+        key = (run_id, stream, await app.output_end(run_id, stream))
+        async with self._loads:
+            found = self._kept.get(key)
+            if found is None:
+                parts = await app.output_segments(run_id, stream)
+                end = parts[-1][0] + len(parts[-1][1]) if parts else 0  # more may have come
+                found = Stored(tuple(parts), end) if parts else Stored(((0, b""),), 0)
+                self._kept[key] = found
+                while len(self._kept) > self.KEEP:
+                    self._kept.popitem(last=False)
+            self._kept.move_to_end(key)
+            return found
+
+
+COPIES_KEY: web.AppKey[StoredCopies] = web.AppKey("easytask.log_copies", StoredCopies)
+
+
+async def stored(request: web.Request, run_id: str, stream: str) -> Stored:
     """The stored copy of a run's stream, its pieces at their stream offsets."""
-    parts = await app.output_segments(run_id, stream)
-    if not parts:
-        return Stored(((0, b""),), 0)
-    return Stored(tuple(parts), parts[-1][0] + len(parts[-1][1]))
+    return await request.app[COPIES_KEY].get(ops(request), run_id, stream)
 
 
 # ----- windows -----
@@ -311,7 +340,7 @@ async def log_page(request: web.Request) -> web.Response:
     at = offset_param(request.query, "at", -1) if at_stream in STREAMS else -1
     views, hits, more = [], [], False
     for name in STREAMS:
-        st = await stored(app, run.run_id, name)
+        st = await stored(request, run.run_id, name)
         if name == at_stream and at >= 0:
             w = window_after(st, name, max(0, at - WINDOW // 4), WINDOW)
         else:
@@ -338,7 +367,7 @@ async def log_window(request: web.Request) -> web.Response:
     if problem:
         raise web.HTTPBadRequest(text=problem)
     length = min(max(1, offset_param(request.query, "length", WINDOW)), MAX_WINDOW)
-    st = await stored(app, run.run_id, stream)
+    st = await stored(request, run.run_id, stream)
     if "before" in request.query:
         w = window_before(st, stream, offset_param(request.query, "before", st.end), length)
     else:
