@@ -12,46 +12,34 @@ from easytask.ui import api
 from easytask.ui import api_models as m
 
 
-class CutOutput:
-    """read_output_from as the stores do it: rows of (offset, data), a cut between them."""
-
-    def __init__(self, rows: list[tuple[int, bytes]]) -> None:
-        self.rows = rows
-
-    async def read_output_from(self, run_id: str, stream: str, offset: int) -> tuple[bytes, int]:
-        rows = [(s, d) for s, d in self.rows if s + len(d) > offset]
-        end = rows[-1][0] + len(rows[-1][1]) if rows else offset
-        return b"".join(d[max(0, offset - s) :] for s, d in rows), end
-
-
-async def read_all(store: CutOutput, limit: int, offset: int = 0) -> tuple[bytes, int]:
-    """Every byte from ``offset`` on, ``limit`` at a time, as the output endpoint pages."""
+def read_all(
+    parts: tuple[tuple[int, bytes], ...], limit: int, offset: int = 0
+) -> tuple[bytes, int]:
+    """Every stored byte from ``offset`` on, ``limit`` at a time, as a client of the output
+    endpoint pages through it."""
     got = b""
     for _ in range(10_000):
-        data, end = await store.read_output_from("r", "stdout", offset)
-        if len(data) <= limit:
-            return got + data, end
-        size = api._char_boundary(data, limit)
-        got += data[:size]
-        offset = await api._offset_after(store, "r", "stdout", offset, data, size, end)  # type: ignore[arg-type]
+        data, after = api.output_chunk(parts, offset, limit)
+        if not data:
+            return got, after
+        assert len(data) <= limit
+        got, offset = got + data, after
     raise AssertionError("no progress")
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 5, 7, 10, 64])
 @pytest.mark.parametrize("start", [0, 4, 9, 10, 12, 20, 25])
-async def test_paging_across_a_cut_returns_every_stored_byte_once(limit: int, start: int) -> None:
+def test_paging_across_a_cut_returns_every_stored_byte_once(limit: int, start: int) -> None:
     head, tail = b"0123456789", b"abcdefghij"
-    store = CutOutput([(0, head), (20, tail)])  # bytes 10..19 were cut
-    got, end = await read_all(store, limit, start)
+    got, end = read_all(((0, head), (20, tail)), limit, start)  # bytes 10..19 were cut
     expected = (head[start:] if start < 10 else b"") + tail[max(0, start - 20) :]
     assert (got, end) == (expected, 30)
 
 
-async def test_paging_without_a_cut_never_splits_a_character() -> None:
+def test_paging_without_a_cut_never_splits_a_character() -> None:
     text = ("é€𝄞x" * 50).encode()
-    store = CutOutput([(0, text)])
     for limit in (4, 5, 6, 7):
-        got, end = await read_all(store, limit)
+        got, end = read_all(((0, text),), limit)
         assert got == text and end == len(text)
 
 

@@ -26,6 +26,7 @@ from easytask.core.states import RunState
 from easytask.core.text import parse_json
 from easytask.scheduler.app import STREAMS, SchedulerApp
 from easytask.ui import api_models as m
+from easytask.ui import log_views
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import ops
 
@@ -300,37 +301,42 @@ async def run_output(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=f"no stream {stream[:32]!r}: stdout or stderr")
     q = query(request, m.OutputQuery)
     run, _ = await app.get_run(request.match_info["run_id"])
-    data, end = await app.read_output_from(run.run_id, stream, q.offset)
-    size, next_offset = len(data), end
-    if size > q.limit:
-        size = _char_boundary(data, q.limit)
-        next_offset = await _offset_after(app, run.run_id, stream, q.offset, data, size, end)
+    stored = await log_views.stored(request, run.run_id, stream)
+    data, next_offset = output_chunk(stored.parts, q.offset, q.limit)
     return reply(m.OutputChunk(
         run_id=run.run_id, stream=stream, offset=q.offset, next_offset=next_offset,
-        text=data[:size].decode("utf-8", "replace"), more=size < len(data),
+        text=data.decode("utf-8", "replace"), more=next_offset < stored.end,
         state=run.state.value,
     ))  # fmt: skip
 
 
-def _char_boundary(data: bytes, limit: int) -> int:
+def output_chunk(
+    parts: tuple[tuple[int, bytes], ...], offset: int, limit: int
+) -> tuple[bytes, int]:
+    """At most ``limit`` stored bytes from stream offset ``offset`` (from the next piece when
+    it falls in a cut), never splitting a UTF-8 character; and the offset to ask for next
+    (over a cut, the next piece's start)."""
+    for index, (start, data) in enumerate(parts):
+        if offset >= start + len(data):
+            continue
+        begin = max(offset, start) - start
+        size = min(limit, len(data) - begin)
+        if begin + size < len(data):
+            size = _char_boundary(memoryview(data)[begin:], size)  # no copy of the copy
+        after = start + begin + size
+        if after == start + len(data) and index + 1 < len(parts):
+            after = parts[index + 1][0]  # the chunk reached a cut: resume after it
+        return data[begin : begin + size], after
+    end = parts[-1][0] + len(parts[-1][1]) if parts else 0
+    return b"", max(offset, end) if parts else offset
+
+
+def _char_boundary(data: bytes | memoryview, limit: int) -> int:
     """``limit``, moved back to the start of a UTF-8 character (at most 3 bytes back)."""
     size = limit
     while size > limit - 3 and size > 1 and (data[size] & 0xC0) == 0x80:
         size -= 1
     return size
-
-
-async def _offset_after(
-    app: SchedulerApp, run_id: str, stream: str, offset: int, data: bytes, size: int, end: int
-) -> int:
-    """The stream offset just after ``data[:size]``. Stored output may have a cut (head and
-    tail kept, spec 16) that ``data`` skips: when what follows ``offset + size`` is not
-    ``data[size:]``, the chunk crossed the cut and ends ``len(data) - size`` before ``end``."""
-    after = offset + size
-    if end - offset == len(data):
-        return after  # nothing cut
-    rest, _ = await app.read_output_from(run_id, stream, after)
-    return after if len(rest) == len(data) - size else end - (len(data) - size)
 
 
 # ----- events -----
