@@ -143,7 +143,8 @@ def gantt(runs: list[Run], now: datetime) -> dict[str, Any]:
         width = max((end - begin).total_seconds() * scale, 2.0)
         bars.append({"y": i * GANTT_ROW, "x": round(x, 1), "w": round(width, 1),
                      "name": run.name, "state": run.state.value, "run_id": run.run_id,
-                     "from": when(begin), "to": when(end) if run.state.final else "running",
+                     "from": f"{when(begin)} UTC",
+                     "to": f"{when(end)} UTC" if run.state.final else "running",
                      "seconds": f"{(end - begin).total_seconds():.1f}"})  # fmt: skip
     return {"bars": bars, "height": len(bars) * GANTT_ROW + 20, "width": GANTT_WIDTH,
             "label_width": label_width, "total": f"{total:.1f}"}  # fmt: skip
@@ -173,6 +174,7 @@ async def group_context(app: SchedulerApp, gid: int, occurrence_id: str) -> dict
         "members": member_rows(app, group, latest),
         "gantt": gantt(list(latest.values()), app.now()),
         "upstream": upstream_rows(app, group),
+        "occurrences": occurrences,
     }
 
 
@@ -211,7 +213,7 @@ async def group_page(request: web.Request) -> web.Response:
     return page(
         request, "group.html", **ctx, fields=fields,
         json_text=json.dumps(data, indent=2, ensure_ascii=False),
-        occurrences=[occurrence_view(g) for g in app.group_occurrences(gid, OCCURRENCES)],
+        recent=[occurrence_view(g) for g in ctx["occurrences"]],
         schedule=schedule_of(group), live_topic=live_topic(gid, occurrence_id),
         can_change=can(caller, Action.CHANGE_GROUP), can_run=can(caller, Action.RUN_GROUP),
     )  # fmt: skip
@@ -260,8 +262,7 @@ async def graph_page(request: web.Request) -> web.Response:
     gid = gid_of(request)
     occurrence_id = request.query.get("occurrence", "")[:200]
     ctx = await group_context(app, gid, occurrence_id)
-    data = json.dumps(graph_data(ctx), ensure_ascii=False).replace("</", "<\\/")
-    return page(request, "group_graph.html", **ctx, graph_json=data,
+    return page(request, "group_graph.html", **ctx, graph=graph_data(ctx),
                 live_topic=live_topic(gid, occurrence_id))  # fmt: skip
 
 

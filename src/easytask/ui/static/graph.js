@@ -49,7 +49,8 @@ function draw(svg, data) {
 function colour(svg, table) {
   const states = new Map();
   for (const row of table.querySelectorAll("[data-node]")) states.set(row.dataset.node, row.dataset.state || "");
-  const failed = new Set([...states].filter(([, s]) => s === "FAILED").map(([id]) => id));
+  const ended = new Set(["FAILED", "TERMINATED", "REJECTED"]); // ended without success
+  const failed = new Set([...states].filter(([, s]) => ended.has(s)).map(([id]) => id));
   for (const node of svg.querySelectorAll("a.node")) {
     const s = states.get(node.dataset.node) || "";
     node.setAttribute("class", `node ${node.classList.contains("kind-group") ? "kind-group" : "kind-task"} state-fill-${s || "NONE"}`);

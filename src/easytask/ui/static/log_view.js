@@ -13,7 +13,7 @@ function converter() {
   const ansi = new AnsiUp();
   ansi.use_classes = true;
   ansi.escape_html = true;
-  ansi.url_allowlist = {}; // task output never becomes a link
+  ansi.url_allowlist = Object.create(null); // task output never becomes a link (no inherited keys)
   return ansi;
 }
 
