@@ -423,6 +423,7 @@ class SchedulerApp(AccountOperations):
             groups = [runner.groups[gid]] if gid in runner.groups else []
         else:
             groups = list(runner.groups.values())
+
         def after(group: GroupDef, instant: datetime) -> Slot | None:
             schedule = runner.schedule_of(group.gid)
             holidays = self._calendars.holiday_check(group.calendar or None)
