@@ -142,8 +142,9 @@ async def test_a_live_socket_opened_with_a_bearer_token_stays_open(
 
 
 async def test_a_malformed_live_message_is_ignored_and_tabs_are_capped_per_user(
-    dash: Dash,
+    dash: Dash, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(live, "MAX_USER_SOCKETS", 4)
     await dash.login()
     ws = await dash.http.ws_connect(dash.base + "/live", origin=dash.base)
     for bad in ({"subscribe": 5}, {"logs": 7}, {"subscribe": [5, "x"]}, [1], "text"):

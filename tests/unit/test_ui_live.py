@@ -14,6 +14,7 @@ from multidict import MultiDict
 from easytask.ui.live import (
     CLIENT_QUEUE,
     MAX_DEFER_SECONDS,
+    MAX_TOPICS,
     MAX_USER_TOPICS,
     TOPIC,
     Client,
@@ -122,21 +123,37 @@ async def test_one_users_tabs_cannot_fill_the_hub() -> None:
         return key
 
     hub = LiveHub(render)
-    tabs = [Client(FakeSocket(), "mallory") for _ in range(3)]  # type: ignore[arg-type]
+    count = MAX_USER_TOPICS // MAX_TOPICS + 1
+    tabs = [Client(FakeSocket(), "mallory") for _ in range(count)]  # type: ignore[arg-type]
     for i in range(MAX_USER_TOPICS):
-        await hub.subscribe(tabs[i % 3], f"runs:state=RUNNING&n={i}", 0)
+        await hub.subscribe(tabs[i % count], f"runs:state=RUNNING&n={i}", 0)
+    assert len(hub._topics) == MAX_USER_TOPICS
     await hub.subscribe(tabs[0], "runs:one-too-many", 0)
     assert "runs:one-too-many" not in hub._topics
     assert drain(tabs[0])[-1]["error"].startswith("too many live topics for mallory")
-    await hub.subscribe(tabs[1], "runs:state=RUNNING&n=0", 0)  # one already followed: fine
+    fresh = Client(FakeSocket(), "mallory")  # type: ignore[arg-type]
+    await hub.subscribe(fresh, "runs:state=RUNNING&n=0", 0)  # one already followed: fine
     assert len(hub._topics["runs:state=RUNNING&n=0"].clients) == 2
     other = Client(FakeSocket(), "alice")  # type: ignore[arg-type]
     await hub.subscribe(other, "board", 0)
     assert drain(other) == [{"topic": "board", "seq": 1, "html": "board"}]
-    for tab in tabs:
+    for tab in (*tabs, fresh):
         hub.leave(tab)
     await hub.subscribe(Client(FakeSocket(), "mallory"), "runs:again", 0)  # type: ignore[arg-type]
     assert "runs:again" in hub._topics
+
+
+async def test_a_tab_at_its_topic_cap_leaves_no_topic_behind() -> None:
+    async def render(key: str) -> str:
+        return key
+
+    hub = LiveHub(render)
+    tab = Client(FakeSocket(), "u")  # type: ignore[arg-type]
+    for i in range(MAX_TOPICS + 5):
+        await hub.subscribe(tab, f"run:{i}", 0)
+    assert len(hub._topics) == MAX_TOPICS and tab.topics == MAX_TOPICS
+    hub.leave(tab)
+    assert hub._topics == {} and hub._by_user == {}
 
 
 def test_topics_and_paths_that_are_accepted() -> None:

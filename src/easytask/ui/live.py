@@ -43,8 +43,10 @@ CLIENT_QUEUE = 1024
 MAX_TOPICS = 32  # per tab
 MAX_LOGS = 4  # runs followed per tab
 MAX_ALL_TOPICS = 2000  # over all tabs: a flood of distinct `runs:` filters is refused
-MAX_USER_TOPICS = 64  # distinct topics over one user's tabs
-MAX_USER_SOCKETS = 32  # one user's open tabs
+# One account's tabs (a shared wall-board account on many screens included) may hold at most
+# a quarter of the hub, so no single login fills it for everyone else.
+MAX_USER_TOPICS = MAX_ALL_TOPICS // 4  # distinct topics over one user's tabs
+MAX_USER_SOCKETS = 256  # one user's open tabs
 TOO_MANY_CODE = 4008
 SESSION_CHECK_SECONDS = 30.0  # a logged-out or deactivated user's socket closes within this
 SESSION_ENDED_CODE = 4401
@@ -135,14 +137,15 @@ class LiveHub:
             client.send({"error": f"too many live topics for {client.user}; {key} is not followed"})
             return
         topic = self._topics.get(key)
+        joining = topic is None or client not in topic.clients
+        if joining and client.topics >= MAX_TOPICS:
+            return
         if topic is None:
             if len(self._topics) >= MAX_ALL_TOPICS:
                 client.send({"error": f"too many live topics; {key} is not followed"})
                 return
             topic = self._topics[key] = Topic(key)
-        if client not in topic.clients:
-            if client.topics >= MAX_TOPICS:
-                return
+        if joining:
             client.topics += 1
             mine[key] += 1
         topic.clients.add(client)
