@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from easytask.core.models import TaskDef
-from easytask.core.schedule import Schedule, Slot, next_slot, slots_between, slots_on
+from easytask.core.schedule import Schedule, Slot, local_day_utc, next_slot, slots_between, slots_on
 from easytask.core.timespec import OrdinalDay
 
 HolidayCheck = Callable[[date], bool]
@@ -650,3 +650,20 @@ def test_transition_tables_cover_both_directions() -> None:
             after = (aware.astimezone(UTC) + timedelta(minutes=2)).astimezone(zone)
             kinds.add(after.utcoffset() > aware.utcoffset())  # type: ignore[operator]
         assert kinds == {True, False}, tz
+
+
+@given(
+    st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31)),
+    st.integers(-3 * 86_400, 3 * 86_400),
+    st.sampled_from(["UTC", "Europe/Paris", "America/Santiago", "America/Havana", "Asia/Beirut",
+                     "Australia/Lord_Howe", "Pacific/Apia", "America/St_Johns"]),
+)  # fmt: skip
+def test_local_day_bounds_say_what_converting_each_instant_says(
+    now: datetime, delta: int, zone: str
+) -> None:
+    now = now.replace(tzinfo=UTC)
+    other = now + timedelta(seconds=delta)
+    start, end = local_day_utc(now, zone)
+    tz = ZoneInfo(zone)
+    same_day = other.astimezone(tz).date() == now.astimezone(tz).date()
+    assert (start <= other < end) == same_day

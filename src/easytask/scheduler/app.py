@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -54,7 +54,7 @@ from easytask.scheduler.app_accounts import AccountOperations
 from easytask.scheduler.bus import Bus, Subscription
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.catalog import TaskCatalog
-from easytask.scheduler.engine import Engine
+from easytask.scheduler.engine import DayBounds, Engine
 from easytask.scheduler.events import EventService
 from easytask.scheduler.follow import follow_output
 from easytask.scheduler.holidays import HolidayService
@@ -159,8 +159,8 @@ class SchedulerApp(AccountOperations):
             tasks, total = self._catalog.list_tasks(active, search, page, per_page)
             return tasks, total, [self._engine.task_status(t, now) for t in tasks]
         everything, _ = self._catalog.list_tasks(active, search, 1, len(self._catalog.tasks) + 1)
-        today: dict[str, date] = {}
-        matching = [t for t in everything if self._engine.task_status(t, now, today) is status]
+        days: DayBounds = {}
+        matching = [t for t in everything if self._engine.task_status(t, now, days) is status]
         start = (page - 1) * per_page
         chosen = matching[start : start + per_page]
         return chosen, len(matching), [status] * len(chosen)
@@ -382,7 +382,8 @@ class SchedulerApp(AccountOperations):
         after = self._engine.next_slot_after  # shared by the tasks of one schedule
         later: list[tuple[datetime, int, Slot]] = []  # a heap of occurrences still to list
         firsts: Iterator[tuple[int, Slot]] = iter(())
-        if tid or start < self._clock.now():
+        # "From now" is a start the caller took a moment ago; a slot that fired since was due.
+        if tid or start < self._clock.now() - timedelta(seconds=1):
             tasks = [self._catalog.get(tid)] if tid else list(self._catalog.tasks.values())
             for task in tasks:
                 if (slot := after(task, start)) is not None:
@@ -470,9 +471,9 @@ class SchedulerApp(AccountOperations):
     async def board(self) -> Board:
         """The status board: every task's status, the live runs, today's final runs."""
         now = self._clock.now()
-        today: dict[str, date] = {}
+        days: DayBounds = {}
         status = self._engine.task_status
-        tasks = Counter(status(t, now, today) for t in self._catalog.tasks.values())
+        tasks = Counter(status(t, now, days) for t in self._catalog.tasks.values())
         live = Counter(r.state for r in self._engine.runs.live.values() if not r.state.final)
         try:
             zone = ZoneInfo(self.timezone)

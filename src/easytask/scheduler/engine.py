@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
 from easytask.core.misfire import CATCH_UP_REASON, MISSED_REASON, plan_misfires
 from easytask.core.models import TaskDef
 from easytask.core.runid import to_ms
-from easytask.core.schedule import Schedule, Slot, next_slot
+from easytask.core.schedule import Schedule, Slot, local_day_utc, next_slot
 from easytask.core.states import RunState
 from easytask.core.validation import stored_text_problem
 from easytask.scheduler.calendars import CalendarBook
@@ -33,6 +32,7 @@ from easytask.store.ports import Store
 log = logging.getLogger(__name__)
 
 S = RunState
+DayBounds = dict[str, tuple[datetime, datetime]]  # timezone -> its local day, in UTC
 TICK_SECONDS = 5.0
 GROUP_HISTORY_DAYS = 2
 FROZEN_REASON = "frozen by operator"
@@ -280,24 +280,21 @@ class Engine:
         reason = self.calendars.holiday_reason(task.calendar, slot.local_date)
         return None if reason is None else f"holiday in calendar {task.calendar}: {reason}"
 
-    def task_status(
-        self, task: TaskDef, now: datetime, today: dict[str, date] | None = None
-    ) -> RunState:
+    def task_status(self, task: TaskDef, now: datetime, days: DayBounds | None = None) -> RunState:
         """Task status (spec 7.1): latest run if non-final, else PASSIVE/ACTIVE/IDLE.
-        ``today``: a cache of each timezone's local date at ``now``, for many tasks at once."""
+        ``days``: a cache of each timezone's local day at ``now``, for many tasks at once."""
         latest = self.runs.latest.get(task.tid)
         if latest is not None and not latest[1].final:
             return latest[1]
         if not task.active:
             return S.PASSIVE
-        slot = self.next_slot_of(task.tid)
-        if slot is not None and task.timezone:
-            zone = ZoneInfo(task.timezone)
-            day = None if today is None else today.get(task.timezone)
-            if day is None:
-                day = now.astimezone(zone).date()
-                if today is not None:
-                    today[task.timezone] = day
-            if slot.scheduled_utc.astimezone(zone).date() == day:
+        slot = self._timers.payload_of(("task", task.tid))
+        if isinstance(slot, Slot) and task.timezone:
+            bounds = None if days is None else days.get(task.timezone)
+            if bounds is None:
+                bounds = local_day_utc(now, task.timezone)
+                if days is not None:
+                    days[task.timezone] = bounds
+            if bounds[0] <= slot.scheduled_utc < bounds[1]:  # on today's local date
                 return S.ACTIVE
         return S.IDLE
