@@ -302,6 +302,22 @@ async def test_a_refused_event_is_recorded_as_failure(api: Api) -> None:
     _, outcome = await api.call("POST", "/events", {"event": "DISABLE_TASK", "name": "t1"},
                                 expect=200)  # fmt: skip
     assert outcome["status"] == "SUCCESS" and not api.app.get_task(1001).active
+    await api.clock.advance(25 * 3600)
+    api.token = await api.login_as(SUPERUSER, api.password)  # a day later: a new login
+    await api.call("POST", "/events", {"event": "ENABLE_DEBUG"}, expect=200)
+    cases = {
+        "": 1,  # the last 24 hours
+        "?from=2026-06-01&to=2026-06-01": 2,
+        "?from=20260602": 1,
+        "?to=2026-06-01&status=failure": 1,
+        f"?published_by={SUPERUSER}&since=100": 3,
+        "?published_by=nobody&since=100": 0,
+    }
+    for params, total in cases.items():
+        _, events = await api.call("GET", "/events" + params, expect=200)
+        assert events["total"] == total, params
+    status, refused = await api.call("GET", "/events?from=2026-13-40")
+    assert status == 422 and refused["errors"][0]["field"] == "from"
 
 
 async def test_read_endpoints_answer(api: Api) -> None:
@@ -315,6 +331,14 @@ async def test_read_endpoints_answer(api: Api) -> None:
     assert [u["next_run_utc"] for u in slots] == [
         "2026-06-01T12:00:00.000Z", "2026-06-02T12:00:00.000Z",
     ]  # fmt: skip
+    await api.call("POST", "/groups", {**GROUP, "trigger_times": "13:00"}, expect=201)
+    _, upcoming = await api.call("GET", "/upcoming?hours=48&count=3", expect=200)
+    assert [(u["kind"], u["next_run_utc"][:16]) for u in upcoming["upcoming"]] == [
+        ("task", "2026-06-01T12:00"), ("group", "2026-06-01T13:00"), ("task", "2026-06-02T12:00"),
+    ]  # fmt: skip
+    _, only = await api.call("GET", "/upcoming?hours=48&gid=1", expect=200)
+    assert [(u["kind"], u["gid"], u["name"]) for u in only["upcoming"]] == [
+        ("group", 1, GROUP["name"])] * 2  # fmt: skip
     _, calendars = await api.call("GET", "/calendars?per_page=500", expect=200)
     assert any(c["name"] == "US_HOLIDAYS" for c in calendars["calendars"])
     _, user_only = await api.call("GET", "/calendars?include_builtin=false", expect=200)

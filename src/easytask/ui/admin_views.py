@@ -6,7 +6,6 @@ caller's role; these pages only hide what it would refuse."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -19,14 +18,12 @@ from easytask.core.errors import (
     ValidationError,
 )
 from easytask.core.records import USER, UserRecord
-from easytask.ui.event_views import parse_date, text_error, text_of
-from easytask.ui.forms import can
+from easytask.ui.forms import can, field_errors, parse_date, text_error, text_of
 from easytask.ui.render import page, query_builder, redirect, when
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import PER_PAGE, digits, ops, page_number
 
 # Live topics this module renders: kind -> render(app, rest of the key) (see app.render_topic).
-TOPICS: dict[str, Callable[[web.Application, str], Awaitable[str | None]]] = {}
 
 MAX_CALENDAR = 64
 MAX_REASON = 256
@@ -34,15 +31,6 @@ MAX_DESCRIPTION = 256
 MAX_PASSWORD = 1024
 _CALENDAR_NAME = re.compile(r"[A-Za-z0-9 _.-]{1,64}")
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-
-
-def errors_of(exc: ValidationError, fields: tuple[str, ...]) -> dict[str, str]:
-    """A refusal's messages by form field (``_other`` for the rest), as the task form does."""
-    found: dict[str, str] = {}
-    for e in exc.errors:
-        key = e.field if e.field in fields else "_other"
-        found[key] = f"{found[key]}; {e.message}" if key in found else e.message
-    return found or {"_other": str(exc)}
 
 
 def checked(form: Any, limits: dict[str, tuple[str, int]]) -> tuple[dict[str, str], dict[str, str]]:
@@ -108,7 +96,7 @@ async def calendar_create(request: web.Request) -> web.StreamResponse:
             created = await ops(request).create_calendar(values["name"], values["description"],
                                                          caller_of(request))  # fmt: skip
         except ValidationError as exc:
-            errors = errors_of(exc, ("name", "description"))
+            errors = field_errors(exc, ("name", "description"))
         else:
             raise redirect(calendar_href(created.name), ("ok", f"Calendar created: {created.name}"))
     return await calendars_page(request, status=422, values=values, errors=errors)
@@ -160,7 +148,7 @@ async def holiday_add(request: web.Request) -> web.StreamResponse:
             span = await ops(request).add_holiday(name, values["start_date"], values["end_date"],
                                                   values["reason"], caller_of(request))  # fmt: skip
         except ValidationError as exc:
-            errors = errors_of(exc, ("start_date", "end_date", "reason"))
+            errors = field_errors(exc, ("start_date", "end_date", "reason"))
         else:
             shown = span.start_date.isoformat()
             if span.end_date != span.start_date:
@@ -260,7 +248,7 @@ async def user_create(request: web.Request) -> web.StreamResponse:
         try:
             user = await ops(request).create_user(caller_of(request), raw)
         except ValidationError as exc:
-            errors = errors_of(exc, tuple(USER_LIMITS))
+            errors = field_errors(exc, tuple(USER_LIMITS))
         else:
             raise redirect("/users/" + quote(user.username, safe="@"),
                            ("ok", f"User created: {user.username} ({user.role})"))  # fmt: skip
@@ -309,7 +297,7 @@ async def user_action(request: web.Request) -> web.StreamResponse:
     except ConflictError as exc:
         raise redirect(href, ("error", str(exc))) from None
     except ValidationError as exc:
-        return await user_page(request, status=422, errors=errors_of(exc, ("role", "password")))
+        return await user_page(request, status=422, errors=field_errors(exc, ("role", "password")))
     raise redirect(href, ("ok", done.format(u=user.username, r=user.role)))
 
 

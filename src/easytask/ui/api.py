@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TypeVar
 
 from aiohttp import web
@@ -28,10 +28,9 @@ from easytask.scheduler.app import STREAMS, SchedulerApp
 from easytask.ui import api_models as m
 from easytask.ui import log_views
 from easytask.ui.sessions import caller_of
-from easytask.ui.views import ops
+from easytask.ui.views import ops, path_id
 
 # Live topics this module renders: kind -> render(app, rest of the key) (see app.render_topic).
-TOPICS: dict[str, Callable[[web.Application, str], Awaitable[str | None]]] = {}
 
 PREFIX = "/api/v1"
 M = TypeVar("M", bound=BaseModel)
@@ -110,13 +109,6 @@ def query(request: web.Request, model: type[M]) -> M:
 
 def reply(body: BaseModel, status: int = 200) -> web.Response:
     return web.Response(text=body.model_dump_json(), status=status, content_type="application/json")
-
-
-def number(request: web.Request, name: str, what: str) -> int:
-    text = request.match_info[name]
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        raise web.HTTPNotFound(text=f"{what} {text[:32]!r} not found: {name} is a number")
-    return int(text)
 
 
 # ----- conversions -----
@@ -214,19 +206,19 @@ async def create_task(request: web.Request) -> web.StreamResponse:
 @api
 async def get_task(request: web.Request) -> web.StreamResponse:
     app = ops(request)
-    return reply(task_out(app, app.get_task(number(request, "tid", "task"))))
+    return reply(task_out(app, app.get_task(path_id(request, "tid", "task"))))
 
 
 @api
 async def update_task(request: web.Request) -> web.StreamResponse:
-    app, tid = ops(request), number(request, "tid", "task")
+    app, tid = ops(request), path_id(request, "tid", "task")
     task = await app.update_task(tid, "", await read_object(request), caller_of(request))
     return reply(task_out(app, task))
 
 
 @api
 async def delete_task(request: web.Request) -> web.StreamResponse:
-    q, tid = query(request, m.DeleteQuery), number(request, "tid", "task")
+    q, tid = query(request, m.DeleteQuery), path_id(request, "tid", "task")
     task, cleared = await ops(request).delete_task(tid, "", q.cascade, caller_of(request))
     return reply(m.TaskDeleted(tid=task.tid, name=task.name, dependencies_cleared=cleared))
 
@@ -252,19 +244,19 @@ async def create_group(request: web.Request) -> web.StreamResponse:
 @api
 async def get_group(request: web.Request) -> web.StreamResponse:
     app = ops(request)
-    return reply(group_out(app, app.get_group(number(request, "gid", "group"))))
+    return reply(group_out(app, app.get_group(path_id(request, "gid", "group"))))
 
 
 @api
 async def update_group(request: web.Request) -> web.StreamResponse:
-    app, gid = ops(request), number(request, "gid", "group")
+    app, gid = ops(request), path_id(request, "gid", "group")
     group = await app.update_group(gid, "", await read_object(request), caller_of(request))
     return reply(group_out(app, group))
 
 
 @api
 async def delete_group(request: web.Request) -> web.StreamResponse:
-    q, gid = query(request, m.DeleteQuery), number(request, "gid", "group")
+    q, gid = query(request, m.DeleteQuery), path_id(request, "gid", "group")
     group, deleted, cleared = await ops(request).delete_group(gid, "", q.cascade,
                                                               caller_of(request))  # fmt: skip
     return reply(m.GroupDeleted(gid=group.gid, name=group.name, tasks_deleted=deleted,
@@ -369,8 +361,15 @@ def event_out(r: EventRecord) -> m.EventOut:
 @api
 async def list_events(request: web.Request) -> web.StreamResponse:
     q, app = query(request, m.EventQuery), ops(request)
+    dated = q.date_from is not None or q.date_to is not None
+    since = None if dated else app.now() - timedelta(hours=q.since)
+    if q.date_from is not None:
+        since = datetime.combine(q.date_from, time(), tzinfo=UTC)
+    until = None
+    if q.date_to is not None:
+        until = datetime.combine(q.date_to + timedelta(days=1), time(), tzinfo=UTC)
     flt = EventFilter(event=q.event.upper(), status=q.status.upper(), origin=q.origin.upper(),
-                      since=app.now() - timedelta(hours=q.since))  # fmt: skip
+                      since=since, until=until, published_by=q.published_by)  # fmt: skip
     records, total = await app.find_events(flt, q.target, q.page, q.per_page)
     return reply(m.EventPage(events=[event_out(r) for r in records], total=total, page=q.page,
                              per_page=q.per_page))  # fmt: skip
@@ -378,7 +377,7 @@ async def list_events(request: web.Request) -> web.StreamResponse:
 
 @api
 async def get_event(request: web.Request) -> web.StreamResponse:
-    return reply(event_out(await ops(request).get_event(number(request, "event_id", "event"))))
+    return reply(event_out(await ops(request).get_event(path_id(request, "event_id", "event"))))
 
 
 # ----- agents, upcoming, calendars -----
@@ -403,16 +402,28 @@ async def agents(request: web.Request) -> web.StreamResponse:
 async def upcoming(request: web.Request) -> web.StreamResponse:
     q, app = query(request, m.UpcomingQuery), ops(request)
     now = app.now()
-    rows = [
+    end = now + timedelta(hours=q.hours)
+    rows = [] if q.gid else [
         m.UpcomingOut(
-            tid=u.task.tid, name=u.task.name, next_run_utc=m.iso(u.slot.scheduled_utc),
-            local_date=f"{u.slot.local_date:%Y-%m-%d}", local_time=u.slot.local_time,
-            timezone=u.slot.timezone, group=u.task.task_group, queue=u.task.run_on_host,
-            note=u.note,
+            kind="task", tid=u.task.tid, gid=0, name=u.task.name,
+            next_run_utc=m.iso(u.slot.scheduled_utc), local_date=f"{u.slot.local_date:%Y-%m-%d}",
+            local_time=u.slot.local_time, timezone=u.slot.timezone, group=u.task.task_group,
+            queue=u.task.run_on_host, note=u.note,
         )
-        for u in app.upcoming(q.tid, now, now + timedelta(hours=q.hours), q.count)
+        for u in app.upcoming(q.tid, now, end, q.count)
     ]  # fmt: skip
-    return reply(m.UpcomingList(upcoming=rows))
+    if not q.tid:
+        rows += [
+            m.UpcomingOut(
+                kind="group", tid=0, gid=g.group.gid, name=g.group.name,
+                next_run_utc=m.iso(g.slot.scheduled_utc),
+                local_date=f"{g.slot.local_date:%Y-%m-%d}", local_time=g.slot.local_time,
+                timezone=g.slot.timezone, group=g.group.name, queue="", note=g.note,
+            )
+            for g in app.upcoming_groups(q.gid, now, end, q.count)
+        ]  # fmt: skip
+        rows.sort(key=lambda r: (r.next_run_utc or "", r.kind, r.tid, r.gid))
+    return reply(m.UpcomingList(upcoming=rows[: q.count]))
 
 
 @api

@@ -9,7 +9,7 @@ and messages (spec 2.2 and 3), so this module does not repeat them.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -325,11 +325,29 @@ class EventOutcomeOut(Response):
 
 
 class EventQuery(Query):
+    """The events page's filters: ``since`` (hours back) unless a UTC date range (``from``,
+    ``to``, whole days) is given; ``published_by`` is an exact username."""
+
     event: Annotated[str, Field(max_length=64)] = ""
     status: Annotated[str, Field(max_length=16)] = ""
     origin: Annotated[str, Field(max_length=16)] = ""
     target: Annotated[str, Field(max_length=128)] = ""
+    published_by: Annotated[str, Field(max_length=64)] = ""
+    date_from: date | None = Field(None, alias="from")
+    date_to: date | None = Field(None, alias="to")
     since: float = Field(24.0, ge=0.01, le=24 * 365 * 10)
+
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _day(cls, value: object) -> object:
+        """YYYY-MM-DD or YYYYMMDD, a real calendar date (not a Unix time)."""
+        text = str(value).replace("-", "")
+        if not (len(text) == 8 and text.isascii() and text.isdigit()):
+            raise ValueError("must be a date, YYYYMMDD or YYYY-MM-DD")
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            raise ValueError(f"{value} is not a calendar date") from None
 
     @field_validator("since")
     @classmethod
@@ -383,9 +401,12 @@ class AgentList(Response):
 
 
 class UpcomingQuery(BaseModel):
+    """``tid`` lists that task's occurrences, ``gid`` that group's; neither lists both kinds."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tid: Id = 0
+    gid: Id = 0
     hours: float = Field(24.0, ge=0.1, le=24 * 366)
     count: int = Field(50, ge=1, le=1000)
 
@@ -398,7 +419,9 @@ class UpcomingQuery(BaseModel):
 
 
 class UpcomingOut(Response):
-    tid: int
+    kind: str  # "task" or "group"
+    tid: int  # the task's, 0 for a group
+    gid: int  # the group's, 0 for a task
     name: str
     next_run_utc: str | None
     local_date: str

@@ -39,8 +39,6 @@ from easytask.ui.sessions import Handler, Sessions, caller_of, token_of
 log = logging.getLogger(__name__)
 
 LIVE_KEY: web.AppKey[LiveHub] = web.AppKey("easytask.live", LiveHub)
-# Live topics of the later page modules: kind -> render(app, rest of the key).
-TOPICS = {**group_views.TOPICS, **event_views.TOPICS, **admin_views.TOPICS}
 TITLES = {400: "Bad request", 401: "Not logged in", 403: "Forbidden", 404: "Not found",
           409: "Conflict", 422: "Invalid", 500: "Internal error"}  # fmt: skip
 
@@ -101,8 +99,9 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
             return await task_views.render_task_runs(webapp, int(rest))
         if kind == "runs":
             return await views.render_runs(webapp, topic_query(key))
-        renderer = TOPICS.get(kind)
-        return None if renderer is None else await renderer(webapp, rest)
+        if kind == "group":
+            return await group_views.render_group(webapp, rest)
+        return None
 
     hub = LiveHub(render_topic)
     webapp[LIVE_KEY] = hub

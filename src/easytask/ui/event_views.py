@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -15,14 +15,12 @@ from aiohttp import web
 from easytask.core.authz import Caller, event_action
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.records import EventFilter, EventRecord, EventRequest
-from easytask.core.text import text_problem
-from easytask.ui.forms import can
+from easytask.ui.forms import can, parse_date, text_error, text_of
 from easytask.ui.render import page, query_builder, redirect, when
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import PER_PAGE, digits, ops, page_number
 
 # Live topics this module renders: kind -> render(app, rest of the key) (see app.render_topic).
-TOPICS: dict[str, Callable[[web.Application, str], Awaitable[str | None]]] = {}
 
 MAX_ID = 2_147_483_647  # tid and gid (spec 16)
 MAX_NAME = 128
@@ -32,7 +30,6 @@ ECHO_LIMIT = 256  # characters of a refused value put back into its field
 STATUSES = ("PENDING", "SUCCESS", "FAILURE")
 ORIGINS = ("CLI", "UI", "API")
 MODIFY_STATUSES = ("SUCCESS", "FAILED", "TERMINATED", "SKIPPED", "ACTIVE")
-_ISO_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 LABELS = {
@@ -99,32 +96,6 @@ EVENT_NAMES = tuple(sorted({*FORM_OF, "ADHOC"}))
 
 
 # ----- input at the edge -----
-
-
-def text_of(form: Mapping[str, Any], name: str) -> str:
-    """A form or query value as text ("" when missing or a file), outer spaces removed."""
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
-def text_error(label: str, value: str, limit: int, *, lines: bool = False) -> str | None:
-    """What is wrong with a free-text value, named by its field's label, or None."""
-    if len(value) > limit:
-        return f"{label} must be at most {limit} characters (got {len(value)})"
-    problem = text_problem(value, lines=lines)
-    return None if problem is None else f"{label} {problem}"
-
-
-def parse_date(label: str, value: str, errors: dict[str, str], key: str) -> date | None:
-    """``YYYY-MM-DD`` (or ``YYYYMMDD``) as a date; a field error naming ``label`` otherwise."""
-    match = _ISO_DATE.fullmatch(value) if value.isascii() else None
-    if match is not None:
-        try:
-            return date(int(match[1]), int(match[2]), int(match[3]))
-        except ValueError:
-            pass
-    errors[key] = f"{label} must be a date YYYY-MM-DD"
-    return None
 
 
 def target_of(label: str, value: str, errors: dict[str, str], key: str) -> tuple[int, str]:

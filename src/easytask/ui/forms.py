@@ -3,17 +3,21 @@ describes, and the validator's messages placed next to their fields."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from easytask.core.authz import Action, Caller, refusal
 from easytask.core.errors import EasyTaskError, ValidationError
+from easytask.core.text import text_problem
 from easytask.ui.views import digits
 
 OTHER = "_other"  # the key of messages that belong to no field of the form
+_ISO_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ def field_errors(exc: EasyTaskError, names: Collection[str]) -> dict[str, str]:
     for e in exc.errors:
         key = e.field if e.field in names else OTHER
         errors[key] = f"{errors[key]}; {e.message}" if key in errors else e.message
-    return errors
+    return errors or {OTHER: str(exc)}
 
 
 def form_values(form: Any, names: Collection[str]) -> dict[str, str]:
@@ -71,3 +75,29 @@ def forbid(caller: Caller, action: Action, what: str) -> None:
     """Refuse a form page the caller could not submit (403, naming the rule)."""
     if not can(caller, action):
         raise web.HTTPForbidden(text=f"role {caller.role.value} may not {what}")
+
+
+def text_of(form: Mapping[str, Any], name: str) -> str:
+    """A form or query value as text ("" when missing or a file), outer spaces removed."""
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def text_error(label: str, value: str, limit: int, *, lines: bool = False) -> str | None:
+    """What is wrong with a free-text value, named by its field's label, or None."""
+    if len(value) > limit:
+        return f"{label} must be at most {limit} characters (got {len(value)})"
+    problem = text_problem(value, lines=lines)
+    return None if problem is None else f"{label} {problem}"
+
+
+def parse_date(label: str, value: str, errors: dict[str, str], key: str) -> date | None:
+    """``YYYY-MM-DD`` (or ``YYYYMMDD``) as a date; a field error naming ``label`` otherwise."""
+    match = _ISO_DATE.fullmatch(value) if value.isascii() else None
+    if match is not None:
+        try:
+            return date(int(match[1]), int(match[2]), int(match[3]))
+        except ValueError:
+            pass
+    errors[key] = f"{label} must be a date YYYY-MM-DD"
+    return None

@@ -6,7 +6,6 @@ topic: the member table the graph is coloured from, and the occurrence's Gantt."
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +28,7 @@ from easytask.ui import forms
 from easytask.ui.forms import Field, can, field_errors, forbid, form_values
 from easytask.ui.render import fragment, page, query_builder, redirect, run_view, when
 from easytask.ui.sessions import caller_of
-from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number
+from easytask.ui.views import APP_KEY, PER_PAGE, ops, page_number, path_id
 
 OCCURRENCES = 20  # listed on a group's page
 GANTT_WIDTH = 900
@@ -56,10 +55,7 @@ EVENTS = {"enable": "ENABLE_TASK", "disable": "DISABLE_TASK", "force-run": "FORC
 
 
 def gid_of(request: web.Request) -> int:
-    text = request.match_info["gid"]
-    if not digits(text) or len(text) > 10:
-        raise web.HTTPNotFound(text=f"no group {text!r}: a gid is a number")
-    return int(text)
+    return path_id(request, "gid", "group")
 
 
 def schedule_of(group: GroupDef) -> str:
@@ -345,9 +341,6 @@ async def group_action(request: web.Request) -> web.StreamResponse:
     outcome = await app.publish_event(EventRequest(event, gid=gid, origin="UI"), caller)
     kind = "ok" if outcome.status == "SUCCESS" else "error"
     raise redirect(f"/groups/{gid}", (kind, outcome.message))
-
-
-TOPICS: dict[str, Callable[[web.Application, str], Awaitable[str | None]]] = {"group": render_group}
 
 
 def routes() -> list[web.RouteDef]:

@@ -19,7 +19,7 @@ from easytask.ui import forms
 from easytask.ui.forms import Field, can, field_errors, forbid, form_values
 from easytask.ui.render import duration, fragment, page, query_builder, redirect, run_view
 from easytask.ui.sessions import caller_of
-from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number
+from easytask.ui.views import APP_KEY, PER_PAGE, digits, ops, page_number, path_id
 
 RECENT_RUNS = 10
 CHART_RUNS = 100
@@ -152,10 +152,7 @@ async def render_task_runs(app: web.Application, tid: int) -> str:
 
 
 def tid_of(request: web.Request) -> int:
-    text = request.match_info["tid"]
-    if not digits(text) or len(text) > 10:
-        raise web.HTTPNotFound(text=f"no task {text!r}: a tid is a number")
-    return int(text)
+    return path_id(request, "tid", "task")
 
 
 async def task_page(request: web.Request) -> web.Response:

@@ -180,6 +180,14 @@ def digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """A tid or gid of the path; 404 naming it when it is not a number."""
+    text = request.match_info[name]
+    if not digits(text) or len(text) > 10:
+        raise web.HTTPNotFound(text=f"no {what} {text[:32]!r}: a {name} is a number")
+    return int(text)
+
+
 def tid_param(text: str) -> int:
     """A tid filter of a query string; 0 (no filter) when it is not one."""
     return int(text) if digits(text) and len(text) < 11 else 0
