@@ -359,7 +359,8 @@ async def test_users_create_change_disable_reset_and_delete(dash: Dash) -> None:
     status, page = await root.get("/users")
     assert status == 200 and f'data-user="{SUPERUSER}"' in page
     answer = await root.post("/users", username="olga", role="operator",
-                             password="olga-first-password", email="olga@example.com")  # fmt: skip
+                             password="olga-first-password", email="olga@example.com",
+                             first_name="Olga")  # fmt: skip
     assert answer.headers["Location"] == "/users/olga"
     page = await root.follow(answer)
     assert notice(page) == "ok: User created: olga (operator)"
@@ -383,6 +384,17 @@ async def test_users_create_change_disable_reset_and_delete(dash: Dash) -> None:
     assert notice(page) == "ok: Password reset for user olga" and "olga-second" not in page
     assert await olga.login("olga", "olga-first-password") == 401
     assert await olga.login("olga", "olga-second-password") == 303
+    answer = await root.post("/users/olga/details", email="o@example.org", first_name="",
+                             last_name="Petrova")  # fmt: skip
+    page = await root.follow(answer)
+    assert notice(page) == "ok: Details saved for user olga"
+    saved = await dash.app.get_user(ROOT, "olga")
+    assert (saved.email, saved.first_name, saved.last_name) == ("o@example.org", "", "Petrova")
+    answer = await root.post("/users/olga/details", email="x" * 400, last_name="a\x01b")
+    page = await answer.text()
+    assert answer.status == 422 and "at most 320" in field_error(page, "email")
+    assert "control character" in field_error(page, "last_name")
+    assert (await dash.app.get_user(ROOT, "olga")).last_name == "Petrova"  # nothing half-saved
 
     # Refusals of the application come back as notices or field errors, never a password.
     answer = await root.post("/users/olga/password", password="too-short")

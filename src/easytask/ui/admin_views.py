@@ -200,6 +200,8 @@ def user_view(user: UserRecord, caller: Caller) -> dict[str, Any]:
         "role": user.role,
         "active": user.active,
         "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
         "name": " ".join(p for p in (user.first_name, user.last_name) if p),
         "created_at": when(user.created_at),
         "updated_at": when(user.updated_at),
@@ -233,8 +235,10 @@ async def users_list(request: web.Request) -> web.Response:
     return await users_page(request)
 
 
-USER_LIMITS = {"username": ("Username", 64), "role": ("Role", 16), "email": ("Email", 320),
-               "password": ("Password", MAX_PASSWORD)}  # fmt: skip
+DETAIL_LIMITS = {"email": ("Email", 320), "first_name": ("First name", 128),
+                 "last_name": ("Last name", 128)}  # fmt: skip
+USER_LIMITS = {"username": ("Username", 64), "role": ("Role", 16),
+               "password": ("Password", MAX_PASSWORD), **DETAIL_LIMITS}  # fmt: skip
 
 
 async def user_create(request: web.Request) -> web.StreamResponse:
@@ -269,7 +273,7 @@ async def user_view_page(request: web.Request) -> web.Response:
 
 
 async def user_action(request: web.Request) -> web.StreamResponse:
-    """``POST /users/{username}/{role|enable|disable|password|delete}``."""
+    """``POST /users/{username}/{role|details|enable|disable|password|delete}``."""
     app, caller, username = ops(request), caller_of(request), username_of(request)
     require_admin(caller)
     action = request.match_info["action"]
@@ -284,6 +288,11 @@ async def user_action(request: web.Request) -> web.StreamResponse:
     if action == "role":
         patch: dict[str, Any] = {"role": text_of(form, "role")[:16]}
         done = "Role set: {u} -> {r}"
+    elif action == "details":  # an emptied field is cleared
+        patch, problems = checked(form, DETAIL_LIMITS)
+        if problems:
+            return await user_page(request, status=422, errors=problems)
+        done = "Details saved for user {u}"
     elif action in ("enable", "disable"):
         patch, done = {"active": action == "enable"}, f"User {{u}} {action}d"
     elif action == "password":
@@ -291,13 +300,16 @@ async def user_action(request: web.Request) -> web.StreamResponse:
         if problem := text_error("Password", patch["password"], MAX_PASSWORD):
             return await user_page(request, status=422, errors={"password": problem})
     else:
-        raise web.HTTPNotFound(text="no such action: role, enable, disable, password or delete")
+        raise web.HTTPNotFound(
+            text="no such action: role, details, enable, disable, password or delete"
+        )
     try:
         user = await app.update_user(caller, username, patch)
     except ConflictError as exc:
         raise redirect(href, ("error", str(exc))) from None
     except ValidationError as exc:
-        return await user_page(request, status=422, errors=field_errors(exc, ("role", "password")))
+        fields = ("role", "password", *DETAIL_LIMITS)
+        return await user_page(request, status=422, errors=field_errors(exc, fields))
     raise redirect(href, ("ok", done.format(u=user.username, r=user.role)))
 
 
