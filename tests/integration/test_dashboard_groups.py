@@ -12,7 +12,8 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from tests.integration.conftest import Dash
+from easytask.rpc.v1 import agent_pb2 as apb
+from tests.integration.conftest import Dash, ScriptedAgent
 
 GROUP = {"name": "etl", "timezone": "UTC", "day_of_week": "1111111", "trigger_times": "03:17"}
 
@@ -187,3 +188,32 @@ async def test_upcoming_merges_group_occurrences_in_time_order(dash: Dash) -> No
     assert len(later) == 10 and later[:5] == found  # 2 days of 5 occurrences, the first 5 first
     page = await text(dash, "/upcoming?hours=48&count=3")
     assert page.count('data-test="upcoming"') == 1 and page.count("member tasks</td>") == 3
+
+
+async def test_a_run_page_lists_the_attempts_of_its_occurrence(dash: Dash) -> None:
+    await dash.login()
+    task = {**member(5001, "flaky"), "task_group": "", "timezone": "UTC",
+            "day_of_week": "1111111", "trigger_times": "03:17", "retry_attempts": "1",
+            "retry_delay": "0"}  # fmt: skip
+    assert (await post(dash, "/tasks/new", task)).status == 303
+    assert dash.service.grpc_port
+    creds = json.loads((dash.service.config.home / "credentials.json").read_text())
+    agent = ScriptedAgent(dash.service.grpc_port, creds["agent_token"], "a1", ["q1"])
+    await agent.connect()
+    try:
+        await post(dash, "/tasks/5001/force-run", {})
+        first = await agent.recv("run")
+        fin = apb.RunFinished(run_id=first.run_id, state="FAILED", has_return_code=True,
+                              return_code=3, reason="exit code 3")  # fmt: skip
+        await agent.send(batch=apb.AgentBatch(messages=[
+            apb.AgentMessage(accepted=apb.RunAccepted(run_id=first.run_id)),
+            apb.AgentMessage(finished=fin)]))  # fmt: skip
+        second = await agent.recv("run")  # the retry, attempt 2
+        assert second.run_id.endswith(":2") and first.run_id.endswith(":1")
+        page = await text(dash, f"/runs/{second.run_id}")
+        attempts = page.split('data-test="attempts"', 1)[1].split("</table>", 1)[0]
+        assert attempts.index(f'data-run-id="{first.run_id}"') < attempts.index(
+            f'data-run-id="{second.run_id}"')  # fmt: skip
+        assert 'data-state="FAILED"' in attempts
+    finally:
+        await agent.close()

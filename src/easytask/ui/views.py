@@ -216,8 +216,11 @@ async def run_page(request: web.Request) -> web.Response:
     run, transitions = await app.get_run(request.match_info["run_id"])
     caller = caller_of(request)
     can_run = refusal(caller, Action.RUN_TASK, owner=task_owner(app, run.tid)) is None
+    same_day, _, _ = await app.list_runs(RunFilter(tid=run.tid, run_date=run.run_date), 1, 200)
+    attempts = sorted((r for r in same_day if r.scheduled_utc == run.scheduled_utc),
+                      key=lambda r: r.attempt)  # fmt: skip
     return page(request, "run.html", run=run_view(run), transitions=transition_views(transitions),
-                can_run=can_run)  # fmt: skip
+                can_run=can_run, attempts=[run_view(r) for r in attempts])  # fmt: skip
 
 
 def transition_views(transitions: Any) -> list[dict[str, str]]:
