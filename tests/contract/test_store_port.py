@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from easytask.core.groups import GroupDef
 from easytask.core.models import StateChange
@@ -11,7 +15,9 @@ from easytask.core.records import AgentRecord, EventFilter, Freeze, GroupRun, Ru
 from easytask.core.runid import to_ms
 from easytask.core.states import RunState
 from easytask.store.ports import Store, join_segments
-from tests.contract.test_store import T0, run
+from easytask.store.schema import MIGRATIONS
+from easytask.store.sqlite import SqliteStore
+from tests.contract.test_store import T0, run, task
 
 S = RunState
 
@@ -164,6 +170,37 @@ async def test_groups_round_trip_and_delete(store: Store) -> None:
     assert [(g.gid, g.description) for g in await store.load_groups()] == [(1, "changed"), (2, "")]
     await store.delete_groups([2])
     assert [g.gid for g in await store.load_groups()] == [1]
+
+
+async def test_deleted_tids_and_gids_are_retired_for_good(store: Store) -> None:
+    assert await store.retired_ids("task") == set()
+    await store.put_tasks([task(1001, "a"), task(1002, "b")], T0)
+    await store.put_groups([group(1, "g1"), group(2, "g2")], T0)
+    await store.delete_tasks([1002])
+    await store.delete_groups([2])
+    await store.put_tasks([task(1002, "again")], T0)  # the store keeps ids; refusing is the app's
+    assert await store.retired_ids("task") == {1002}
+    assert await store.retired_ids("group") == {2}
+
+
+async def test_retired_ids_survive_a_restart_and_are_backfilled(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    first = await SqliteStore.open(path)
+    writer = asyncio.create_task(first.run_writer())
+    await first.put_tasks([task(1001, "a")], T0)
+    await first.delete_tasks([1001])
+    await first.save_run(run(1005, 0))  # history of a task deleted before migration 6
+    first.stop_writer()
+    await writer
+    await first.close()
+    before = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE retired_ids" in m)
+    with closing(sqlite3.connect(path)) as db:  # a database from before the table
+        db.execute("DROP TABLE retired_ids")
+        db.execute(f"PRAGMA user_version = {before}")
+        db.commit()
+    second = await SqliteStore.open(path)
+    assert await second.retired_ids("task") == {1005}
+    await second.close()
 
 
 async def test_group_occurrences_update_their_state_and_carry_members(store: Store) -> None:

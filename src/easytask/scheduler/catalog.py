@@ -51,6 +51,18 @@ class TaskCatalog:
         self._calendars = calendars
         self._clock = clock
         self._lock = asyncio.Lock()
+        # Ids of deleted tasks and groups (spec 12: never handed out again), read from the
+        # store on first use under the lock.
+        self._retired: dict[str, set[int]] | None = None
+
+    async def _load_retired(self) -> dict[str, set[int]]:
+        if self._retired is None:
+            kinds = ("task", "group")
+            self._retired = {k: await self._store.retired_ids(k) for k in kinds}
+        return self._retired
+
+    def _retired_ids(self, kind: str) -> set[int]:
+        return set() if self._retired is None else self._retired[kind]
 
     @property
     def tasks(self) -> dict[int, TaskDef]:
@@ -59,12 +71,13 @@ class TaskCatalog:
     def _context(self, user: str, tasks: dict[int, TaskDef] | None = None) -> TaskContext:
         pool = self.tasks if tasks is None else tasks
         names = {t.name: t.tid for t in pool.values()}
+        retired = self._retired_ids("task")
         return TaskContext(
             instance=self._instance,
             default_owner=user,
-            tid_exists=lambda tid: tid in pool,
+            tid_exists=lambda tid: tid in pool or tid in retired,
             name_tid=names.get,
-            next_tid=lambda: max(1000, max(pool, default=1000)) + 1,
+            next_tid=lambda: max(1000, max(pool, default=1000), max(retired, default=1000)) + 1,
             calendar_exists=self._calendars.exists,
             group_exists=lambda name: self._engine.groups.group_by_name(name) is not None,
         )
@@ -72,11 +85,12 @@ class TaskCatalog:
     def _group_context(self, groups: dict[int, GroupDef] | None = None) -> GroupContext:
         pool = self.groups if groups is None else groups
         names = {g.name: g.gid for g in pool.values()}
+        retired = self._retired_ids("group")
         return GroupContext(
             instance=self._instance,
-            gid_exists=lambda gid: gid in pool,
+            gid_exists=lambda gid: gid in pool or gid in retired,
             name_gid=names.get,
-            next_gid=lambda: max(pool, default=0) + 1,
+            next_gid=lambda: max(max(pool, default=0), max(retired, default=0)) + 1,
             calendar_exists=self._calendars.exists,
         )
 
@@ -128,6 +142,7 @@ class TaskCatalog:
 
     async def create(self, raw: object, user: str) -> TaskDef:
         async with self._lock:
+            await self._load_retired()
             task = validate_task(raw, self._context(user))
             self._check_task(task, None)
             await self._store.put_tasks([task], self._clock.now())
@@ -156,7 +171,9 @@ class TaskCatalog:
                 raise ConflictError("; ".join(blockers))
             cleared = self._cleared_tasks(task.name, skip=task.tid)
             await self._store.put_tasks(cleared, self._clock.now())
+            retired = await self._load_retired()
             await self._store.delete_tasks([task.tid])
+            retired["task"].add(task.tid)
             self._engine.remove_task(task.tid)
             for t in cleared:
                 self._engine.put_task(t, self._clock.now())
@@ -189,6 +206,7 @@ class TaskCatalog:
 
     async def create_group(self, raw: object) -> GroupDef:
         async with self._lock:
+            await self._load_retired()
             group = validate_group(raw, self._group_context())
             self._check_group(group, None)
             await self._store.put_groups([group], self._clock.now())
@@ -237,9 +255,12 @@ class TaskCatalog:
                     if text != g.dependency:
                         cleared.append(replace(g, dependency=text))
             now = self._clock.now()
+            retired = await self._load_retired()
             await self._store.delete_tasks([t.tid for t in members])
             await self._store.put_groups(cleared, now)
             await self._store.delete_groups([group.gid])
+            retired["task"].update(t.tid for t in members)
+            retired["group"].add(group.gid)
             for t in members:
                 self._engine.remove_task(t.tid)
             self._engine.groups.remove_group(group.gid)
@@ -251,6 +272,7 @@ class TaskCatalog:
         """Make tasks and groups match the file; nothing changes if any record is invalid."""
         task_records, group_records = parse_import(text)
         async with self._lock:
+            retired = await self._load_retired()
             plan = plan_import(
                 task_records,
                 group_records,
@@ -258,6 +280,8 @@ class TaskCatalog:
                 self.groups,
                 self._context(user),
                 self._group_context(),
+                frozenset(retired["task"]),
+                frozenset(retired["group"]),
             )
             if plan.result.errors or dry_run:
                 return plan.result
@@ -270,6 +294,8 @@ class TaskCatalog:
                 self._store.delete_tasks(plan.doomed_tasks),
                 self._store.delete_groups(plan.doomed_groups),
             )
+            retired["task"].update(plan.doomed_tasks)
+            retired["group"].update(plan.doomed_groups)
             for tid in plan.doomed_tasks:
                 self._engine.remove_task(tid)
             for gid in plan.doomed_groups:

@@ -57,16 +57,21 @@ def plan_import(
     current_groups: dict[int, GroupDef],
     task_context: TaskContext,
     group_context: GroupContext,
+    retired_tids: frozenset[int] = frozenset(),
+    retired_gids: frozenset[int] = frozenset(),
 ) -> ImportPlan:
     """Validate every record (groups first) against the instance as the file would leave it.
 
     ``task_context``/``group_context`` give instance, owner and calendar lookups; their id and
     name lookups are replaced by ones over the planned instance, kept up to date record by
-    record (linear in the file, not quadratic).
+    record (linear in the file, not quadratic). ``retired_tids``/``retired_gids`` are the ids
+    of deleted records: taken, and counted in the next free id (spec 12).
     """
     plan = ImportPlan()
     res = plan.result
-    groups = _World(dict(current_groups), {g.name: g.gid for g in current_groups.values()}, 0)
+    groups = _World(
+        dict(current_groups), {g.name: g.gid for g in current_groups.values()}, 0, retired_gids
+    )
     gctx = replace(group_context, gid_exists=groups.has, name_gid=groups.names.get,
                    next_gid=groups.next_id)  # fmt: skip
     for raw in group_records:
@@ -82,7 +87,9 @@ def plan_import(
         plan.groups[group.gid] = group
         res.created, res.updated = _count(res.created, res.updated, existing is None)
     planned = {g.name for g in plan.groups.values()}
-    tasks = _World(dict(current_tasks), {t.name: t.tid for t in current_tasks.values()}, 1000)
+    tasks = _World(
+        dict(current_tasks), {t.name: t.tid for t in current_tasks.values()}, 1000, retired_tids
+    )
     tctx = replace(task_context, tid_exists=tasks.has, name_tid=tasks.names.get,
                    next_tid=tasks.next_id, group_exists=planned.__contains__)  # fmt: skip
     for raw in task_records:
@@ -117,13 +124,15 @@ class _World:
     pool: dict[int, Any]
     names: dict[str, int]
     floor: int
+    retired: frozenset[int] = frozenset()
     top: int = 0
 
     def __post_init__(self) -> None:
         self.top = max(self.floor, max(self.pool, default=self.floor))
+        self.top = max(self.top, max(self.retired, default=self.floor))
 
     def has(self, ident: int) -> bool:
-        return ident in self.pool
+        return ident in self.pool or ident in self.retired
 
     def next_id(self) -> int:
         return self.top + 1

@@ -11,6 +11,7 @@ import aiosqlite
 from easytask.core.groups import GroupDef
 from easytask.core.records import GroupRun
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
+from easytask.store.schema import RETIRE_SQL
 from easytask.store.writer import BatchWriter
 
 _COLUMNS = (
@@ -72,7 +73,10 @@ class GroupStore:
         await asyncio.gather(*futs)
 
     async def delete_groups(self, gids: Iterable[int]) -> None:
-        futs = [self._writer.write("DELETE FROM task_groups WHERE gid = ?", (g,)) for g in gids]
+        futs = []
+        for g in gids:
+            futs.append(self._writer.write("DELETE FROM task_groups WHERE gid = ?", (g,)))
+            futs.append(self._writer.write(RETIRE_SQL, ("group", g)))
         await asyncio.gather(*futs)
 
     def save_group_run(self, group_run: GroupRun) -> asyncio.Future[None]:

@@ -62,6 +62,7 @@ class MemoryStore:
         self._waiting: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
         self._meta: dict[str, str] = {}
+        self._retired: dict[str, set[int]] = {"task": set(), "group": set()}
         self._tasks: dict[int, str] = {}  # tid -> definition JSON, as SQLite keeps it
         self._runs: dict[str, Run] = {}  # insertion order = SQLite rowid order
         self._changes: dict[str, list[StateChange]] = {}
@@ -149,8 +150,12 @@ class MemoryStore:
         def apply() -> None:
             for tid in doomed:
                 self._tasks.pop(tid, None)
+                self._retired["task"].add(tid)
 
         await self._queue(apply)
+
+    async def retired_ids(self, kind: str) -> set[int]:
+        return set(self._retired[kind])
 
     # ----- runs -----
 
@@ -334,6 +339,7 @@ class MemoryStore:
         def apply() -> None:
             for gid in doomed:
                 self._groups.pop(gid, None)
+                self._retired["group"].add(gid)
 
         await self._queue(apply)
 

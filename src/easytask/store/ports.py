@@ -137,7 +137,11 @@ class Store(RunWrites, Protocol):
         ...
 
     async def delete_tasks(self, tids: Iterable[int]) -> None:
-        """Delete definitions (their runs stay); returns once committed."""
+        """Delete definitions (their runs stay) and retire their tids; returns once committed."""
+        ...
+
+    async def retired_ids(self, kind: str) -> set[int]:
+        """The ids of deleted ``"task"``s or ``"group"``s: never handed out again (spec 12)."""
         ...
 
     # ----- runs -----
@@ -256,7 +260,7 @@ class Store(RunWrites, Protocol):
         ...
 
     async def delete_groups(self, gids: Iterable[int]) -> None:
-        """Delete group definitions; returns once committed."""
+        """Delete group definitions and retire their gids; returns once committed."""
         ...
 
     def save_group_run(self, group_run: GroupRun) -> asyncio.Future[None]:

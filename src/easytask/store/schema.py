@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# A deleted task's tid or group's gid, kept so it is never handed out again (spec 12).
+RETIRE_SQL = "INSERT OR IGNORE INTO retired_ids (kind, id) VALUES (?, ?)"
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: tasks, runs, transitions, output, agents, events, meta
     """
@@ -179,5 +182,19 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at TEXT NOT NULL
     );
     CREATE INDEX auth_tokens_by_user ON auth_tokens (username);
+    """,
+    # 6: retired ids (spec 12): a tid or gid once used is never handed out again. Backfilled
+    # from the history of tasks and groups deleted before this table existed.
+    """
+    CREATE TABLE retired_ids (
+        kind TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    INSERT OR IGNORE INTO retired_ids (kind, id)
+        SELECT DISTINCT 'task', tid FROM runs WHERE tid NOT IN (SELECT tid FROM tasks);
+    INSERT OR IGNORE INTO retired_ids (kind, id)
+        SELECT DISTINCT 'group', gid FROM group_runs
+        WHERE gid NOT IN (SELECT gid FROM task_groups);
     """,
 )

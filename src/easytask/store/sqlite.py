@@ -29,7 +29,7 @@ from easytask.store.runrows import (
     run_row,
     run_where,
 )
-from easytask.store.schema import MIGRATIONS
+from easytask.store.schema import MIGRATIONS, RETIRE_SQL
 from easytask.store.writer import BatchWriter
 
 _INSERT_OUTPUT = (
@@ -141,8 +141,16 @@ class SqliteStore:
         await asyncio.gather(*futs)
 
     async def delete_tasks(self, tids: Iterable[int]) -> None:
-        futs = [self.writer.write("DELETE FROM tasks WHERE tid = ?", (t,)) for t in tids]
+        futs = []
+        for t in tids:
+            futs.append(self.writer.write("DELETE FROM tasks WHERE tid = ?", (t,)))
+            futs.append(self.writer.write(RETIRE_SQL, ("task", t)))
         await asyncio.gather(*futs)
+
+    async def retired_ids(self, kind: str) -> set[int]:
+        sql = "SELECT id FROM retired_ids WHERE kind = ?"
+        async with self._rdb.execute(sql, (kind,)) as cur:
+            return {int(row[0]) for row in await cur.fetchall()}
 
     # ----- runs -----
 
