@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from easytask.rpc.v1 import api_pb2 as pb
 from tests.e2e.harness import Cluster, task_json
 
 pytestmark = pytest.mark.e2e
@@ -68,3 +70,45 @@ def test_a_deleted_tid_or_gid_is_never_handed_out_again(cluster: Cluster, tmp_pa
     cluster.ctl("groups", "delete", "2")
     assert "(gid 3)" in create_from(cluster, tmp_path / "g.json", {**group, "name": "g_three"},
                                     "groups")  # fmt: skip
+
+
+def test_a_run_date_must_be_a_real_calendar_date(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_scheduler()
+    path = tmp_path / "t.json"
+    create_from(cluster, path, task_json(1000002, "task2", "q1", "true", tmp_path))
+    for args in (
+        ("events", "force-run", "1000002", "--run-date", "2026-13-45"),
+        ("events", "freeze", "1000002", "--run-date", "20261345"),
+        ("events", "unfreeze", "1000002", "--run-date", "2026-02-30"),
+        ("events", "modify-status", "1000002", "--status", "SUCCESS", "--run-date", "20250229"),
+        ("scheduler", "task-runs", "--run-date", "20261345"),
+    ):
+        res = cluster.ctl(*args, check=False)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        assert "run_date must be a calendar date" in res.stderr, res.stderr
+    assert cluster.runs(1000002) == [], "no run was made for an impossible date"
+
+    # The API refuses it too (a client in any language), naming the field.
+    api, meta = cluster.api(), cluster.metadata()
+    with pytest.raises(grpc.RpcError) as info:
+        api.ForceRun(pb.ForceRunRequest(ref=pb.TaskRef(tid=1000002), run_date="20261345"),
+                     metadata=meta)  # fmt: skip
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "run_date" in (info.value.details() or "")
+    reply = api.PublishEvent(
+        pb.PublishEventRequest(event="FREEZE_TASK", task=pb.TaskRef(tid=1000002),
+                               run_date="20261345"),
+        metadata=meta,
+    )  # fmt: skip
+    assert reply.status == "FAILURE" and "run_date must be a calendar date" in reply.message
+    with pytest.raises(grpc.RpcError) as info:
+        api.ListRuns(pb.ListRunsRequest(run_date="2026-13-45"), metadata=meta)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    # Both written forms of a real date are one date.
+    out = cluster.ctl("events", "freeze", "1000002", "--run-date", "2026-05-12").stdout
+    assert out == "Task 1000002 frozen for date 20260512.\n"
+    out = cluster.ctl("events", "force-run", "1000002", "--run-date", "2026-05-12").stdout
+    assert "Run date: 20260512" in out
+    assert [r.run_date for r in cluster.runs(1000002)] == ["20260512"]
+    assert len(task_runs(cluster, "--run-date", "2026-05-12")) == 1

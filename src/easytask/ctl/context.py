@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from easytask.core.errors import CtlError
+from easytask.core.errors import CtlError, ValidationError
+from easytask.core.rundate import parse_run_date
 from easytask.ctl.client import EXIT_USAGE, ApiClient, ClientConfig, Connector
 from easytask.ctl.render import OUTPUT_FORMATS, make_console
 from easytask.rpc.v1 import api_pb2 as pb
@@ -68,16 +69,19 @@ def positive_float(text: str) -> float:
 
 
 def run_date(text: str) -> str:
-    """``YYYYMMDD`` or ``YYYY-MM-DD`` -> ``YYYYMMDD``."""
-    value = text.replace("-", "")
-    if len(value) != 8 or not value.isdigit():
-        raise argparse.ArgumentTypeError(f"expected YYYYMMDD: {text!r}")
-    return value
+    """``YYYYMMDD`` or ``YYYY-MM-DD`` -> ``YYYYMMDD``; a real calendar date or a usage error."""
+    try:
+        return parse_run_date(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.errors[0].message) from None
 
 
 def iso_date(text: str) -> str:
-    """``YYYY-MM-DD`` (``YYYYMMDD`` accepted) -> ``YYYY-MM-DD``."""
-    value = run_date(text)
+    """``YYYY-MM-DD`` (``YYYYMMDD`` accepted) -> ``YYYY-MM-DD``; a real calendar date."""
+    try:
+        value = parse_run_date(text, "date")
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.errors[0].message) from None
     return f"{value[:4]}-{value[4:6]}-{value[6:]}"
 
 

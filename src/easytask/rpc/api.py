@@ -20,6 +20,7 @@ from easytask.core.records import (
     ListedHoliday,
     RunFilter,
 )
+from easytask.core.rundate import parse_run_date
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
 from easytask.rpc.accounts_api import AccountApi
@@ -108,9 +109,7 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
 
     @errors_mapped
     async def ForceRun(self, request: pb.ForceRunRequest, context: Any) -> pb.EventReply:
-        run_date = request.run_date
-        if run_date and not (len(run_date) == 8 and run_date.isdigit()):
-            raise ValidationError([FieldError("run_date", "run_date must be YYYYMMDD")])
+        run_date = parse_run_date(request.run_date) if request.run_date else ""
         outcome = await self._app.force_run(
             request.ref.tid, request.ref.name, run_date, caller(), request.origin or "API"
         )

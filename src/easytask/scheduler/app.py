@@ -46,6 +46,7 @@ from easytask.core.records import (
     UpcomingGroup,
     UpcomingRun,
 )
+from easytask.core.rundate import parse_run_date
 from easytask.core.runid import group_run_prefix
 from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
@@ -248,7 +249,9 @@ class SchedulerApp(AccountOperations):
         self, flt: RunFilter, page: int, per_page: int, group: str = ""
     ) -> tuple[list[Run], int, dict[str, int]]:
         """Runs matching ``flt``; with ``group`` only the runs of that group's occurrences
-        (none when there is no such group)."""
+        (none when there is no such group). A run date must be a calendar date."""
+        if flt.run_date:
+            flt = replace(flt, run_date=parse_run_date(flt.run_date))
         if group:
             found = self._engine.groups.group_by_name(group)
             prefix = group_run_prefix(self.instance, found.gid) if found else "\x00"
@@ -337,7 +340,9 @@ class SchedulerApp(AccountOperations):
         task = self._catalog.get(tid, name)
         now = self._clock.now()
         run_date = (
-            run_date or f"{now.astimezone(ZoneInfo(self._engine.groups.zone_of(task))):%Y%m%d}"
+            parse_run_date(run_date)
+            if run_date
+            else f"{now.astimezone(ZoneInfo(self._engine.groups.zone_of(task))):%Y%m%d}"
         )
         await self._store.flush()
         runs, _, _ = await self._store.list_runs(RunFilter(tid=task.tid, run_date=run_date), 0, 500)

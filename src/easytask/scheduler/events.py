@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from easytask.core.clock import Clock
@@ -12,6 +13,7 @@ from easytask.core.errors import ConflictError, EasyTaskError, FieldError, Valid
 from easytask.core.groups import GroupDef
 from easytask.core.models import Run, TaskDef
 from easytask.core.records import EventOutcome, EventRequest, RunFilter
+from easytask.core.rundate import parse_run_date
 from easytask.core.states import RunState
 from easytask.scheduler.actions import RunActions
 from easytask.scheduler.catalog import TaskCatalog
@@ -32,7 +34,6 @@ GROUP_EVENTS = frozenset(
 )
 PLAIN_EVENTS = frozenset({"ENABLE_DEBUG", "DISABLE_DEBUG", "REFRESH_GRAPH", "REFRESH_CALENDAR"})
 IN_PROGRESS = (S.TRIGGER, S.RESTARTING, S.STARTED, S.RUNNING)
-_DATE = re.compile(r"\d{8}")
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
@@ -67,7 +68,7 @@ class EventService:
         run: Run | None = None
         run_date = ""
         try:
-            _check_formats(req)
+            req = _check_formats(req)
             if event in PLAIN_EVENTS:
                 message = await self._plain(event)
             elif req.for_group and event in GROUP_EVENTS:
@@ -224,11 +225,16 @@ def _status(text: str) -> RunState:
         raise ValidationError([FieldError("status", message)]) from None
 
 
-def _check_formats(req: EventRequest) -> None:
+def _check_formats(req: EventRequest) -> EventRequest:
+    """The request with its run date as ``YYYYMMDD``; a ValidationError naming each bad field."""
     errors = []
-    if req.run_date and not _DATE.fullmatch(req.run_date):
-        errors.append(FieldError("run_date", "run_date must be YYYYMMDD"))
+    if req.run_date:
+        try:
+            req = replace(req, run_date=parse_run_date(req.run_date))
+        except ValidationError as exc:
+            errors.extend(exc.errors)
     if req.trigger_time and not _TIME.fullmatch(req.trigger_time):
         errors.append(FieldError("trigger_time", "trigger_time must be HH:MM"))
     if errors:
         raise ValidationError(errors)
+    return req
