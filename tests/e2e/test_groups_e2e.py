@@ -105,7 +105,7 @@ def test_group_depending_on_two_groups_runs_after_both(cluster: Cluster, tmp_pat
     assert (run.run_date, run.local_time, run.group) == ("20270407", "10:00", "c")
 
 
-def test_import_mixing_valid_and_invalid_records_changes_nothing(
+def test_import_mixing_valid_and_invalid_records_applies_the_valid_ones(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.start_scheduler()
@@ -123,8 +123,13 @@ def test_import_mixing_valid_and_invalid_records_changes_nothing(
     res = cluster.ctl("tasks", "import", str(path), check=False)
     assert res.returncode == 1
     assert res.stdout.splitlines() == [
-        "Import complete: 0 created, 0 updated, 0 deleted",
+        "Import complete: 2 created, 0 updated, 0 deleted",
         "Errors:",
         '- Task "bad": dependency: dependency references unknown task missing',
     ]
-    assert cluster.ctl("tasks", "export").stdout == before
+    # Spec 12: group "fresh" and task "good" are applied; as a record failed, "keep" (absent
+    # from the file) is not deleted.
+    after = json.loads(cluster.ctl("tasks", "export").stdout)
+    assert [g["name"] for g in after["groups"]] == ["keep", "fresh"]
+    assert [t["name"] for t in after["tasks"]] == ["good"]
+    assert json.loads(before)["groups"] == after["groups"][:1]

@@ -202,7 +202,9 @@ async def test_group_rules_and_dependency_scope(harness: Harness) -> None:
     assert (deleted.name, deleted.tasks_deleted) == ("etl", 2)
 
 
-async def test_import_with_an_invalid_record_changes_nothing(harness: Harness) -> None:
+async def test_import_applies_valid_records_and_deletes_nothing_when_one_fails(
+    harness: Harness,
+) -> None:
     await create_group(harness)
     await member(harness, 3601, "kept")
     before = await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)
@@ -222,17 +224,22 @@ async def test_import_with_an_invalid_record_changes_nothing(harness: Harness) -
     assert [(e.kind, e.name, e.message) for e in reply.errors] == [
         ("task", "broken", "dependency: dependency references unknown task ghost")
     ]
-    assert (reply.created, reply.updated, reply.deleted) == (0, 0, 0)
-    after = await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)
-    assert after.json == before.json
+    # Spec 12: the valid records are applied; as one failed, etl and "kept" are not deleted.
+    assert (reply.created, reply.updated, reply.deleted) == (2, 0, 0)
+    after = json.loads(
+        (await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)).json
+    )
+    assert [g["name"] for g in after["groups"]] == ["etl", "new_group"]
+    assert [t["name"] for t in after["tasks"]] == ["kept", "fine"]
+    assert before.json != json.dumps(after)
 
     data["tasks"] = data["tasks"][:1]
     reply = await harness.api.ImportTasks(
         pb.ImportTasksRequest(json=json.dumps(data)), metadata=harness.md
     )
     assert not reply.errors
-    # The file is the whole truth: etl and its task "kept" are gone, new_group and "fine" exist.
-    assert (reply.created, reply.updated, reply.deleted) == (2, 0, 2)
+    # The file is the whole truth: etl and its task "kept" are gone, new_group and "fine" stay.
+    assert (reply.created, reply.updated, reply.deleted) == (0, 0, 2)
     exported = json.loads(
         (await harness.api.ExportTasks(pb.ExportTasksRequest(), metadata=harness.md)).json
     )

@@ -399,17 +399,20 @@ def test_create_file_sent_as_is(api: Api, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object, got an array")],
-)
-def test_create_bad_file_is_a_client_error(
-    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
-) -> None:
+    [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object, got an array"),
+     (None, "cannot read")],
+)  # fmt: skip
+def test_a_bad_or_missing_file_is_a_usage_error(
+    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None,
+    message: str
+) -> None:  # fmt: skip
     fake, conn = api
     path = tmp_path / "bad.json"
-    path.write_text(content)
-    assert main(["tasks", "create", "-f", str(path), *conn]) == 1
+    if content is not None:
+        path.write_text(content)
+    assert main(["tasks", "create", "-f", str(path), *conn]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"Error: {path}: ") and message in err
+    assert err.startswith("Error: ") and str(path) in err and message in err
     assert fake.requests == []
 
 

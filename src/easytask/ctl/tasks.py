@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from easytask.core.errors import CtlError
-from easytask.ctl.client import EXIT_FAILED, EXIT_OK
+from easytask.ctl.client import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from easytask.ctl.context import (
     Context,
     add_output,
@@ -105,21 +105,26 @@ def fields_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_json_object(path: str) -> tuple[str, dict[str, Any]]:
-    """Read FILE (``-`` = stdin): its text and the object it holds; a CtlError names the file."""
+    """Read FILE (``-`` = stdin): its text and the object it holds.
+
+    A missing, unreadable or malformed file is a usage error (exit 2) naming the file.
+    """
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise CtlError(f"cannot read {path}: {exc.strerror}") from None
+        raise CtlError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
     except UnicodeDecodeError:
-        raise CtlError(f"{path}: not a UTF-8 text file") from None
+        raise CtlError(f"{path}: not a UTF-8 text file", EXIT_USAGE) from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CtlError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            EXIT_USAGE,
         ) from None
     if not isinstance(value, dict):
-        raise CtlError(f"{path}: expected a JSON object, got {_json_type(value)}")
+        message = f"{path}: expected a JSON object, got {_json_type(value)}"
+        raise CtlError(message, EXIT_USAGE)
     return text, value
 
 

@@ -177,14 +177,16 @@ class SchedulerApp(AccountOperations):
     def export_tasks(self) -> dict[str, Any]:
         return self._catalog.export()
 
-    async def import_tasks(self, text: str, caller: Caller, dry_run: bool) -> ImportResult:
+    async def import_tasks(
+        self, text: str, caller: Caller, dry_run: bool, atomic: bool = False
+    ) -> ImportResult:
         """An import may change and delete any task: an operator's (a dry run: anyone's)."""
         self._allow(caller, Action.READ if dry_run else Action.CHANGE_TASK)
-        result = await self._catalog.import_tasks(text, caller.username, dry_run)
+        result = await self._catalog.import_tasks(text, caller.username, dry_run, atomic)
         if not dry_run:
-            log.info("import by %s: %d created, %d updated, %d deleted, %d refused",
-                     caller.username, result.created, result.updated, result.deleted,
-                     len(result.errors))  # fmt: skip
+            log.info("import by %s: %d created, %d updated, %d unchanged, %d deleted, "
+                     "%d refused", caller.username, result.created, result.updated,
+                     result.unchanged, result.deleted, len(result.errors))  # fmt: skip
         return result
 
     # ----- task groups -----

@@ -268,8 +268,11 @@ class TaskCatalog:
                 self._engine.groups.put_group(g, now)
             return group, len(members), bool(cleared)
 
-    async def import_tasks(self, text: str, user: str, dry_run: bool) -> ImportResult:
-        """Make tasks and groups match the file; nothing changes if any record is invalid."""
+    async def import_tasks(
+        self, text: str, user: str, dry_run: bool, atomic: bool = False
+    ) -> ImportResult:
+        """Apply each valid record of the file and list each invalid one (spec 12); records
+        absent from the file are deleted only when none failed; ``atomic``: all or nothing."""
         task_records, group_records = parse_import(text)
         async with self._lock:
             retired = await self._load_retired()
@@ -282,8 +285,9 @@ class TaskCatalog:
                 self._group_context(),
                 frozenset(retired["task"]),
                 frozenset(retired["group"]),
+                atomic,
             )
-            if plan.result.errors or dry_run:
+            if dry_run:
                 return plan.result
             now = self._clock.now()
             # Queued in one loop turn, the four writes commit as one transaction: a failure

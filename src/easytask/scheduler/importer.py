@@ -1,9 +1,9 @@
-"""Import planning: make tasks and groups match a file, all or nothing (spec 12, issue 4)."""
+"""Import planning: make tasks and groups match a file, record by record (spec 12, issue 11)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from easytask.core.depcheck import check_dependencies
 from easytask.core.errors import FieldError, ValidationError
@@ -14,6 +14,8 @@ from easytask.core.validation import TaskContext, validate_task
 
 # An import file may be as large as one API message (the server's receive limit).
 IMPORT_MAX_BYTES = 16 * 1024 * 1024
+IMPORT_KEYS = ("tasks", "groups")
+R = TypeVar("R", TaskDef, GroupDef)
 
 
 @dataclass(slots=True)
@@ -22,10 +24,13 @@ class ImportResult:
     updated: int = 0
     deleted: int = 0
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, name, message)
+    unchanged: int = 0
 
 
 @dataclass(slots=True)
 class ImportPlan:
+    """What to write: new and changed records, the ids to delete, and the counts."""
+
     tasks: dict[int, TaskDef] = field(default_factory=dict)
     groups: dict[int, GroupDef] = field(default_factory=dict)
     doomed_tasks: list[int] = field(default_factory=list)
@@ -38,8 +43,12 @@ def parse_import(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     data = parse_json(text, "file", max_bytes=IMPORT_MAX_BYTES)
     if not isinstance(data, dict):
         raise ValidationError([FieldError("file", 'must be an object {"tasks": [...]}')])
+    unknown = [k for k in data if k not in IMPORT_KEYS]
+    if unknown:
+        message = "unknown field (a file holds tasks and groups)"
+        raise ValidationError([FieldError(shown(str(k)), message) for k in unknown])
     out: list[list[dict[str, Any]]] = []
-    for key in ("tasks", "groups"):
+    for key in IMPORT_KEYS:
         records = data.get(key, [])
         if not isinstance(records, list):
             raise ValidationError([FieldError(key, f"{key} must be a list")])
@@ -59,21 +68,26 @@ def plan_import(
     group_context: GroupContext,
     retired_tids: frozenset[int] = frozenset(),
     retired_gids: frozenset[int] = frozenset(),
+    atomic: bool = False,
 ) -> ImportPlan:
-    """Validate every record (groups first) against the instance as the file would leave it.
+    """Validate every record (groups first) and decide what the import writes (spec 12).
+
+    Each valid record is applied and each invalid one listed; records absent from the file
+    are deleted only when no record failed; with ``atomic`` nothing is applied when any
+    record failed. A record equal to the stored one is counted unchanged and not written.
 
     ``task_context``/``group_context`` give instance, owner and calendar lookups; their id and
     name lookups are replaced by ones over the planned instance, kept up to date record by
     record (linear in the file, not quadratic). ``retired_tids``/``retired_gids`` are the ids
     of deleted records: taken, and counted in the next free id (spec 12).
     """
-    plan = ImportPlan()
-    res = plan.result
+    res = ImportResult()
     groups = _World(
         dict(current_groups), {g.name: g.gid for g in current_groups.values()}, 0, retired_gids
     )
     gctx = replace(group_context, gid_exists=groups.has, name_gid=groups.names.get,
                    next_gid=groups.next_id)  # fmt: skip
+    valid_groups: dict[int, GroupDef] = {}
     for raw in group_records:
         existing = _match(current_groups, raw, "gid")
         record = groups.make_room(raw, existing, "gid")
@@ -84,14 +98,14 @@ def plan_import(
             res.errors.extend(("group", _label(raw, "gid"), str(e)) for e in exc.errors)
             continue
         groups.add(group.gid, group.name, group)
-        plan.groups[group.gid] = group
-        res.created, res.updated = _count(res.created, res.updated, existing is None)
-    planned = {g.name for g in plan.groups.values()}
+        valid_groups[group.gid] = group
+    planned = {g.name for g in valid_groups.values()}
     tasks = _World(
         dict(current_tasks), {t.name: t.tid for t in current_tasks.values()}, 1000, retired_tids
     )
     tctx = replace(task_context, tid_exists=tasks.has, name_tid=tasks.names.get,
                    next_tid=tasks.next_id, group_exists=planned.__contains__)  # fmt: skip
+    valid_tasks: dict[int, TaskDef] = {}
     for raw in task_records:
         existing = _match(current_tasks, raw, "tid")
         record = tasks.make_room(raw, existing, "tid")
@@ -102,19 +116,82 @@ def plan_import(
             res.errors.extend(("task", _label(raw, "tid"), str(e)) for e in exc.errors)
             continue
         tasks.add(task.tid, task.name, task)
-        plan.tasks[task.tid] = task
-        res.created, res.updated = _count(res.created, res.updated, existing is None)
+        valid_tasks[task.tid] = task
+    if not _settle(valid_tasks, valid_groups, current_tasks, current_groups, res.errors):
+        valid_tasks, valid_groups = {}, {}  # a kept record would break: apply nothing
+    if atomic and res.errors:
+        valid_tasks, valid_groups = {}, {}
+    return _plan(valid_tasks, valid_groups, current_tasks, current_groups, res)
+
+
+def _settle(
+    tasks: dict[int, TaskDef],
+    groups: dict[int, GroupDef],
+    current_tasks: dict[int, TaskDef],
+    current_groups: dict[int, GroupDef],
+    errors: list[tuple[str, str, str]],
+) -> bool:
+    """Drop the valid records whose dependencies (spec 6.3) fail in the instance the import
+    leaves, until the rest hold; False when a record the file does not touch would break.
+
+    Without any error the file is the whole instance; with one, absent records stay, so
+    dropping a record can change the instance: the check repeats until nothing is dropped.
+    """
+    while True:
+        whole = not errors
+        all_tasks = ({} if whole else dict(current_tasks)) | tasks
+        all_groups = ({} if whole else dict(current_groups)) | groups
+        found = check_dependencies(all_tasks, all_groups)
+        names = {g.name for g in all_groups.values()}
+        for t in tasks.values():
+            if t.task_group is not None and t.task_group not in names:
+                found.setdefault(("task", t.tid), []).append(
+                    FieldError("task_group", "task_group does not exist")
+                )
+        dropped = False
+        for (kind, ident), errs in sorted(found.items()):
+            pool: dict[int, Any] = tasks if kind == "task" else groups
+            if ident in pool:
+                errors.extend((kind, pool.pop(ident).name, str(e)) for e in errs)
+                dropped = True
+        if not dropped:
+            for (kind, ident), errs in sorted(found.items()):
+                name = (all_tasks[ident] if kind == "task" else all_groups[ident]).name
+                errors.extend((kind, name, str(e)) for e in errs)
+            return not found
+
+
+def _plan(
+    tasks: dict[int, TaskDef],
+    groups: dict[int, GroupDef],
+    current_tasks: dict[int, TaskDef],
+    current_groups: dict[int, GroupDef],
+    res: ImportResult,
+) -> ImportPlan:
+    plan = ImportPlan(result=res)
+    plan.groups = _changed(groups, current_groups, res)
+    plan.tasks = _changed(tasks, current_tasks, res)
     if not res.errors:
-        by_key = check_dependencies(plan.tasks, plan.groups)
-        for (kind, ident), errors in sorted(by_key.items()):
-            name = plan.tasks[ident].name if kind == "task" else plan.groups[ident].name
-            res.errors.extend((kind, name, str(e)) for e in errors)
-    plan.doomed_tasks = [tid for tid in current_tasks if tid not in plan.tasks]
-    plan.doomed_groups = [gid for gid in current_groups if gid not in plan.groups]
+        plan.doomed_tasks = [tid for tid in current_tasks if tid not in tasks]
+        plan.doomed_groups = [gid for gid in current_groups if gid not in groups]
     res.deleted = len(plan.doomed_tasks) + len(plan.doomed_groups)
-    if res.errors:
-        res.created = res.updated = res.deleted = 0
     return plan
+
+
+def _changed(planned: dict[int, R], current: dict[int, R], res: ImportResult) -> dict[int, R]:
+    """The new and changed records, counted; an unchanged one is counted and left out."""
+    out = {}
+    for ident, record in planned.items():
+        before = current.get(ident)
+        if before is None:
+            res.created += 1
+        elif before == record:
+            res.unchanged += 1
+            continue
+        else:
+            res.updated += 1
+        out[ident] = record
+    return out
 
 
 @dataclass(slots=True)
@@ -156,10 +233,6 @@ class _World:
         self.pool[ident] = record
         self.names[name] = ident
         self.top = max(self.top, ident)
-
-
-def _count(created: int, updated: int, new: bool) -> tuple[int, int]:
-    return (created + 1, updated) if new else (created, updated + 1)
 
 
 def _label(raw: dict[str, Any], id_key: str) -> str:
