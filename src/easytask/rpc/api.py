@@ -324,7 +324,7 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
             agents_online=h.agents_online,
             active_runs=h.active_runs,
             triggers_24h=h.triggers_24h,
-            debug=logging.getLogger().isEnabledFor(logging.DEBUG),
+            debug=logging.getLogger("easytask").isEnabledFor(logging.DEBUG),
             timezone=h.timezone,
         )
 

@@ -14,7 +14,7 @@ from easytask.core.runid import make_run_id
 from easytask.core.states import RunState, check_operator_status
 from easytask.scheduler.freezes import Freezes
 from easytask.scheduler.groups import GroupRunner
-from easytask.scheduler.logs import log_run
+from easytask.scheduler.logs import log_run, log_triggered
 from easytask.scheduler.runs import RunBook
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
@@ -71,12 +71,7 @@ class RunActions:
         run.timezone = zone  # a forced member runs on its own, outside any occurrence
         run.forced = True
         run.forced_by = by
-        log_run(
-            run,
-            "Task Triggered",
-            f"run_date={run.run_date} local={run.local_time} {run.timezone} "
-            f"utc={now:%H:%M:%S} attempt=1 forced=true by={by}",
-        )
+        log_triggered(run)
         self._runs.trigger(run, task, now, None)
         await self._store.flush()
         return run

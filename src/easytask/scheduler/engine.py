@@ -23,7 +23,7 @@ from easytask.core.validation import stored_text_problem
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.freezes import Freezes
 from easytask.scheduler.groups import GroupRunner
-from easytask.scheduler.logs import log_run
+from easytask.scheduler.logs import log_run, log_triggered, validation
 from easytask.scheduler.runs import RunBook
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers, WheelKey
@@ -134,14 +134,13 @@ class Engine:
             run = self.runs.new_run(task, slot.scheduled_utc, slot.run_date, slot.local_time, now)
             holiday = self._holiday(task, slot)
             if holiday is not None:
-                log_run(run, "Task Validated", f"skipped: {holiday}")
+                log_run(run, "Task Validated", _skipped(task, holiday, calendar=holiday))
                 self.runs.create(run, S.SKIPPED, holiday, now)
             elif run_now:
-                log_run(run, "Task Triggered", f"run_date={run.run_date} local={run.local_time} "
-                        f"{run.timezone} attempt=1 forced=false ({CATCH_UP_REASON})")  # fmt: skip
+                log_triggered(run, CATCH_UP_REASON)
                 self.runs.trigger(run, task, now, None, CATCH_UP_REASON)
             else:
-                log_run(run, "Task Validated", f"skipped: {MISSED_REASON}")
+                log_run(run, "Task Validated", _skipped(task, MISSED_REASON))
                 self.runs.create(run, S.SKIPPED, MISSED_REASON, now)
 
     # ----- definitions -----
@@ -257,18 +256,14 @@ class Engine:
         run = self.runs.new_run(task, slot.scheduled_utc, slot.run_date, slot.local_time, now)
         if run.run_id in self.runs.live:
             return
-        log_run(
-            run,
-            "Task Triggered",
-            f"run_date={run.run_date} local={run.local_time} {run.timezone} "
-            f"utc={slot.scheduled_utc:%H:%M} attempt=1 forced=false",
-        )
+        log_triggered(run)
         if holiday is not None:
-            log_run(run, "Task Validated", f"skipped: {holiday}")
+            log_run(run, "Task Validated", _skipped(task, holiday, calendar=holiday))
             self.runs.create(run, S.SKIPPED, holiday, now)
             return
         if self.freezes.covers(tid, run.run_date, run.local_time):
-            log_run(run, "Task Validated", f"frozen: {FROZEN_REASON}")
+            log_run(run, "Task Validated", validation(task, f"FROZEN ({FROZEN_REASON})",
+                                                      freeze="frozen"))  # fmt: skip
             self.runs.create(run, S.FROZEN, FROZEN_REASON, now)
             return
         self.runs.trigger(run, task, now, None)
@@ -298,3 +293,8 @@ class Engine:
             if bounds[0] <= slot.scheduled_utc < bounds[1]:  # on today's local date
                 return S.ACTIVE
         return S.IDLE
+
+
+def _skipped(task: TaskDef, reason: str, calendar: str | None = None) -> str:
+    """``Task Validated`` details of a slot recorded SKIPPED without running."""
+    return validation(task, f"SKIPPED ({reason})", calendar=calendar)

@@ -18,6 +18,7 @@ from easytask.core.states import RunState
 from easytask.scheduler.actions import RunActions
 from easytask.scheduler.catalog import TaskCatalog
 from easytask.scheduler.engine import Engine
+from easytask.scheduler.logs import set_debug
 from easytask.store.ports import Store
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,11 @@ class EventService:
             if isinstance(exc, ValidationError):
                 message = "; ".join(str(e) for e in exc.errors)
             status = "FAILURE"
-            log.info("event %s on %s by %s refused: %s", event, target or "-", user, message)
+            log.info("event %s on %s by %s refused: %s", event, target or "-", user,
+                     _one_line(message))  # fmt: skip
         else:
             status = "SUCCESS"
-            log.info("event %s on %s by %s: %s", event, target or "-", user, message)
+            log.info("event %s on %s by %s: %s", event, target or "-", user, _one_line(message))
         if run is not None:
             args["run_id"] = run.run_id
         event_id = await self._store.add_event(
@@ -127,10 +129,10 @@ class EventService:
 
     async def _plain(self, event: str) -> str:
         if event == "ENABLE_DEBUG":
-            logging.getLogger().setLevel(logging.DEBUG)
+            set_debug(True)
             return "Enabled scheduler in DEBUG mode"
         if event == "DISABLE_DEBUG":
-            logging.getLogger().setLevel(logging.INFO)
+            set_debug(False)
             return "Disabled scheduler DEBUG mode"
         if event == "REFRESH_CALENDAR":
             await self._refresh_calendars()
@@ -238,3 +240,8 @@ def _check_formats(req: EventRequest) -> EventRequest:
     if errors:
         raise ValidationError(errors)
     return req
+
+
+def _one_line(message: str) -> str:
+    """A message as one log line: a multi-line reply (``…\nRun date: D``) joined with "; "."""
+    return "; ".join(part for part in message.splitlines() if part)

@@ -20,7 +20,7 @@ from easytask.core.schedule import Schedule, Slot, next_slot, slots_on
 from easytask.core.states import RunState
 from easytask.scheduler.calendars import CalendarBook
 from easytask.scheduler.freezes import Freezes
-from easytask.scheduler.logs import log_run
+from easytask.scheduler.logs import log_run, log_triggered, validation
 from easytask.scheduler.runs import RunBook
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
@@ -184,13 +184,16 @@ class GroupRunner:
             self.member_runs[run.run_id] = run
             own_holiday = None if forced else self._calendars.holiday_of(task.calendar, scheduled,
                                                                       group.timezone)  # fmt: skip
+            log_triggered(run, f"group {group.name} occurrence {gr_id}")
             if skip:
-                self._runs.create(run, S.SKIPPED, skip, now)
+                self._skip_new(run, task, skip, now)
             elif not task.active:
-                self._runs.create(run, S.SKIPPED, DISABLED_TASK, now)
+                self._skip_new(run, task, DISABLED_TASK, now)
             elif own_holiday:
-                self._runs.create(run, S.SKIPPED, own_holiday, now)
+                self._skip_new(run, task, own_holiday, now, calendar=own_holiday)
             elif self._freezes.covers(task.tid, run_date, local_time):
+                checks = validation(task, "FROZEN (frozen by operator)", freeze="frozen")
+                log_run(run, "Task Validated", checks)
                 self._runs.create(run, S.FROZEN, "frozen by operator", now)
             else:
                 self._runs.create(run, S.IDLE, "", now)
@@ -202,6 +205,13 @@ class GroupRunner:
         else:
             self._open(g, now)
         return g
+
+    def _skip_new(
+        self, run: Run, task: TaskDef, reason: str, now: datetime, calendar: str | None = None
+    ) -> None:
+        checks = validation(task, f"SKIPPED ({reason})", forced=run.forced, calendar=calendar)
+        log_run(run, "Task Validated", checks)
+        self._runs.create(run, S.SKIPPED, reason, now)
 
     def _open(self, g: GroupRun, now: datetime) -> None:
         g.started_at = now
@@ -345,16 +355,21 @@ class GroupRunner:
         expr: Expr | None = _parse(task.dependency) if task.dependency else None
         decision = readiness(expr, self._member_lookup(g)) if expr else Readiness.MET
         if decision is Readiness.MET:
-            self._runs.trigger(run, task, now, run.state)
+            value = f'"{task.dependency}"=true' if expr else "none"
+            self._runs.trigger(run, task, now, run.state, dependency=value)
         elif decision is Readiness.WAITING:
             if run.state is S.ACTIVE:
                 self._runs.set_state(run, S.PENDING, now, "")
-                log_run(run, "Task Validated", f"waiting for dependency: {task.dependency}",
-                        logging.DEBUG)  # fmt: skip
+                log_run(run, "Task Validated", f'dependency="{task.dependency}" not yet true '
+                        "-> PENDING", logging.DEBUG)  # fmt: skip
         else:
             if run.state is S.ACTIVE:
                 self._runs.set_state(run, S.PENDING, now, "")
-            self._runs.set_state(run, S.SKIPPED, now, UNMET_PREFIX + task.dependency)
+            reason = UNMET_PREFIX + task.dependency
+            value = f'"{task.dependency}"=false (can no longer be met)'
+            checks = validation(task, f"SKIPPED ({reason})", forced=run.forced, dependency=value)
+            log_run(run, "Task Validated", checks)
+            self._runs.set_state(run, S.SKIPPED, now, reason)
 
     # ----- lookups -----
 

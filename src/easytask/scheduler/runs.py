@@ -18,7 +18,7 @@ from easytask.core.protocol import RunOrder
 from easytask.core.runid import make_run_id
 from easytask.core.states import RunState, check_transition
 from easytask.scheduler.bus import Bus, RunStateChanged
-from easytask.scheduler.logs import log_run
+from easytask.scheduler.logs import log_run, validation
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
 from easytask.store.ports import RunWrites
@@ -147,10 +147,23 @@ class RunBook:
         return self._recorded(run, StateChange(run.run_id, None, state, now, reason))
 
     def trigger(
-        self, run: Run, task: TaskDef, now: datetime, src: RunState | None, reason: str = ""
+        self,
+        run: Run,
+        task: TaskDef,
+        now: datetime,
+        src: RunState | None,
+        reason: str = "",
+        dependency: str | None = None,
     ) -> None:
-        """Put a run in TRIGGER, commit it, then offer it to an agent (invariant 1)."""
-        checks = f"active={'yes' if task.active else 'no'} calendar=ok queue={task.run_on_host}"
+        """Put a run in TRIGGER, commit it, then offer it to an agent (invariant 1).
+
+        ``dependency``: the member's expression and the value it was just found to have.
+        """
+        # A member of a forced occurrence still honours freezes and its dependency (spec 10).
+        freeze = "none" if run.group_run_id else None
+        checks = validation(
+            task, "TRIGGER", forced=run.forced, freeze=freeze, dependency=dependency
+        )
         log_run(run, "Task Validated", checks)
         if src is None:
             fut = self.create(run, S.TRIGGER, reason, now)
