@@ -8,6 +8,7 @@ import json
 import pytest
 from rich.console import Console
 
+from easytask.core.states import run_state_label
 from easytask.ctl.records import (
     day_of_week_compact,
     day_of_week_list,
@@ -24,6 +25,7 @@ from easytask.ctl.render import (
     page_line,
     render_fields,
     render_table,
+    render_text_panel,
     to_yaml,
     yaml_scalar,
 )
@@ -369,3 +371,28 @@ def test_parse_day_of_week(value: str, bits: str) -> None:
 )
 def test_schedule_display(task: dict[str, str], text: str) -> None:
     assert schedule_display(task) == text
+
+
+def test_a_timed_out_run_shows_timed_out_and_other_states_their_name() -> None:
+    assert run_state_label("TERMINATED", "timed out") == "Timed Out"
+    assert run_state_label("TERMINATED", "terminated by ops") == "TERMINATED"
+    assert run_state_label("FAILED", "timed out") == "FAILED"
+    record = {"run_id": RUN_ID, "tid": 1, "name": "t", "group": None, "run_date": "20260509",
+              "local_time": "08:30", "attempt": 1, "state": "TERMINATED", "reason": "timed out",
+              "started_at": None, "ended_at": None, "duration": None, "agent": None,
+              "return_code": -15}  # fmt: skip
+    assert "Timed Out" in run_row(record)
+
+
+@pytest.mark.parametrize("body", ["(no output)", "x", ""])
+def test_a_short_log_panel_keeps_its_whole_subtitle(body: str) -> None:
+    out = render(render_text_panel("stdout", body, "Page 1 of 1 (0 total lines)"))
+    assert "╰─ Page 1 of 1 (0 total lines) ─╯" in out, out
+    widths = {len(line) for line in out.splitlines()}
+    assert len(widths) == 1, "every line of the panel is as wide as the subtitle needs"
+
+
+def test_a_long_log_panel_is_as_wide_as_its_longest_line() -> None:
+    line = "x" * 60
+    out = render(render_text_panel("stdout", line, "Page 1 of 1 (1 total lines)"))
+    assert f"│ {line} │" in out

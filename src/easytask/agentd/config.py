@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="EasyTask agent: runs commands for the scheduler it dials out to.",
     )
     p.add_argument(
-        "--server", help="scheduler HOST:PORT (env EASYTASK_SERVER, default %(default)s)"
+        "--server", help=f"scheduler HOST:PORT (env EASYTASK_SERVER, default {DEFAULT_SERVER})"
     )
     p.add_argument("--name", help="unique agent name (default: hostname)")
     p.add_argument("--queues", help="comma-separated queues served (default: hostname)")

@@ -41,6 +41,17 @@ class RunState(StrEnum):
         return self in FINAL_STATES
 
 
+TIMED_OUT = "timed out"  # the reason of a run TERMINATED for exceeding max_run_time (spec 7.2)
+
+
+def run_state_label(state: str, reason: str) -> str:
+    """A run's state as a table shows it: its name, but ``Timed Out`` for a run TERMINATED
+    because it exceeded ``max_run_time`` (spec 7.1: displayed "Timed Out")."""
+    if state == RunState.TERMINATED and reason == TIMED_OUT:
+        return "Timed Out"
+    return state
+
+
 _CODES: dict[RunState, int] = {
     RunState.PENDING: 0,
     RunState.TRIGGER: 1,

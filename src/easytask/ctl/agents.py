@@ -31,6 +31,7 @@ def agent_row(agent: Mapping[str, object]) -> tuple[object, ...]:
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     agents = [agent_to_dict(a) for a in ctx.client().list_agents().agents]
+    agents.sort(key=lambda a: (a["status"] != "online", str(a["name"])))  # online first
     online = sum(1 for a in agents if a["status"] == "online")
     summary = f"{online} online, {len(agents) - online} offline"
     rows = [agent_row(a) for a in agents]

@@ -8,7 +8,7 @@ from typing import Any
 
 from easytask.ctl.client import EXIT_OK
 from easytask.ctl.context import Context, add_output, add_paging, usage_error
-from easytask.ctl.records import parse_task_json, schedule_display
+from easytask.ctl.records import day_of_week_list, parse_task_json, schedule_display
 from easytask.ctl.render import emit, page_line, render_fields, render_table
 from easytask.ctl.tasks import load_json_object
 from easytask.rpc.v1 import api_pb2 as pb
@@ -88,7 +88,8 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_get(args: argparse.Namespace, ctx: Context) -> int:
     group = _record(ctx.client().get_group(group_ref(args)))
     title = f"Group {group.get('gid')} ({group.get('name')})"
-    pairs = [(k.replace("_", " ").title(), v) for k, v in group.items()]
+    pairs = [(k.replace("_", " ").title(), day_of_week_list(v) if k == "day_of_week" else v)
+             for k, v in group.items()]  # fmt: skip
     emit(ctx.out, args.output, group, lambda: [render_fields(title, pairs)])
     return EXIT_OK
 

@@ -123,16 +123,26 @@ def render_fields(title: str, pairs: Sequence[tuple[str, object]]) -> Panel:
 
 
 def render_text_panel(title: str, body: str, subtitle: str | None = None) -> Panel:
-    """A panel holding ``body`` verbatim (log output)."""
+    """A panel holding ``body`` verbatim (log output), never narrower than its title and
+    subtitle (a short body must not cut ``Page 1 of 1 (0 total lines)``)."""
+    text = Text(body)
+    labels = [Text(title), *([Text(subtitle)] if subtitle else [])]
+    # Borders and padding take 4 columns; a label also needs a rule on each side.
+    width = max(_widest_line(text) + 4, *(label.cell_len + 6 for label in labels))
     return Panel(
-        Text(body),
-        title=Text(title),
+        text,
+        title=labels[0],
         title_align="left",
-        subtitle=Text(subtitle) if subtitle else None,
+        subtitle=labels[1] if subtitle else None,
         subtitle_align="left",
         box=box.ROUNDED,
-        expand=False,
+        expand=True,  # to ``width`` (at most the terminal's), which fits the labels
+        width=width,
     )
+
+
+def _widest_line(text: Text) -> int:
+    return max((line.cell_len for line in text.split("\n")), default=0)
 
 
 # ---- structured output ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from easytask.core.errors import CtlError
-from easytask.core.states import RunState
+from easytask.core.states import RunState, run_state_label
 from easytask.ctl.client import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from easytask.ctl.context import (
     Context,
@@ -89,7 +89,7 @@ def run_row(run: Mapping[str, object]) -> tuple[object, ...]:
         run["run_date"],
         run["local_time"],
         run["attempt"],
-        run["state"],
+        run_state_label(str(run["state"]), str(run["reason"] or "")),
         format_timestamp(str(run["started_at"] or "")),
         format_timestamp(str(run["ended_at"] or "")),
         format_duration(float(duration) if isinstance(duration, int | float) else None),
