@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.conftest import cluster  # noqa: F401  (the same real installation)
 from tests.e2e.harness import Cluster
@@ -18,6 +18,11 @@ from tests.e2e.harness import Cluster
 CHROMIUM = os.environ.get("EASYTASK_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 # As root and on a closed network, chromium needs these (env skill: browser tests).
+# Generous waits: each returns as soon as its condition holds, so only a slow machine (CI's 2
+# cores, or other work beside the suite) ever spends them. Playwright's `expect` has its own
+# default (5 s) apart from the page's.
+PAGE_TIMEOUT_MS = 30_000
+expect.set_options(timeout=20_000)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
         "--disable-component-update", "--disable-sync", "--disable-quic"]  # fmt: skip
 
@@ -41,7 +46,7 @@ def password_of(installation: Cluster) -> str:
 
 def new_page(browser: Browser) -> Page:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -77,7 +77,7 @@ def test_form_errors_force_run_live_state_and_board(
     expect(state).to_have_attribute("data-state", "SUCCESS", timeout=20_000)
     expect(page.locator('[data-test="timeline"]')).to_contain_text("Ended")
     shot(page, "run")
-    expect(success).to_have_text("1", timeout=2_500)
+    expect(success).to_have_text("1", timeout=10_000)
     assert page.errors == [] and board.errors == []  # type: ignore[attr-defined]
 
 

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import log_in, new_page, password_of, shot
 from tests.e2e.harness import Cluster, task_json, wait_until
+from tests.support.slack import SLACK
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +73,7 @@ def test_a_10_mib_output_opens_fast_pages_and_is_searched(
         page.goto(url)
         expect(stdout).to_contain_text(f"line {LINES:07d}")
         opened = time.monotonic() - began
-        assert opened < 1.0, f"the 10 MiB log took {opened:.2f}s to show"
+        assert opened < 1.0 * SLACK, f"the 10 MiB log took {opened:.2f}s to show"
     expect(page.locator('[data-size="stdout"]')).to_have_text(f"{size} bytes")
     assert pane_text_length(page) < 1024 * 1024  # a window, never the whole output
     assert stdout.locator(".ansi-green-fg").last.text_content() == "ok"  # colours, as classes

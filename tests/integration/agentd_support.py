@@ -93,7 +93,7 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
-    async def wait_until(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, cond: Callable[[], bool], timeout: float = 30.0) -> None:
         async with asyncio.timeout(timeout):
             while True:
                 event = self._changed
@@ -101,7 +101,7 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
                     return
                 await event.wait()
 
-    async def wait_for(self, pred: Pred, timeout: float = 10.0, start: int = 0) -> pb.AgentMessage:
+    async def wait_for(self, pred: Pred, timeout: float = 30.0, start: int = 0) -> pb.AgentMessage:
         """The first message (from index ``start`` of the history on) matching ``pred``."""
         found: list[pb.AgentMessage] = []
 
@@ -115,7 +115,7 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
     def matching(self, pred: Pred) -> list[pb.AgentMessage]:
         return [m for m in self.history if pred(m)]
 
-    async def connected(self, streams: int = 1, timeout: float = 15.0) -> None:
+    async def connected(self, streams: int = 1, timeout: float = 30.0) -> None:
         await self.wait_until(lambda: self.streams >= streams and self._out is not None, timeout)
 
     async def send(self, msg: pb.SchedulerMessage) -> None:
@@ -143,7 +143,7 @@ class FakeScheduler(pb_grpc.AgentServiceServicer):
         if self._out is not None:
             self._out.put_nowait(None)
 
-    async def finished(self, run_id: str, timeout: float = 10.0) -> pb.RunFinished:
+    async def finished(self, run_id: str, timeout: float = 30.0) -> pb.RunFinished:
         msg = await self.wait_for(lambda m: is_msg(m, "finished", run_id), timeout)
         return msg.finished
 
@@ -220,11 +220,11 @@ class AgentProcess:
             )
         return self
 
-    async def wait(self, timeout: float = 10.0) -> int:
+    async def wait(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         return await asyncio.to_thread(self.proc.wait, timeout)
 
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Signal the agent and return its exit code; SIGKILL and fail if it does not exit."""
         assert self.proc is not None
         if self.proc.poll() is None:

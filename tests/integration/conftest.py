@@ -25,7 +25,7 @@ T = TypeVar("T")
 START = datetime(2026, 6, 1, 11, 59, 0, tzinfo=UTC)  # a Monday
 
 
-async def eventually(what: str, check: Callable[[], Awaitable[T | None]], timeout: float = 5) -> T:
+async def eventually(what: str, check: Callable[[], Awaitable[T | None]], timeout: float = 20) -> T:
     """Await check() until it returns something truthy, or fail naming ``what``."""
     try:
         async with asyncio.timeout(timeout):
@@ -58,7 +58,7 @@ class ScriptedAgent:
         assert isinstance(first, apb.Welcome)
         return first
 
-    async def recv(self, kind: str, timeout: float = 5) -> Any:
+    async def recv(self, kind: str, timeout: float = 20) -> Any:
         """The next message of ``kind``; others that arrive first are kept for later calls.
 
         Batches are unpacked, so tests see the messages whether or not they shared a write.

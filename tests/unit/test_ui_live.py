@@ -115,7 +115,9 @@ async def test_a_costly_topic_waits_ten_times_its_cost_before_its_next_render() 
     for key, low, high in (("board", 0.5, MAX_DEFER_SECONDS), ("agents", 1.5, 1.5)):
         await hub.subscribe(client, key, 0)
         wait = hub._topics[key].not_before - loop.time()
-        assert low - 0.05 <= wait <= high, (key, wait)  # 10 x 0.05 s; 10 x 0.3 s capped
+        # 10 x 0.05 s; 10 x 0.3 s capped. The slack is time spent between the render and this
+        # line, which a loaded machine stretches; 0.5 s and 1.5 s stay well apart.
+        assert low - 0.25 <= wait <= high, (key, wait)
 
 
 async def test_one_users_tabs_cannot_fill_the_hub() -> None:
