@@ -21,6 +21,7 @@ from easytask.core.protocol import (
 )
 from easytask.core.records import AgentRecord
 from easytask.core.states import RunState
+from easytask.core.timeline import floor_of, onto_timeline
 from easytask.scheduler.bus import Bus, OutputAppended
 from easytask.scheduler.hub import AgentSession
 from easytask.scheduler.logs import log_run
@@ -112,8 +113,8 @@ class AgentEvents:
 
     def run_dispatched(self, run_id: str, session: AgentSession) -> None:
         run = self._runs.live.get(run_id)
-        if run is None:
-            return
+        if run is None or run.state is not S.TRIGGER:
+            return  # an offer again to an agent that already acknowledged changes no step
         run.dispatched_at = self._clock.now()
         run.agent = session.name
         # Not saved on its own: the acknowledgment (STARTED) follows within milliseconds and
@@ -154,7 +155,7 @@ class AgentEvents:
         if run.state is S.TRIGGER:
             self._accept(run, session, now)
         run.pid = msg.pid
-        run.started_at = msg.started_at
+        run.started_at, _ = onto_timeline(floor_of(run), msg.started_at, None)
         run.stdout_path = msg.stdout_path
         run.stderr_path = msg.stderr_path
         if run.state is S.STARTED:
@@ -205,8 +206,9 @@ class AgentEvents:
         res = msg.result
         run.pid = res.pid or run.pid
         run.return_code = res.return_code
-        run.started_at = res.started_at or run.started_at
-        run.ended_at = res.ended_at
+        run.started_at, run.ended_at = onto_timeline(
+            floor_of(run), res.started_at or run.started_at, res.ended_at
+        )
         run.stdout_path = res.stdout_path or run.stdout_path
         run.stderr_path = res.stderr_path or run.stderr_path
         run.stdout_range = res.stdout_range
