@@ -56,7 +56,9 @@ def test_event_body_is_strict_and_names_each_field() -> None:
 @pytest.mark.parametrize(
     ("query", "field"),
     [({"per_page": "501"}, "per_page"), ({"since": "nan"}, "since"), ({"state": "x"}, "state"),
-     ({"run_date": "2026-13"}, "run_date"), ({"tid": "-1"}, "tid"), ({"x": "1"}, "x")],
+     ({"run_date": "2026-13"}, "run_date"), ({"tid": "-1"}, "tid"), ({"x": "1"}, "x"),
+     ({"run_date": "20261345"}, "run_date"), ({"run_date": "2026-02-30"}, "run_date"),
+     ({"from": "20250229"}, "from")],
 )  # fmt: skip
 def test_run_query_refuses_bad_values(query: dict[str, Any], field: str) -> None:
     with pytest.raises(ModelError) as caught:

@@ -12,8 +12,17 @@ import math
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
+from easytask.core.errors import ValidationError as CoreValidationError
+from easytask.core.rundate import parse_run_date
 from easytask.core.runid import iso_utc
 from easytask.core.states import RunState
 from easytask.core.text import text_problem
@@ -205,11 +214,14 @@ class RunQuery(Query):
 
     @field_validator("run_date", "date_from", "date_to")
     @classmethod
-    def _date(cls, value: str) -> str:
-        value = value.replace("-", "")
-        if value and not (len(value) == 8 and value.isascii() and value.isdigit()):
-            raise ValueError("must be a date, YYYYMMDD or YYYY-MM-DD")
-        return value
+    def _date(cls, value: str, info: ValidationInfo) -> str:
+        """A real calendar date, YYYYMMDD or YYYY-MM-DD (the one parser of core/rundate)."""
+        if not value:
+            return value
+        try:
+            return parse_run_date(value, info.field_name or "run_date")
+        except CoreValidationError as exc:
+            raise ValueError(exc.errors[0].message) from None
 
     @field_validator("since")
     @classmethod
