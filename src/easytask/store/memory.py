@@ -18,6 +18,7 @@ from typing import Any
 
 from easytask.core.errors import StoreWriteError
 from easytask.core.groups import GroupDef
+from easytask.core.lifecycle import LifecycleEntry, LifecycleNote
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
     FINAL_GROUP_STATES,
@@ -75,6 +76,7 @@ class MemoryStore:
         self._group_runs: dict[str, GroupRun] = {}
         self.calendars = MemoryCalendarStore()
         self.accounts = MemoryAccountStore()
+        self.lifecycle = MemoryLifecycleStore()
 
     def _queue(self, apply: Callable[[], None]) -> asyncio.Future[None]:
         """Queue a write; the future resolves once its batch is committed."""
@@ -408,6 +410,29 @@ class MemoryCalendarStore:
 
     async def delete_entry(self, entry_id: int) -> None:
         self._entries.pop(entry_id, None)
+
+
+class MemoryLifecycleStore:
+    def __init__(self) -> None:
+        self._entries: list[LifecycleEntry] = []
+
+    async def add(self, note: LifecycleNote, at: datetime) -> None:
+        entry = LifecycleEntry(len(self._entries) + 1, note.action, note.host, note.pid,
+                               note.message, at)  # fmt: skip
+        self._entries.append(_stored(entry))
+
+    async def latest(self) -> LifecycleEntry | None:
+        return self._entries[-1] if self._entries else None
+
+    async def find(
+        self, action: str, search: str, offset: int, limit: int
+    ) -> tuple[list[LifecycleEntry], int]:
+        found = [
+            e for e in reversed(self._entries)
+            if (not action or e.action == action.upper())
+            and (not search or search in e.message or search in e.host)
+        ]  # fmt: skip
+        return found[offset : offset + limit], len(found)
 
 
 class MemoryAccountStore:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from easytask.core.groups import GroupDef
+from easytask.core.lifecycle import LifecycleEntry, LifecycleNote
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
     AgentRecord,
@@ -96,6 +97,11 @@ class Store(RunWrites, Protocol):
     @property
     def accounts(self) -> AccountStorePort:
         """Users and login tokens, a port of their own (the account service takes only it)."""
+        ...
+
+    @property
+    def lifecycle(self) -> LifecycleStorePort:
+        """The scheduler's start, stop, restart and crash records (`scheduler logs`)."""
         ...
 
     # ----- lifecycle -----
@@ -328,4 +334,23 @@ class AccountStorePort(Protocol):
 
     async def delete_expired_tokens(self, now: datetime) -> None:
         """Forget tokens whose ``expires_at`` is at or before ``now``."""
+        ...
+
+
+class LifecycleStorePort(Protocol):
+    """The scheduler's lifecycle records; ids only grow, every write returns once committed."""
+
+    async def add(self, note: LifecycleNote, at: datetime) -> None:
+        """Record an entry (its id handed out by the store); returns once committed."""
+        ...
+
+    async def latest(self) -> LifecycleEntry | None:
+        """The entry recorded last, None when there is none."""
+        ...
+
+    async def find(
+        self, action: str, search: str, offset: int, limit: int
+    ) -> tuple[list[LifecycleEntry], int]:
+        """Entries of ``action`` (any when empty) whose message or host contains ``search``,
+        newest first: (page, total)."""
         ...

@@ -197,4 +197,16 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT DISTINCT 'group', gid FROM group_runs
         WHERE gid NOT IN (SELECT gid FROM task_groups);
     """,
+    # 7: the scheduler's own lifecycle (`scheduler logs`): starts, clean stops, restarts and
+    # crashes, with host and pid. AUTOINCREMENT: an id is never reused.
+    """
+    CREATE TABLE IF NOT EXISTS scheduler_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        action TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    """,
 )

@@ -20,6 +20,7 @@ from easytask.store.accounts import AccountStore
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
 from easytask.store.groups import GroupStore
+from easytask.store.lifecycle import LifecycleStore
 from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments
 from easytask.store.runrows import (
     INSERT_CHANGE,
@@ -57,6 +58,7 @@ class SqliteStore:
         self.accounts = AccountStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
         self.groups = GroupStore(rdb, self.writer)
+        self.lifecycle = LifecycleStore(rdb, self.writer)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
