@@ -383,6 +383,17 @@ class ApiClient:
     def health(self) -> pb.HealthReply:
         return self._call("Health", pb.HealthRequest(), pb.HealthReply)
 
+    def list_task_statuses(self, request: pb.ListTaskStatusesRequest) -> pb.ListTaskStatusesReply:
+        return self._call("ListTaskStatuses", request, pb.ListTaskStatusesReply)
+
+    def list_state_codes(self) -> pb.ListStateCodesReply:
+        return self._call("ListStateCodes", pb.ListStateCodesRequest(), pb.ListStateCodesReply)
+
+    def list_scheduler_logs(
+        self, request: pb.ListSchedulerLogsRequest
+    ) -> pb.ListSchedulerLogsReply:
+        return self._call("ListSchedulerLogs", request, pb.ListSchedulerLogsReply)
+
     def list_agents(self) -> pb.ListAgentsReply:
         return self._call("ListAgents", pb.ListAgentsRequest(), pb.ListAgentsReply)
 

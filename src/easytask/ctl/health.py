@@ -1,16 +1,19 @@
-"""``easytaskctl health``: can we reach the API (and, when asked, the dashboard)?"""
+"""``easytaskctl health``: can we reach the API and the dashboard?"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from easytask.core.errors import CtlError
-from easytask.ctl.client import EXIT_OK, EXIT_UNREACHABLE
+from easytask.ctl.client import DEFAULT_HOME, EXIT_OK, EXIT_UNREACHABLE
 from easytask.ctl.context import Context
 
 DASHBOARD_TIMEOUT = 3.0
+DASHBOARD_FILE = "dashboard.url"  # written by a local scheduler at each start
 
 
 def check_dashboard(url: str, timeout: float = DASHBOARD_TIMEOUT) -> str | None:
@@ -27,28 +30,42 @@ def check_dashboard(url: str, timeout: float = DASHBOARD_TIMEOUT) -> str | None:
     return None if 200 <= status < 300 else f"HTTP {status}"
 
 
-def cmd_health(args: argparse.Namespace, ctx: Context) -> int:
-    code = EXIT_OK
+def local_dashboard(home: str | None) -> str:
+    """The dashboard address a scheduler on this machine wrote to ``<home>/dashboard.url``."""
+    base = Path(home or os.environ.get("EASYTASK_HOME") or DEFAULT_HOME)
     try:
-        ctx.client().health()
+        return (base / DASHBOARD_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def cmd_health(args: argparse.Namespace, ctx: Context) -> int:
+    """The dashboard's address: ``--dashboard``, else the scheduler's Health reply, else
+    ``<home>/dashboard.url`` (the API unreachable)."""
+    code = EXIT_OK
+    url = args.dashboard or ""
+    try:
+        reply = ctx.client().health()
     except CtlError as exc:
         print(f"✘ API reachable ({exc.message})")
         code = EXIT_UNREACHABLE
+        url = url or local_dashboard(getattr(args, "home", None))
     else:
         print("✔ API reachable")
-    if args.dashboard:
-        problem = check_dashboard(args.dashboard)
-        if problem is None:
-            print("✔ Dashboard reachable")
-        else:
-            print(f"✘ Dashboard reachable ({problem})")
-            code = EXIT_UNREACHABLE
+        url = url or reply.dashboard_url
+    problem = check_dashboard(url) if url else "address unknown: the scheduler reports none"
+    if problem is None:
+        print("✔ Dashboard reachable")
+    else:
+        print(f"✘ Dashboard reachable ({problem})")
+        code = EXIT_UNREACHABLE
     return code
 
 
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    p = sub.add_parser("health", parents=[common], help="check that the API is reachable")
-    p.add_argument("--dashboard", metavar="URL", help="also check URL/healthz")
+    p = sub.add_parser("health", parents=[common], help="check that the API and dashboard answer")
+    p.add_argument("--dashboard", metavar="URL", help="check URL/healthz (default: the "
+                   "scheduler's dashboard)")  # fmt: skip
     p.set_defaults(handler=cmd_health)

@@ -125,6 +125,7 @@ def upcoming_to_dict(entry: pb.UpcomingEntry) -> Record:
         "group": _opt(entry.group),
         "queue": entry.queue,
         "note": entry.note,
+        "gid": entry.gid,
     }
 
 
@@ -140,6 +141,7 @@ def health_to_dict(reply: pb.HealthReply) -> Record:
         "triggers_24h": reply.triggers_24h,
         "debug": reply.debug,
         "timezone": reply.timezone,
+        "dashboard_url": reply.dashboard_url or None,
     }
 
 

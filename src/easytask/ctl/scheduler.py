@@ -1,4 +1,5 @@
-"""``easytaskctl scheduler …``: task-runs, task-run-logs, upcoming, health."""
+"""``easytaskctl scheduler …``: task-runs, task-run-logs, upcoming, health, task-statuses,
+state-codes, logs."""
 
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ def cmd_task_runs(args: argparse.Namespace, ctx: Context) -> int:
         since_hours=args.since or 0.0,
         page=args.page,
         per_page=args.per_page,
+        group=args.group or "",
     )
     reply = ctx.client().list_runs(request)
     runs = [run_to_dict(run) for run in reply.runs]
@@ -222,7 +224,10 @@ def _follow(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_upcoming(args: argparse.Namespace, ctx: Context) -> int:
     if (args.from_date is None) != (args.to_date is None):
         raise usage_error("--from and --to go together")
+    if args.task and args.group:
+        raise usage_error("give --task or --group, not both")
     request = pb.UpcomingRequest(
+        gid=args.group or 0,
         tid=args.task or 0,
         hours=args.hours or 0.0,
         from_date=args.from_date or "",
@@ -233,7 +238,7 @@ def cmd_upcoming(args: argparse.Namespace, ctx: Context) -> int:
     entries = [upcoming_to_dict(e) for e in reply.entries]
     rows = [
         (
-            e["tid"],
+            e["tid"] or "",
             e["name"],
             format_timestamp(e["next_run_utc"]),
             e["local_run"],
@@ -245,6 +250,89 @@ def cmd_upcoming(args: argparse.Namespace, ctx: Context) -> int:
         for e in entries
     ]
     emit(ctx.out, args.output, entries, lambda: [render_table(UPCOMING_HEADERS, rows)])
+    return EXIT_OK
+
+
+STATUS_HEADERS = ("TID", "Task", "Status", "Last Result")
+STATE_CODE_HEADERS = ("Code", "State", "Letter", "Display")
+LOG_HEADERS = ("ID", "Action", "Host", "PID", "Message", "Time")
+LOG_ACTIONS = ("STARTED", "STOPPED", "RESTARTED", "CRASHED")
+
+
+def cmd_task_statuses(args: argparse.Namespace, ctx: Context) -> int:
+    request = pb.ListTaskStatusesRequest(
+        search=args.search or "", group=args.group or "", page=args.page, per_page=args.per_page
+    )
+    reply = ctx.client().list_task_statuses(request)
+    records = [
+        {"tid": s.tid, "name": s.name, "status": s.status, "last_result": s.last_result or None}
+        for s in reply.statuses
+    ]
+    rows = [(r["tid"], r["name"], r["status"], r["last_result"]) for r in records]
+    page = reply.page or args.page
+    per_page = reply.per_page or args.per_page
+    emit(
+        ctx.out,
+        args.output,
+        records,
+        lambda: [render_table(STATUS_HEADERS, rows), page_line(page, per_page, reply.total)],
+    )
+    return EXIT_OK
+
+
+def cmd_state_codes(args: argparse.Namespace, ctx: Context) -> int:
+    reply = ctx.client().list_state_codes()
+    records = [
+        {"code": c.code, "state": c.state, "letter": c.letter or None, "display": c.display}
+        for c in reply.codes
+    ]
+    rows = [(r["code"], r["state"], r["letter"], r["display"]) for r in records]
+    emit(ctx.out, args.output, records, lambda: [render_table(STATE_CODE_HEADERS, rows)])
+    return EXIT_OK
+
+
+def log_action(text: str) -> str:
+    value = text.strip().upper()
+    if value not in LOG_ACTIONS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_ACTIONS)}: {text!r}")
+    return value
+
+
+def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    request = pb.ListSchedulerLogsRequest(
+        action=args.action or "", search=args.search or "", page=args.page, per_page=args.per_page
+    )
+    reply = ctx.client().list_scheduler_logs(request)
+    records = [
+        {
+            "id": e.id,
+            "action": e.action,
+            "host": e.host,
+            "pid": e.pid,
+            "message": e.message,
+            "created_at": e.created_at,
+        }
+        for e in reply.entries
+    ]
+    rows = [
+        (
+            r["id"],
+            r["action"],
+            r["host"],
+            r["pid"],
+            r["message"],
+            format_timestamp(str(r["created_at"])),
+        )
+        for r in records
+    ]
+    page = reply.page or args.page
+    per_page = reply.per_page or args.per_page
+    emit(
+        ctx.out,
+        args.output,
+        records,
+        lambda: [render_table(LOG_HEADERS, rows), page_line(page, per_page, reply.total)],
+    )
     return EXIT_OK
 
 
@@ -285,6 +373,7 @@ def register(
     p.add_argument("-s", "--status", help="state, e.g. FAILED")
     p.add_argument("--search", help="task name contains")
     p.add_argument("--tid", type=int, help="task id")
+    p.add_argument("-g", "--group", metavar="GROUP", help="runs of a group (gid or name)")
     p.add_argument("--run-date", type=run_date, metavar="YYYYMMDD")
     p.add_argument("--since", type=positive_float, metavar="HOURS", help="default: 24")
     add_paging(p)
@@ -301,6 +390,7 @@ def register(
 
     p = cmds.add_parser("upcoming", parents=[common], help="next scheduled slots")
     p.add_argument("--task", type=int, metavar="TID", help="one task only")
+    p.add_argument("--group", type=positive_int, metavar="GID", help="a group's occurrences")
     p.add_argument("--hours", type=positive_float, help="look-ahead (default: 24)")
     p.add_argument("--from", dest="from_date", type=iso_date, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="to_date", type=iso_date, metavar="YYYY-MM-DD")
@@ -311,3 +401,22 @@ def register(
     p = cmds.add_parser("health", parents=[common], help="scheduler status")
     add_output(p)
     p.set_defaults(handler=cmd_health)
+
+    p = cmds.add_parser("task-statuses", parents=[common], help="each task's status (spec 7.1)")
+    p.add_argument("-s", "--search", help="task name contains")
+    p.add_argument("-g", "--group", metavar="GROUP", help="members of a group (gid or name)")
+    add_paging(p)
+    add_output(p)
+    p.set_defaults(handler=cmd_task_statuses)
+
+    p = cmds.add_parser("state-codes", parents=[common], help="the run states and their codes")
+    add_output(p)
+    p.set_defaults(handler=cmd_state_codes)
+
+    p = cmds.add_parser("logs", parents=[common], help="scheduler starts, stops and crashes")
+    p.add_argument("-a", "--action", type=log_action, metavar="ACTION",
+                   help=f"one of {', '.join(LOG_ACTIONS)}")  # fmt: skip
+    p.add_argument("-s", "--search", help="message or host contains")
+    add_paging(p)
+    add_output(p)
+    p.set_defaults(handler=cmd_logs)

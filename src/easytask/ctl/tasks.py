@@ -188,7 +188,11 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     elif args.active is False:
         active = pb.ListTasksRequest.INACTIVE_ONLY
     request = pb.ListTasksRequest(
-        active=active, search=args.search or "", page=args.page, per_page=args.per_page
+        active=active,
+        search=args.search or "",
+        page=args.page,
+        per_page=args.per_page,
+        group=args.group or "",
     )
     reply = ctx.client().list_tasks(request)
     tasks = [parse_task_json(text) for text in reply.tasks_json]
@@ -310,6 +314,7 @@ def register(
         "--inactive", dest="active", action="store_const", const=False, help="inactive tasks only"
     )
     p.add_argument("-s", "--search", help="name contains")
+    p.add_argument("-g", "--group", metavar="GROUP", help="members of a group (gid or name)")
     add_paging(p)
     add_output(p)
     p.set_defaults(handler=cmd_list)

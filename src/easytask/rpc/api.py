@@ -35,6 +35,7 @@ from easytask.rpc.errors import (
     page_of,
 )
 from easytask.rpc.groups_api import GroupApi
+from easytask.rpc.scheduler_api import SchedulerApi
 from easytask.rpc.v1 import api_pb2 as pb
 from easytask.rpc.v1 import api_pb2_grpc
 from easytask.scheduler.app import SchedulerApp
@@ -42,7 +43,7 @@ from easytask.scheduler.app import SchedulerApp
 log = logging.getLogger(__name__)
 
 
-class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
+class ApiServicer(SchedulerApi, GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
     def __init__(self, app: SchedulerApp) -> None:
         self._app = app
 
@@ -71,7 +72,9 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
     async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksReply:
         active = {0: None, 1: True, 2: False}[request.active]
         page, per_page = page_of(request.page, request.per_page)
-        tasks, total, statuses = self._app.list_tasks(active, request.search, page, per_page)
+        tasks, total, statuses = self._app.list_tasks(
+            active, request.search, page, per_page, group=request.group
+        )
         return pb.ListTasksReply(
             tasks_json=[json.dumps(t.to_json()) for t in tasks],
             task_status=[s.value for s in statuses],
@@ -235,7 +238,8 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
             since=self._app.now() - timedelta(hours=hours),
         )
         page, per_page = page_of(request.page, request.per_page)
-        runs, total, stats = await self._app.list_runs(flt, page, per_page)
+        group = self._app.resolve_group(request.group).name if request.group else ""
+        runs, total, stats = await self._app.list_runs(flt, page, per_page, group=group)
         return pb.ListRunsReply(
             runs=[run_to_proto(r) for r in runs],
             total=total,
@@ -295,6 +299,8 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
         start, end = now, now + timedelta(hours=request.hours or 24)
         if request.from_date or request.to_date:
             start, end = _date_window(request.from_date, request.to_date, now)
+        if request.gid:
+            return _upcoming_groups(self._app, request.gid, start, end, request.count or 50)
         rows = self._app.upcoming(request.tid, start, end, request.count or 50)
         return pb.UpcomingReply(
             entries=[
@@ -326,6 +332,7 @@ class ApiServicer(GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
             triggers_24h=h.triggers_24h,
             debug=logging.getLogger("easytask").isEnabledFor(logging.DEBUG),
             timezone=h.timezone,
+            dashboard_url=self._app.dashboard_url,
         )
 
     @errors_mapped
@@ -366,6 +373,27 @@ def _event_to_proto(r: EventRecord) -> pb.EventRecord:
         created_at=iso_utc(r.created_at),
         acked_at=iso_utc(r.acked_at),
         acked_by=r.acked_by,
+    )
+
+
+def _upcoming_groups(
+    app: SchedulerApp, gid: int, start: datetime, end: datetime, count: int
+) -> pb.UpcomingReply:
+    """The group's next occurrences (GroupNotFoundError when there is no such group)."""
+    group = app.get_group(gid)
+    return pb.UpcomingReply(
+        entries=[
+            pb.UpcomingEntry(
+                gid=group.gid,
+                name=group.name,
+                next_run_utc=iso_utc(u.slot.scheduled_utc),
+                local_run=f"{u.slot.local_date:%Y-%m-%d} {u.slot.local_time}",
+                timezone=u.slot.timezone,
+                group=group.name,
+                note=u.note,
+            )
+            for u in app.upcoming_groups(gid, start, end, count)
+        ]
     )
 
 

@@ -20,12 +20,15 @@ from easytask.core.authz import Action, Caller, event_action, refusal
 from easytask.core.clock import Clock
 from easytask.core.errors import (
     EventNotFoundError,
+    FieldError,
     GroupRunNotFoundError,
     NotFoundError,
     PermissionDeniedError,
     RunNotFoundError,
+    ValidationError,
 )
 from easytask.core.groups import GroupDef
+from easytask.core.lifecycle import LifecycleAction, LifecycleEntry
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
     AgentRecord,
@@ -106,6 +109,7 @@ class SchedulerApp(AccountOperations):
         self._bus = bus
         self._clock = clock
         self.started_at = clock.now()
+        self.dashboard_url = ""  # set once the dashboard serves; reported by Health
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -152,19 +156,64 @@ class SchedulerApp(AccountOperations):
         page: int,
         per_page: int,
         status: RunState | None = None,
+        group: str = "",
     ) -> tuple[list[TaskDef], int, list[RunState]]:
-        """A page of tasks (only those whose task status is ``status``, when given), the total,
-        and each task's status (spec 7.1)."""
+        """A page of tasks (only those whose task status is ``status``, and members of
+        ``group`` (gid or name), when given), the total, and each task's status (spec 7.1)."""
         now = self._clock.now()
-        if status is None:
+        if status is None and not group:
             tasks, total = self._catalog.list_tasks(active, search, page, per_page)
             return tasks, total, [self._engine.task_status(t, now) for t in tasks]
         everything, _ = self._catalog.list_tasks(active, search, 1, len(self._catalog.tasks) + 1)
+        if group:
+            name = self.resolve_group(group).name
+            everything = [t for t in everything if t.task_group == name]
         days: DayBounds = {}
-        matching = [t for t in everything if self._engine.task_status(t, now, days) is status]
+        rated = [(t, self._engine.task_status(t, now, days)) for t in everything]
+        matching = [(t, s) for t, s in rated if status is None or s is status]
         start = (page - 1) * per_page
         chosen = matching[start : start + per_page]
-        return chosen, len(matching), [status] * len(chosen)
+        return [t for t, _ in chosen], len(matching), [s for _, s in chosen]
+
+    def resolve_group(self, ref: str) -> GroupDef:
+        """A group by gid (all digits) or name; GroupNotFoundError when there is none."""
+        ref = ref.strip()
+        if ref.isdigit():
+            return self._catalog.get_group(int(ref))
+        return self._catalog.get_group(0, ref)
+
+    async def last_result(self, tid: int) -> RunState | None:
+        """The state of the task's latest final run (None when it has none yet)."""
+        latest = self._engine.runs.latest.get(tid)
+        if latest is not None and latest[1].final:
+            return latest[1]
+        await self._store.flush()
+        offset = 0
+        while True:
+            runs, total, _ = await self._store.list_runs(RunFilter(tid=tid), offset, 50)
+            for run in runs:
+                if run.state.final:
+                    return run.state
+            offset += len(runs)
+            if not runs or offset >= total:
+                return None
+
+    async def task_statuses(
+        self, search: str, group: str, page: int, per_page: int
+    ) -> tuple[list[tuple[TaskDef, RunState, RunState | None]], int]:
+        """`scheduler task-statuses`: a page of tasks with status and last result (spec 7.1)."""
+        tasks, total, statuses = self.list_tasks(None, search, page, per_page, group=group)
+        rows = [(t, s, await self.last_result(t.tid)) for t, s in zip(tasks, statuses, strict=True)]
+        return rows, total
+
+    async def scheduler_logs(
+        self, action: str, search: str, page: int, per_page: int
+    ) -> tuple[list[LifecycleEntry], int]:
+        """`scheduler logs`: the scheduler's starts, clean stops, restarts and crashes."""
+        if action and action.upper() not in LifecycleAction.__members__:
+            choices = ", ".join(LifecycleAction.__members__)
+            raise ValidationError([FieldError("action", f"action must be one of {choices}")])
+        return await self._store.lifecycle.find(action, search, (page - 1) * per_page, per_page)
 
     async def delete_task(
         self, tid: int, name: str, cascade: bool, caller: Caller
@@ -453,6 +502,8 @@ class SchedulerApp(AccountOperations):
         return out
 
     def _note(self, task: TaskDef, slot: Slot) -> str:
+        if self._engine.freezes.covers(task.tid, slot.run_date, slot.local_time):
+            return "frozen"
         if task.calendar:
             reason = self._calendars.holiday_reason(task.calendar, slot.local_date)
             if reason is not None:

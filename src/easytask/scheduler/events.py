@@ -31,8 +31,9 @@ TASK_EVENTS = frozenset(
     }
 )  # fmt: skip
 GROUP_EVENTS = frozenset(
-    {"ENABLE_TASK", "DISABLE_TASK", "FORCE_RUN_TASK", "REFRESH_TASK_GROUP_DEFINITION"}
-)
+    {"ENABLE_TASK", "DISABLE_TASK", "FORCE_RUN_TASK", "REFRESH_TASK_GROUP_DEFINITION",
+     "MODIFY_TASK_STATUS"}
+)  # fmt: skip
 PLAIN_EVENTS = frozenset({"ENABLE_DEBUG", "DISABLE_DEBUG", "REFRESH_GRAPH", "REFRESH_CALENDAR"})
 IN_PROGRESS = (S.TRIGGER, S.RESTARTING, S.STARTED, S.RUNNING)
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -117,6 +118,14 @@ class EventService:
                 f"Force run triggered for group {gid} ({group.name})\nRun date: {run_date}",
                 run_date,
             )
+        if event == "MODIFY_TASK_STATUS":
+            state = _status(req.status).value
+            zone = ZoneInfo(group.timezone)
+            run_date = req.run_date or f"{self._clock.now().astimezone(zone):%Y%m%d}"
+            self._engine.groups.modify_status(gid, run_date, req.trigger_time, state, user,
+                                              self._clock.now())  # fmt: skip
+            await self._store.flush()
+            return f"Group {gid} status modified to {state}.", run_date
         # REFRESH_TASK_GROUP_DEFINITION
         stored = {g.gid: g for g in await self._store.load_groups()}
         if gid in stored:

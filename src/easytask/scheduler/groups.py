@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 from easytask.core.clock import Clock
 from easytask.core.deps import Expr, Readiness, TermValue, names, parse_dependency, readiness
+from easytask.core.errors import ConflictError, TransitionError
 from easytask.core.groups import GroupDef
-from easytask.core.misfire import MISSED_REASON, plan_misfires
+from easytask.core.misfire import CATCH_UP_REASON, MISSED_REASON, plan_misfires
 from easytask.core.models import Run, TaskDef
-from easytask.core.records import GroupRun
+from easytask.core.records import FINAL_GROUP_STATES, GroupRun
 from easytask.core.runid import make_group_run_id
 from easytask.core.schedule import Schedule, Slot, next_slot, slots_on
 from easytask.core.states import RunState
@@ -32,6 +33,7 @@ S = RunState
 GROUP_LETTERS = {"IDLE": "I", "RUNNING": "R", "SUCCESS": "S", "FAILED": "F"}
 UNMET_PREFIX = "dependency can no longer be met: "
 DISABLED_GROUP = "task group disabled"
+MODIFIED_PREFIX = "status modified by "
 DISABLED_TASK = "task disabled"
 KEEP_DAYS = 3
 
@@ -66,6 +68,7 @@ class GroupRunner:
         self._changed: dict[str, set[int]] = {}  # occurrence -> members changed since evaluated
         self._dependents: dict[str, dict[str, set[int]]] = {}
         self._scheduled = False
+        self._catch_up: set[str] = set()  # occurrences run late by the misfire policy (spec 4.6)
 
     # ----- definitions -----
 
@@ -113,6 +116,8 @@ class GroupRunner:
             gr_id = make_group_run_id(self._runs.instance, group.gid, slot.scheduled_utc)
             if gr_id in self.occurrences:
                 continue  # it fired before the scheduler went down
+            if run_now:
+                self._catch_up.add(gr_id)  # its members trigger with the catch-up reason
             self.open_occurrence(group, slot.scheduled_utc, slot.run_date, slot.local_time, now,
                                  skip_reason=None if run_now else MISSED_REASON)  # fmt: skip
 
@@ -330,6 +335,8 @@ class GroupRunner:
                 self._set(g, "RUNNING", "", now)
             return
         state = "SUCCESS" if all(s in (S.SUCCESS, S.SKIPPED) for s in states) else "FAILED"
+        if g.reason.startswith(MODIFIED_PREFIX) and g.final:
+            return  # an operator's state stands while its members stay final
         if g.state != state:
             self._end(g, state, "", now)
 
@@ -356,7 +363,8 @@ class GroupRunner:
         decision = readiness(expr, self._member_lookup(g)) if expr else Readiness.MET
         if decision is Readiness.MET:
             value = f'"{task.dependency}"=true' if expr else "none"
-            self._runs.trigger(run, task, now, run.state, dependency=value)
+            reason = CATCH_UP_REASON if g.group_run_id in self._catch_up else ""
+            self._runs.trigger(run, task, now, run.state, reason, dependency=value)
         elif decision is Readiness.WAITING:
             if run.state is S.ACTIVE:
                 self._runs.set_state(run, S.PENDING, now, "")
@@ -419,6 +427,34 @@ class GroupRunner:
         holidays = self._calendars.holiday_check(group.calendar or None)
         return any(s.scheduled_utc > now for s in slots_on(schedule, day, holidays))
 
+    def modify_status(
+        self, gid: int, run_date: str, local_time: str, state: str, by: str, now: datetime
+    ) -> GroupRun:
+        """MODIFY_TASK_STATUS on a group (spec 10): the latest occurrence of the date (at
+        ``local_time`` when given) ends in ``state``; its members not yet run are SKIPPED, and
+        groups depending on it are evaluated again."""
+        if state not in FINAL_GROUP_STATES:
+            raise TransitionError("a group's status must be one of SUCCESS, FAILED, SKIPPED")
+        found = [g for g in self._by_date.get((gid, run_date), [])
+                 if not local_time or g.local_time == local_time]  # fmt: skip
+        if not found:
+            at = f" {local_time}" if local_time else ""
+            raise ConflictError(f"no occurrence of group {gid} on {run_date}{at}")
+        g = max(found, key=lambda o: (o.scheduled_utc, o.created_at))
+        runs = [self._runs.live.get(r) or self.member_runs.get(r) for r in g.members.values()]
+        if any(r is not None and r.state in (S.STARTED, S.RUNNING) for r in runs):
+            raise TransitionError("run is in progress; terminate it first")
+        reason = f"{MODIFIED_PREFIX}{by}"
+        for run in runs:
+            if run is not None and not run.state.final:
+                self._timers.cancel(("retry", run.run_id))
+                self._runs.force_state(run, S.SKIPPED, now, reason)
+        self._end(g, state, reason, now)
+        for other in self.occurrences.values():  # dependents on any date may name it
+            if other.state == "PENDING" and other is not g:
+                self._mark(other.group_run_id)
+        return g
+
     def current_state(self, gid: int) -> str:
         """State of the group's latest occurrence, "" when it has none."""
         latest = [g for g in self.occurrences.values() if g.gid == gid]
@@ -449,6 +485,7 @@ class GroupRunner:
         horizon = now - timedelta(days=KEEP_DAYS)
         old = [g for g in self.occurrences.values() if g.final and g.scheduled_utc < horizon]
         for g in old:
+            self._catch_up.discard(g.group_run_id)
             del self.occurrences[g.group_run_id]
             self._by_date[(g.gid, g.run_date)].remove(g)
             for run_id in g.members.values():

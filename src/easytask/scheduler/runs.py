@@ -169,7 +169,7 @@ class RunBook:
             fut = self.create(run, S.TRIGGER, reason, now)
         else:
             run.triggered_at = now
-            fut = self.set_state(run, S.TRIGGER, now, "")
+            fut = self.set_state(run, S.TRIGGER, now, reason)
         self._arm_expiry(run, task)
         order = self.order(run, task)
         fut.add_done_callback(lambda f: self._dispatch_committed(f, order))

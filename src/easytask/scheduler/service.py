@@ -36,6 +36,7 @@ from easytask.scheduler.freezes import Freezes
 from easytask.scheduler.groups import GroupRunner
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
+from easytask.scheduler.lifecycle import SchedulerLifecycle
 from easytask.scheduler.runs import RunBook
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
@@ -154,8 +155,11 @@ class SchedulerService:
         # closes; a crash anywhere above still runs these steps.
         writer = asyncio.create_task(store.run_writer(), name="store-writer")
         writer.add_done_callback(self._writer_ended)
+        lifecycle = SchedulerLifecycle(store.lifecycle, clock)
         try:
+            await lifecycle.started()
             await self._serve(store, clock, creds)
+            await lifecycle.stopped()  # the clean-stop mark; a crash above leaves none
         finally:
             await _drain(store, writer)
             await store.close()
@@ -219,6 +223,7 @@ class SchedulerService:
                     scheme = "https" if cfg.tls_cert is not None else "http"
                     dashboard = f"{scheme}://127.0.0.1:{self.http_port}/\n"
                     (cfg.home / DASHBOARD_FILE).write_text(dashboard, encoding="utf-8")
+                    app.dashboard_url = dashboard.strip()
                 (cfg.home / ADDRESS_FILE).write_text(address, encoding="utf-8")
                 log.info(
                     "scheduler instance %s ready: gRPC on port %s, HTTP on port %s, home %s",

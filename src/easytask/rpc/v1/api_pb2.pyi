@@ -509,6 +509,7 @@ class ListTasksRequest(_message.Message):
     SEARCH_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     PER_PAGE_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
     active: Global___ListTasksRequest.ActiveFilter.ValueType
     search: _builtins.str
     """name contains"""
@@ -516,6 +517,8 @@ class ListTasksRequest(_message.Message):
     """1-based; 0 = 1"""
     per_page: _builtins.int
     """0 = 25"""
+    group: _builtins.str
+    """gid or name of a task group; empty = any"""
     def __init__(
         self,
         *,
@@ -523,10 +526,11 @@ class ListTasksRequest(_message.Message):
         search: _builtins.str = ...,
         page: _builtins.int = ...,
         per_page: _builtins.int = ...,
+        group: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "page", b"page", "per_page", b"per_page", "search", b"search"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "group", b"group", "page", b"page", "per_page", b"per_page", "search", b"search"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -965,6 +969,7 @@ class ListRunsRequest(_message.Message):
     SINCE_HOURS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     PER_PAGE_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     """state name, empty = any"""
     search: _builtins.str
@@ -977,6 +982,8 @@ class ListRunsRequest(_message.Message):
     """0 = 24"""
     page: _builtins.int
     per_page: _builtins.int
+    group: _builtins.str
+    """gid or name of a task group; empty = any"""
     def __init__(
         self,
         *,
@@ -987,10 +994,11 @@ class ListRunsRequest(_message.Message):
         since_hours: _builtins.float = ...,
         page: _builtins.int = ...,
         per_page: _builtins.int = ...,
+        group: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "per_page", b"per_page", "run_date", b"run_date", "search", b"search", "since_hours", b"since_hours", "status", b"status", "tid", b"tid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "page", b"page", "per_page", b"per_page", "run_date", b"run_date", "search", b"search", "since_hours", b"since_hours", "status", b"status", "tid", b"tid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1232,6 +1240,7 @@ class UpcomingRequest(_message.Message):
     FROM_DATE_FIELD_NUMBER: _builtins.int
     TO_DATE_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
     tid: _builtins.int
     """0 = every task"""
     hours: _builtins.float
@@ -1242,6 +1251,8 @@ class UpcomingRequest(_message.Message):
     """YYYY-MM-DD, inclusive"""
     count: _builtins.int
     """0 = 50"""
+    gid: _builtins.int
+    """group occurrences of this group (tid then ignored)"""
     def __init__(
         self,
         *,
@@ -1250,10 +1261,11 @@ class UpcomingRequest(_message.Message):
         from_date: _builtins.str = ...,
         to_date: _builtins.str = ...,
         count: _builtins.int = ...,
+        gid: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "from_date", b"from_date", "hours", b"hours", "tid", b"tid", "to_date", b"to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "from_date", b"from_date", "gid", b"gid", "hours", b"hours", "tid", b"tid", "to_date", b"to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1271,6 +1283,7 @@ class UpcomingEntry(_message.Message):
     GROUP_FIELD_NUMBER: _builtins.int
     QUEUE_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    GID_FIELD_NUMBER: _builtins.int
     tid: _builtins.int
     name: _builtins.str
     next_run_utc: _builtins.str
@@ -1280,7 +1293,9 @@ class UpcomingEntry(_message.Message):
     group: _builtins.str
     queue: _builtins.str
     note: _builtins.str
-    """holiday or DST note"""
+    """holiday, DST or freeze note"""
+    gid: _builtins.int
+    """set on a group occurrence (tid is 0 then)"""
     def __init__(
         self,
         *,
@@ -1292,10 +1307,11 @@ class UpcomingEntry(_message.Message):
         group: _builtins.str = ...,
         queue: _builtins.str = ...,
         note: _builtins.str = ...,
+        gid: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "local_run", b"local_run", "name", b"name", "next_run_utc", b"next_run_utc", "note", b"note", "queue", b"queue", "tid", b"tid", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "group", b"group", "local_run", b"local_run", "name", b"name", "next_run_utc", b"next_run_utc", "note", b"note", "queue", b"queue", "tid", b"tid", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1350,6 +1366,7 @@ class HealthReply(_message.Message):
     TRIGGERS_24H_FIELD_NUMBER: _builtins.int
     DEBUG_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
+    DASHBOARD_URL_FIELD_NUMBER: _builtins.int
     instance: _builtins.str
     status: _builtins.str
     """HEALTHY"""
@@ -1363,6 +1380,8 @@ class HealthReply(_message.Message):
     debug: _builtins.bool
     timezone: _builtins.str
     """IANA zone of the scheduler's host"""
+    dashboard_url: _builtins.str
+    """where this scheduler serves its dashboard; empty = none"""
     def __init__(
         self,
         *,
@@ -1376,14 +1395,261 @@ class HealthReply(_message.Message):
         triggers_24h: _builtins.int = ...,
         debug: _builtins.bool = ...,
         timezone: _builtins.str = ...,
+        dashboard_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_runs", b"active_runs", "agents_online", b"agents_online", "debug", b"debug", "heartbeat_age", b"heartbeat_age", "instance", b"instance", "started_at", b"started_at", "status", b"status", "timezone", b"timezone", "triggers_24h", b"triggers_24h", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_runs", b"active_runs", "agents_online", b"agents_online", "dashboard_url", b"dashboard_url", "debug", b"debug", "heartbeat_age", b"heartbeat_age", "instance", b"instance", "started_at", b"started_at", "status", b"status", "timezone", b"timezone", "triggers_24h", b"triggers_24h", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthReply: _TypeAlias = HealthReply  # noqa: Y015
+
+@_typing.final
+class ListTaskStatusesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEARCH_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    search: _builtins.str
+    """name contains"""
+    group: _builtins.str
+    """gid or name of a task group; empty = any"""
+    page: _builtins.int
+    per_page: _builtins.int
+    def __init__(
+        self,
+        *,
+        search: _builtins.str = ...,
+        group: _builtins.str = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "page", b"page", "per_page", b"per_page", "search", b"search"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTaskStatusesRequest: _TypeAlias = ListTaskStatusesRequest  # noqa: Y015
+
+@_typing.final
+class TaskStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LAST_RESULT_FIELD_NUMBER: _builtins.int
+    tid: _builtins.int
+    name: _builtins.str
+    status: _builtins.str
+    """task status (spec 7.1)"""
+    last_result: _builtins.str
+    """state of its latest final run; empty = none yet"""
+    def __init__(
+        self,
+        *,
+        tid: _builtins.int = ...,
+        name: _builtins.str = ...,
+        status: _builtins.str = ...,
+        last_result: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_result", b"last_result", "name", b"name", "status", b"status", "tid", b"tid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskStatus: _TypeAlias = TaskStatus  # noqa: Y015
+
+@_typing.final
+class ListTaskStatusesReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    page: _builtins.int
+    per_page: _builtins.int
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskStatus]: ...
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[Global___TaskStatus] | None = ...,
+        total: _builtins.int = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "per_page", b"per_page", "statuses", b"statuses", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTaskStatusesReply: _TypeAlias = ListTaskStatusesReply  # noqa: Y015
+
+@_typing.final
+class ListStateCodesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStateCodesRequest: _TypeAlias = ListStateCodesRequest  # noqa: Y015
+
+@_typing.final
+class StateCode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    LETTER_FIELD_NUMBER: _builtins.int
+    DISPLAY_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    state: _builtins.str
+    letter: _builtins.str
+    """dependency letter (spec 6.2); empty = none"""
+    display: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        state: _builtins.str = ...,
+        letter: _builtins.str = ...,
+        display: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "display", b"display", "letter", b"letter", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StateCode: _TypeAlias = StateCode  # noqa: Y015
+
+@_typing.final
+class ListStateCodesReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateCode]: ...
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[Global___StateCode] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStateCodesReply: _TypeAlias = ListStateCodesReply  # noqa: Y015
+
+@_typing.final
+class ListSchedulerLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    SEARCH_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    action: _builtins.str
+    """STARTED, STOPPED, RESTARTED, CRASHED; empty = any"""
+    search: _builtins.str
+    """message or host contains"""
+    page: _builtins.int
+    per_page: _builtins.int
+    def __init__(
+        self,
+        *,
+        action: _builtins.str = ...,
+        search: _builtins.str = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "page", b"page", "per_page", b"per_page", "search", b"search"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSchedulerLogsRequest: _TypeAlias = ListSchedulerLogsRequest  # noqa: Y015
+
+@_typing.final
+class SchedulerLogEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    action: _builtins.str
+    host: _builtins.str
+    pid: _builtins.int
+    message: _builtins.str
+    created_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        action: _builtins.str = ...,
+        host: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        message: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_at", b"created_at", "host", b"host", "id", b"id", "message", b"message", "pid", b"pid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SchedulerLogEntry: _TypeAlias = SchedulerLogEntry  # noqa: Y015
+
+@_typing.final
+class ListSchedulerLogsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    PER_PAGE_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    page: _builtins.int
+    per_page: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SchedulerLogEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___SchedulerLogEntry] | None = ...,
+        total: _builtins.int = ...,
+        page: _builtins.int = ...,
+        per_page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "page", b"page", "per_page", b"per_page", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSchedulerLogsReply: _TypeAlias = ListSchedulerLogsReply  # noqa: Y015
 
 @_typing.final
 class ListAgentsRequest(_message.Message):

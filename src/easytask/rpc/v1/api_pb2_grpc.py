@@ -104,6 +104,21 @@ class EasyTaskApiStub:
                 request_serializer=easytask_dot_v1_dot_api__pb2.HealthRequest.SerializeToString,
                 response_deserializer=easytask_dot_v1_dot_api__pb2.HealthReply.FromString,
                 _registered_method=True)
+        self.ListTaskStatuses = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListTaskStatuses',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListTaskStatusesRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListTaskStatusesReply.FromString,
+                _registered_method=True)
+        self.ListStateCodes = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListStateCodes',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListStateCodesRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListStateCodesReply.FromString,
+                _registered_method=True)
+        self.ListSchedulerLogs = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListSchedulerLogs',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListSchedulerLogsRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListSchedulerLogsReply.FromString,
+                _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/easytask.v1.EasyTaskApi/ListAgents',
                 request_serializer=easytask_dot_v1_dot_api__pb2.ListAgentsRequest.SerializeToString,
@@ -324,6 +339,25 @@ class EasyTaskApiServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Health(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTaskStatuses(self, request, context):
+        """`scheduler task-statuses`, `state-codes`, `logs`
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStateCodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedulerLogs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -574,6 +608,21 @@ def add_EasyTaskApiServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=easytask_dot_v1_dot_api__pb2.HealthRequest.FromString,
                     response_serializer=easytask_dot_v1_dot_api__pb2.HealthReply.SerializeToString,
+            ),
+            'ListTaskStatuses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskStatuses,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListTaskStatusesRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListTaskStatusesReply.SerializeToString,
+            ),
+            'ListStateCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStateCodes,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListStateCodesRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListStateCodesReply.SerializeToString,
+            ),
+            'ListSchedulerLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedulerLogs,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListSchedulerLogsRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListSchedulerLogsReply.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
@@ -1089,6 +1138,87 @@ class EasyTaskApi:
             '/easytask.v1.EasyTaskApi/Health',
             easytask_dot_v1_dot_api__pb2.HealthRequest.SerializeToString,
             easytask_dot_v1_dot_api__pb2.HealthReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskStatuses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListTaskStatuses',
+            easytask_dot_v1_dot_api__pb2.ListTaskStatusesRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListTaskStatusesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStateCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListStateCodes',
+            easytask_dot_v1_dot_api__pb2.ListStateCodesRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListStateCodesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedulerLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListSchedulerLogs',
+            easytask_dot_v1_dot_api__pb2.ListSchedulerLogsRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListSchedulerLogsReply.FromString,
             options,
             channel_credentials,
             insecure,
