@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import log_in, new_page, password_of, shot
 from tests.e2e.harness import Cluster, task_json
+from tests.support.slack import SLACK
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +78,7 @@ def test_form_errors_force_run_live_state_and_board(
     expect(state).to_have_attribute("data-state", "SUCCESS", timeout=20_000)
     expect(page.locator('[data-test="timeline"]')).to_contain_text("Ended")
     shot(page, "run")
-    expect(success).to_have_text("1", timeout=10_000)
+    expect(success).to_have_text("1", timeout=2_500 * SLACK)  # spec 13: pushed, <= 2 s
     assert page.errors == [] and board.errors == []  # type: ignore[attr-defined]
 
 

@@ -129,7 +129,7 @@ def test_follow_across_a_cut_between_agent_and_scheduler_is_byte_identical(
     assert (tmp_path / "out" / "chatty.out").read_bytes() == expected
 
 
-def test_after_a_40_s_silent_cut_the_next_run_is_dispatched_within_2_s(
+def test_after_a_40_s_silent_cut_the_next_run_is_dispatched_within_5_s(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """The scheduler gives up on the silent agent at 30 s and ends its stream: no half-open
