@@ -100,10 +100,13 @@ class ApiServicer(SchedulerApi, GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiSe
     async def ImportTasks(
         self, request: pb.ImportTasksRequest, context: Any
     ) -> pb.ImportTasksReply:
-        result = await self._app.import_tasks(request.json, caller(), request.dry_run)
+        result = await self._app.import_tasks(
+            request.json, caller(), request.dry_run, request.atomic
+        )
         return pb.ImportTasksReply(
             created=result.created,
             updated=result.updated,
+            unchanged=result.unchanged,
             deleted=result.deleted,
             errors=[pb.ImportError(name=n, message=m, kind=k) for k, n, m in result.errors],
         )

@@ -660,17 +660,21 @@ class ImportTasksRequest(_message.Message):
 
     JSON_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    ATOMIC_FIELD_NUMBER: _builtins.int
     json: _builtins.str
     dry_run: _builtins.bool
+    atomic: _builtins.bool
+    """apply nothing when any record fails"""
     def __init__(
         self,
         *,
         json: _builtins.str = ...,
         dry_run: _builtins.bool = ...,
+        atomic: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "json", b"json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["atomic", b"atomic", "dry_run", b"dry_run", "json", b"json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -710,9 +714,12 @@ class ImportTasksReply(_message.Message):
     UPDATED_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     updated: _builtins.int
     deleted: _builtins.int
+    unchanged: _builtins.int
+    """records equal to the stored ones (not rewritten)"""
     @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportError]: ...
     def __init__(
@@ -722,10 +729,11 @@ class ImportTasksReply(_message.Message):
         updated: _builtins.int = ...,
         deleted: _builtins.int = ...,
         errors: _abc.Iterable[Global___ImportError] | None = ...,
+        unchanged: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "deleted", b"deleted", "errors", b"errors", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "deleted", b"deleted", "errors", b"errors", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
