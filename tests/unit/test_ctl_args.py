@@ -18,6 +18,7 @@ import pytest
 
 from easytask.ctl import scheduler as ctl_scheduler
 from easytask.ctl.client import build_config, resolve_token
+from easytask.ctl.health import reachable_url
 from easytask.ctl.main import build_parser, main
 from easytask.ctl.tasks import fields_from_args
 from easytask.rpc.v1 import api_pb2 as pb
@@ -694,3 +695,17 @@ def test_events_ack(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
         "",
         "Error: event 8 not acknowledged within 0.3 s (status PENDING)\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "server", "reached"),
+    [
+        ("http://127.0.0.1:8002/", "127.0.0.1:7070", "http://127.0.0.1:8002/"),
+        ("http://127.0.0.1:8002/", "sched.example:7070", "http://sched.example:8002/"),
+        ("https://0.0.0.0:8443/", "10.0.0.5:7070", "https://10.0.0.5:8443/"),
+        ("http://dash.example:8002/", "10.0.0.5:7070", "http://dash.example:8002/"),
+        ("", "10.0.0.5:7070", ""),
+    ],
+)
+def test_dashboard_address_reached_from_the_cli(url: str, server: str, reached: str) -> None:
+    assert reachable_url(url, server) == reached

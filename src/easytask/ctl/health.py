@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +41,29 @@ def local_dashboard(home: str | None) -> str:
         return ""
 
 
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def reachable_url(url: str, server: str) -> str:
+    """The scheduler reports its dashboard as it sees it (``http://127.0.0.1:8002/``); a CLI on
+    another machine reaches it at the host it reaches the API on."""
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    server_host = server.rsplit(":", 1)[0] if ":" in server else server
+    if not _loopback(parts.hostname or "") or _loopback(server_host.strip("[]")):
+        return url
+    netloc = f"{server_host}:{parts.port}" if parts.port else server_host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def cmd_health(args: argparse.Namespace, ctx: Context) -> int:
     """The dashboard's address: ``--dashboard``, else the scheduler's Health reply, else
     ``<home>/dashboard.url`` (the API unreachable)."""
@@ -52,7 +77,7 @@ def cmd_health(args: argparse.Namespace, ctx: Context) -> int:
         url = url or local_dashboard(getattr(args, "home", None))
     else:
         print("✔ API reachable")
-        url = url or reply.dashboard_url
+        url = url or reachable_url(reply.dashboard_url, ctx.config.server)
     problem = check_dashboard(url) if url else "address unknown: the scheduler reports none"
     if problem is None:
         print("✔ Dashboard reachable")
