@@ -216,3 +216,27 @@ def test_caught_up_group_members_carry_the_catch_up_reason(
     changes = cluster.run(run.run_id).transitions
     trigger = [c for c in changes if c.to_state == "TRIGGER"]
     assert [c.reason for c in trigger] == ["catch-up after scheduler downtime"]
+
+
+def test_modify_status_of_a_failed_group_reopens_a_skipped_dependent(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.start_scheduler("--clock-offset", offset_to(9, 59, 50))
+    cluster.start_agent("agent-a", "q1")
+    for name, extra in (("up", []), ("down", ["--dependency", "S:up"])):
+        cluster.ctl("groups", "create", "-n", name, "-z", "UTC", "--day-of-week", "1111111",
+                    "--trigger-times", "10:00", *extra)  # fmt: skip
+    create(cluster, tmp_path, {**member(6201, "fails", "q1", "up", tmp_path), "cmd": "exit 1"})
+    create(cluster, tmp_path, member(6202, "after", "q1", "down", tmp_path))
+    skipped = wait_until("down's member skipped", lambda: next(
+        (r for r in cluster.runs(6202) if r.state == "SKIPPED"), None), 40)  # fmt: skip
+    assert skipped.reason == "dependency can no longer be met: S:up"
+    assert [r.state for r in cluster.runs(6201)] == ["FAILED"]
+
+    res = cluster.ctl("events", "modify-status", "1", "--group", "--status", "SUCCESS",
+                      "--run-date", "20270407")  # fmt: skip
+    assert res.stdout.strip() == "Group 1 status modified to SUCCESS."
+    wait_until("down's member to run", lambda: [r.state for r in cluster.runs(6202)] == ["SUCCESS"],
+               30)  # fmt: skip
+    assert [r.state for r in cluster.runs(6201)] == ["FAILED"]  # its own record is kept
+    assert json.loads(cluster.ctl("groups", "get", "1", "-o", "json").stdout)["state"] == "SUCCESS"

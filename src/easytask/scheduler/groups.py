@@ -450,10 +450,33 @@ class GroupRunner:
                 self._timers.cancel(("retry", run.run_id))
                 self._runs.force_state(run, S.SKIPPED, now, reason)
         self._end(g, state, reason, now)
-        for other in self.occurrences.values():  # dependents on any date may name it
+        for other in list(self.occurrences.values()):  # dependents on any date may name it
             if other.state == "PENDING" and other is not g:
                 self._mark(other.group_run_id)
+            elif other.state == "SKIPPED" and self._skipped_for(other, g.name):
+                self._reopen(other, now)
         return g
+
+    def _skipped_for(self, g: GroupRun, upstream: str) -> bool:
+        """``g`` was skipped because its dependency, which names ``upstream``, failed."""
+        group = self.groups.get(g.gid)
+        expr = _parse(group.dependency) if group and group.dependency else None
+        return (
+            expr is not None
+            and g.reason == UNMET_PREFIX + (group.dependency if group else "")
+            and upstream in names(expr)
+        )
+
+    def _reopen(self, g: GroupRun, now: datetime) -> None:
+        """A dependent occurrence skipped on an unmet dependency is evaluated again after an
+        operator changed its upstream (spec 7.2): it waits (PENDING), its skipped members ACTIVE."""
+        for run_id in g.members.values():
+            run = self._runs.live.get(run_id) or self.member_runs.get(run_id)
+            if run is not None and run.state is S.SKIPPED and run.reason == g.reason:
+                self._runs.reopen(run, now)
+        g.ended_at = None
+        self._set(g, "PENDING", "", now)
+        self._mark(g.group_run_id)
 
     def current_state(self, gid: int) -> str:
         """State of the group's latest occurrence, "" when it has none."""
