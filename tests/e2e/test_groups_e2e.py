@@ -123,7 +123,7 @@ def test_import_mixing_valid_and_invalid_records_applies_the_valid_ones(
     res = cluster.ctl("tasks", "import", str(path), check=False)
     assert res.returncode == 1
     assert res.stdout.splitlines() == [
-        "Import complete: 2 created, 0 updated, 0 deleted",
+        "Import complete: 2 created, 0 updated, 0 unchanged, 0 deleted",
         "Errors:",
         '- Task "bad": dependency: dependency references unknown task missing',
     ]

@@ -12,11 +12,6 @@ from tests.e2e.harness import Cluster, task_json
 
 pytestmark = pytest.mark.e2e
 
-NEEDS_PROTO = pytest.mark.xfail(
-    strict=True,
-    reason="needs ImportTasksRequest.atomic and ImportTasksReply.unchanged in api.proto",
-)
-
 
 def write(path: Path, data: Any) -> str:
     path.write_text(json.dumps(data))
@@ -40,7 +35,7 @@ def test_import_applies_each_valid_record_and_lists_each_invalid_one(
     res = cluster.ctl("tasks", "import", write(tmp_path / "i.json", data), check=False)
     assert res.returncode == 1, "any error gives a non-zero exit"
     assert res.stdout.splitlines() == [
-        "Import complete: 2 created, 0 updated, 0 deleted",
+        "Import complete: 2 created, 0 updated, 0 unchanged, 0 deleted",
         "Errors:",
         '- Task "bad": trigger_times: Bad entry in Trigger Times field',
     ]
@@ -50,7 +45,7 @@ def test_import_applies_each_valid_record_and_lists_each_invalid_one(
     # Once nothing fails, the file is the whole truth.
     data["tasks"] = [data["tasks"][0]]
     res = cluster.ctl("tasks", "import", write(tmp_path / "i.json", data))
-    assert res.stdout == "Import complete: 0 created, 0 updated, 2 deleted\n"
+    assert res.stdout == "Import complete: 0 created, 0 updated, 1 unchanged, 2 deleted\n"
     assert names(cluster) == ["good"]
 
 
@@ -64,7 +59,6 @@ def test_reimporting_an_export_updates_nothing(cluster: Cluster, tmp_path: Path)
     assert res.stdout.startswith("Import complete: 0 created, 0 updated, ")
 
 
-@NEEDS_PROTO
 def test_reimporting_an_export_counts_records_unchanged(cluster: Cluster, tmp_path: Path) -> None:
     cluster.start_scheduler()
     cluster.ctl("tasks", "create", "-f", write(tmp_path / "t.json",
@@ -74,7 +68,6 @@ def test_reimporting_an_export_counts_records_unchanged(cluster: Cluster, tmp_pa
     assert res.stdout == "Import complete: 0 created, 0 updated, 1 unchanged, 0 deleted\n"
 
 
-@NEEDS_PROTO
 def test_atomic_import_applies_nothing_when_a_record_fails(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -480,7 +480,7 @@ def test_import_errors_exit_1(api: Api, tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "in.json").write_text('{"tasks": [], "groups": []}')
     assert main(["tasks", "import", str(tmp_path / "in.json"), *conn]) == 1
     assert capsys.readouterr().out == (
-        "Import complete: 2 created, 1 updated, 0 deleted\n"
+        "Import complete: 2 created, 1 updated, 0 unchanged, 0 deleted\n"
         "Errors:\n"
         '- Task "bad": cmd: cmd is required\n'
     )

@@ -340,8 +340,8 @@ class ApiClient:
         timeout = max(self._config.timeout, BULK_TIMEOUT)
         return self._call("ExportTasks", pb.ExportTasksRequest(), pb.ExportTasksReply, timeout)
 
-    def import_tasks(self, text: str, dry_run: bool) -> pb.ImportTasksReply:
-        request = pb.ImportTasksRequest(json=text, dry_run=dry_run)
+    def import_tasks(self, text: str, dry_run: bool, atomic: bool = False) -> pb.ImportTasksReply:
+        request = pb.ImportTasksRequest(json=text, dry_run=dry_run, atomic=atomic)
         timeout = max(self._config.timeout, BULK_TIMEOUT)
         return self._call("ImportTasks", request, pb.ImportTasksReply, timeout)
 

@@ -249,10 +249,10 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     text, _ = load_json_object(args.import_file)
-    reply = ctx.client().import_tasks(text, args.dry_run)
+    reply = ctx.client().import_tasks(text, args.dry_run, args.atomic)
     print(
         f"Import complete: {reply.created} created, {reply.updated} updated, "
-        f"{reply.deleted} deleted"
+        f"{reply.unchanged} unchanged, {reply.deleted} deleted"
     )
     if args.dry_run:
         print("Dry run: nothing was changed.")
@@ -339,4 +339,9 @@ def register(
     p = cmds.add_parser("import", parents=[common], help="create/update/delete tasks from JSON")
     p.add_argument("import_file", metavar="FILE", help='{"tasks": [...], "groups": [...]}')
     p.add_argument("--dry-run", action="store_true", help="validate and count; change nothing")
+    p.add_argument(
+        "--atomic",
+        action="store_true",
+        help="apply nothing when any record fails (default: apply each valid one)",
+    )
     p.set_defaults(handler=cmd_import)
