@@ -10,9 +10,12 @@ import re
 from datetime import timedelta
 
 import aiohttp
+import aiohttp_jinja2
 import pytest
+from aiohttp import web
 
 from easytask.rpc.v1 import agent_pb2 as apb
+from easytask.ui.render import setup
 from tests.integration.conftest import Dash, ScriptedAgent
 
 GROUP = {"name": "etl", "timezone": "UTC", "day_of_week": "1111111", "trigger_times": "03:17"}
@@ -217,3 +220,12 @@ async def test_a_run_page_lists_the_attempts_of_its_occurrence(dash: Dash) -> No
         assert 'data-state="FAILED"' in attempts
     finally:
         await agent.close()
+
+
+def test_a_timed_out_run_says_so() -> None:
+    app = web.Application()
+    setup(app)
+    env = aiohttp_jinja2.get_env(app)
+    macro = env.from_string('{% from "macros.html" import state %}{{ state(n, r) }}')
+    assert ">TERMINATED · Timed Out</span>" in macro.render(n="TERMINATED", r="timed out")
+    assert ">TERMINATED</span>" in macro.render(n="TERMINATED", r="terminated by alice")
