@@ -225,7 +225,13 @@ def easytask_burst(
     runs = [r for r in runs if r.triggered_at and parse_ts(r.scheduled_utc) == due_ts]
     failed = sum(1 for r in runs if r.state != "SUCCESS")
     last_commit = max(parse_ts(r.updated_at) for r in runs)
-    lags = sorted(parse_ts(r.started_at) + offset - due_ts for r in runs if r.started_at)
+
+    # A start the agent stamped on its own (real) clock is `offset` behind the scheduler's; one
+    # the scheduler moved onto its timeline (never before the acknowledgment) is on its clock.
+    def on_scheduler_clock(at: float) -> float:
+        return at if at >= due_ts - offset / 2 else at + offset
+
+    lags = sorted(on_scheduler_clock(parse_ts(r.started_at)) - due_ts for r in runs if r.started_at)
     trig = sorted(parse_ts(r.triggered_at) - due_ts for r in runs)
     total = last_commit - due_ts
     return {
