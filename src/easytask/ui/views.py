@@ -154,7 +154,7 @@ async def runs_found(app: SchedulerApp, query: Any) -> tuple[list[Run], int, dic
 async def runs_context(app: SchedulerApp, query: Any) -> dict[str, Any]:
     flt, since, group = run_filter(query, app.now())
     page_no = page_number(query)
-    runs, total, stats = await runs_found(app, query)
+    runs, total, stats = await app.list_runs(flt, page_no, PER_PAGE, group)
     agents = sorted(a.record.name for a in await app.agents())
     return {
         "runs": [run_view(r) for r in runs],
