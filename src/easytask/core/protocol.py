@@ -98,7 +98,16 @@ class SchedulerHeartbeat:
     sent_at_ms: int = 0
 
 
-SchedulerMessage = Welcome | RunOrder | ResultAck | KillRun | ResendOutput | SchedulerHeartbeat
+@dataclass(frozen=True, slots=True)
+class RestartAgent:
+    """An operator's restart action: the agent re-executes itself, its commands keep running."""
+
+    requested_by: str = ""
+
+
+SchedulerMessage = (
+    Welcome | RunOrder | ResultAck | KillRun | ResendOutput | SchedulerHeartbeat | RestartAgent
+)
 
 
 # ----- agent -> scheduler -----
@@ -124,6 +133,10 @@ class AgentHello:
     cpu_cores: int = 0
     memory_mb: int = 0
     known_runs: tuple[KnownRun, ...] = ()
+    max_runs: int = 0  # most runs the scheduler may hold here at once; 0 = no cap
+    disk_total_mb: int = 0
+    disk_free_mb: int = 0
+    started_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,10 @@ def hello_to_proto(hello: p.AgentHello) -> apb.Hello:
             )
             for k in hello.known_runs
         ],
+        max_runs=hello.max_runs,
+        disk_total_mb=hello.disk_total_mb,
+        disk_free_mb=hello.disk_free_mb,
+        started_at_ms=hello.started_at_ms,
     )
 
 
@@ -51,6 +55,10 @@ def hello_from_proto(msg: apb.Hello) -> p.AgentHello:
         known_runs=tuple(
             p.KnownRun(k.run_id, k.state, k.stdout_size, k.stderr_size) for k in msg.known_runs
         ),
+        max_runs=max(0, msg.max_runs),
+        disk_total_mb=msg.disk_total_mb,
+        disk_free_mb=msg.disk_free_mb,
+        started_at_ms=msg.started_at_ms,
     )
 
 
@@ -196,6 +204,8 @@ def scheduler_message_to_proto(msg: p.SchedulerMessage) -> apb.SchedulerMessage:
                 heartbeat_seconds=msg.heartbeat_seconds,
             )
         )
+    if isinstance(msg, p.RestartAgent):
+        return apb.SchedulerMessage(restart=apb.RestartAgent(requested_by=msg.requested_by))
     return apb.SchedulerMessage(heartbeat=apb.Heartbeat(sent_at_ms=msg.sent_at_ms))
 
 
@@ -232,6 +242,8 @@ def scheduler_messages_from_proto(
         elif kind == "welcome":
             w = item.welcome
             out.append(p.Welcome(w.instance, w.scheduler_version, w.heartbeat_seconds))
+        elif kind == "restart":
+            out.append(p.RestartAgent(item.restart.requested_by))
         else:
             problems.append(f"unknown scheduler message {kind!r} ignored")
     return out

@@ -24,49 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65\x61sytask/v1/agent.proto\x12\x0b\x65\x61sytask.v1\"\xf3\x02\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.easytask.v1.HelloH\x00\x12,\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x0b\x32\x18.easytask.v1.RunAcceptedH\x00\x12,\n\x08\x64\x65\x63lined\x18\x03 \x01(\x0b\x32\x18.easytask.v1.RunDeclinedH\x00\x12*\n\x07started\x18\x04 \x01(\x0b\x32\x17.easytask.v1.RunStartedH\x00\x12*\n\x06output\x18\x05 \x01(\x0b\x32\x18.easytask.v1.OutputChunkH\x00\x12,\n\x08\x66inished\x18\x06 \x01(\x0b\x32\x18.easytask.v1.RunFinishedH\x00\x12+\n\theartbeat\x18\x07 \x01(\x0b\x32\x16.easytask.v1.HeartbeatH\x00\x12(\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x17.easytask.v1.AgentBatchH\x00\x42\x05\n\x03msg\"9\n\nAgentBatch\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.easytask.v1.AgentMessage\"\xa2\x01\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06queues\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tcpu_cores\x18\x06 \x01(\x05\x12\x11\n\tmemory_mb\x18\x07 \x01(\x03\x12)\n\nknown_runs\x18\x08 \x03(\x0b\x32\x15.easytask.v1.KnownRun\"S\n\x08KnownRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0bstdout_size\x18\x03 \x01(\x03\x12\x13\n\x0bstderr_size\x18\x04 \x01(\x03\"5\n\x0bRunAccepted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pted_at_ms\x18\x02 \x01(\x03\"-\n\x0bRunDeclined\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"j\n\nRunStarted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x15\n\rstarted_at_ms\x18\x03 \x01(\x03\x12\x13\n\x0bstdout_path\x18\x04 \x01(\t\x12\x13\n\x0bstderr_path\x18\x05 \x01(\t\"f\n\x0bOutputChunk\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x06stream\x18\x02 \x01(\x0e\x32\x19.easytask.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xa1\x02\n\x0bRunFinished\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x17\n\x0fhas_return_code\x18\x04 \x01(\x08\x12\x13\n\x0breturn_code\x18\x05 \x01(\x11\x12\x0b\n\x03pid\x18\x06 \x01(\x05\x12\x15\n\rstarted_at_ms\x18\x07 \x01(\x03\x12\x13\n\x0b\x65nded_at_ms\x18\x08 \x01(\x03\x12\x13\n\x0bstdout_path\x18\t \x01(\t\x12\x13\n\x0bstderr_path\x18\n \x01(\t\x12\x14\n\x0cstdout_start\x18\x0b \x01(\x03\x12\x12\n\nstdout_end\x18\x0c \x01(\x03\x12\x14\n\x0cstderr_start\x18\r \x01(\x03\x12\x12\n\nstderr_end\x18\x0e \x01(\x03\"Z\n\tHeartbeat\x12\x12\n\nsent_at_ms\x18\x01 \x01(\x03\x12\x13\n\x0b\x63pu_percent\x18\x02 \x01(\x01\x12\x13\n\x0bmem_percent\x18\x03 \x01(\x01\x12\x0f\n\x07running\x18\x04 \x01(\x05\"\xca\x02\n\x10SchedulerMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.easytask.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.easytask.v1.RunTaskH\x00\x12,\n\nresult_ack\x18\x03 \x01(\x0b\x32\x16.easytask.v1.ResultAckH\x00\x12$\n\x04kill\x18\x04 \x01(\x0b\x32\x14.easytask.v1.KillRunH\x00\x12+\n\theartbeat\x18\x05 \x01(\x0b\x32\x16.easytask.v1.HeartbeatH\x00\x12\x32\n\rresend_output\x18\x06 \x01(\x0b\x32\x19.easytask.v1.ResendOutputH\x00\x12,\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x1b.easytask.v1.SchedulerBatchH\x00\x42\x05\n\x03msg\"A\n\x0eSchedulerBatch\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.easytask.v1.SchedulerMessage\"Q\n\x07Welcome\x12\x10\n\x08instance\x18\x01 \x01(\t\x12\x19\n\x11scheduler_version\x18\x02 \x01(\t\x12\x19\n\x11heartbeat_seconds\x18\x03 \x01(\x05\"\xf5\x01\n\x07RunTask\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03tid\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03\x63md\x18\x04 \x01(\t\x12\x0e\n\x06stdout\x18\x05 \x01(\t\x12\x0e\n\x06stderr\x18\x06 \x01(\t\x12\x13\n\x0brun_as_user\x18\x07 \x01(\t\x12\x0f\n\x07profile\x18\x08 \x01(\t\x12\x14\n\x0cmax_run_time\x18\t \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12\x10\n\x08run_date\x18\x0b \x01(\t\x12\x12\n\nlocal_time\x18\x0c \x01(\t\x12\x10\n\x08timezone\x18\r \x01(\t\x12\r\n\x05queue\x18\x0e \x01(\t\"\x1b\n\tResultAck\x12\x0e\n\x06run_id\x18\x01 \x01(\t\")\n\x07KillRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"Y\n\x0cResendOutput\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x06stream\x18\x02 \x01(\x0e\x32\x19.easytask.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03*E\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x32W\n\x0c\x41gentService\x12G\n\x07\x43onnect\x12\x19.easytask.v1.AgentMessage\x1a\x1d.easytask.v1.SchedulerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65\x61sytask/v1/agent.proto\x12\x0b\x65\x61sytask.v1\"\xf3\x02\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.easytask.v1.HelloH\x00\x12,\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x0b\x32\x18.easytask.v1.RunAcceptedH\x00\x12,\n\x08\x64\x65\x63lined\x18\x03 \x01(\x0b\x32\x18.easytask.v1.RunDeclinedH\x00\x12*\n\x07started\x18\x04 \x01(\x0b\x32\x17.easytask.v1.RunStartedH\x00\x12*\n\x06output\x18\x05 \x01(\x0b\x32\x18.easytask.v1.OutputChunkH\x00\x12,\n\x08\x66inished\x18\x06 \x01(\x0b\x32\x18.easytask.v1.RunFinishedH\x00\x12+\n\theartbeat\x18\x07 \x01(\x0b\x32\x16.easytask.v1.HeartbeatH\x00\x12(\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x17.easytask.v1.AgentBatchH\x00\x42\x05\n\x03msg\"9\n\nAgentBatch\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.easytask.v1.AgentMessage\"\xf8\x01\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06queues\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tcpu_cores\x18\x06 \x01(\x05\x12\x11\n\tmemory_mb\x18\x07 \x01(\x03\x12)\n\nknown_runs\x18\x08 \x03(\x0b\x32\x15.easytask.v1.KnownRun\x12\x10\n\x08max_runs\x18\t \x01(\x05\x12\x15\n\rdisk_total_mb\x18\n \x01(\x03\x12\x14\n\x0c\x64isk_free_mb\x18\x0b \x01(\x03\x12\x15\n\rstarted_at_ms\x18\x0c \x01(\x03\"S\n\x08KnownRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0bstdout_size\x18\x03 \x01(\x03\x12\x13\n\x0bstderr_size\x18\x04 \x01(\x03\"5\n\x0bRunAccepted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pted_at_ms\x18\x02 \x01(\x03\"-\n\x0bRunDeclined\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"j\n\nRunStarted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x15\n\rstarted_at_ms\x18\x03 \x01(\x03\x12\x13\n\x0bstdout_path\x18\x04 \x01(\t\x12\x13\n\x0bstderr_path\x18\x05 \x01(\t\"f\n\x0bOutputChunk\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x06stream\x18\x02 \x01(\x0e\x32\x19.easytask.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xa1\x02\n\x0bRunFinished\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x17\n\x0fhas_return_code\x18\x04 \x01(\x08\x12\x13\n\x0breturn_code\x18\x05 \x01(\x11\x12\x0b\n\x03pid\x18\x06 \x01(\x05\x12\x15\n\rstarted_at_ms\x18\x07 \x01(\x03\x12\x13\n\x0b\x65nded_at_ms\x18\x08 \x01(\x03\x12\x13\n\x0bstdout_path\x18\t \x01(\t\x12\x13\n\x0bstderr_path\x18\n \x01(\t\x12\x14\n\x0cstdout_start\x18\x0b \x01(\x03\x12\x12\n\nstdout_end\x18\x0c \x01(\x03\x12\x14\n\x0cstderr_start\x18\r \x01(\x03\x12\x12\n\nstderr_end\x18\x0e \x01(\x03\"Z\n\tHeartbeat\x12\x12\n\nsent_at_ms\x18\x01 \x01(\x03\x12\x13\n\x0b\x63pu_percent\x18\x02 \x01(\x01\x12\x13\n\x0bmem_percent\x18\x03 \x01(\x01\x12\x0f\n\x07running\x18\x04 \x01(\x05\"\xf8\x02\n\x10SchedulerMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.easytask.v1.WelcomeH\x00\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x14.easytask.v1.RunTaskH\x00\x12,\n\nresult_ack\x18\x03 \x01(\x0b\x32\x16.easytask.v1.ResultAckH\x00\x12$\n\x04kill\x18\x04 \x01(\x0b\x32\x14.easytask.v1.KillRunH\x00\x12+\n\theartbeat\x18\x05 \x01(\x0b\x32\x16.easytask.v1.HeartbeatH\x00\x12\x32\n\rresend_output\x18\x06 \x01(\x0b\x32\x19.easytask.v1.ResendOutputH\x00\x12,\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x1b.easytask.v1.SchedulerBatchH\x00\x12,\n\x07restart\x18\x08 \x01(\x0b\x32\x19.easytask.v1.RestartAgentH\x00\x42\x05\n\x03msg\"$\n\x0cRestartAgent\x12\x14\n\x0crequested_by\x18\x01 \x01(\t\"A\n\x0eSchedulerBatch\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.easytask.v1.SchedulerMessage\"Q\n\x07Welcome\x12\x10\n\x08instance\x18\x01 \x01(\t\x12\x19\n\x11scheduler_version\x18\x02 \x01(\t\x12\x19\n\x11heartbeat_seconds\x18\x03 \x01(\x05\"\xf5\x01\n\x07RunTask\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0b\n\x03tid\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03\x63md\x18\x04 \x01(\t\x12\x0e\n\x06stdout\x18\x05 \x01(\t\x12\x0e\n\x06stderr\x18\x06 \x01(\t\x12\x13\n\x0brun_as_user\x18\x07 \x01(\t\x12\x0f\n\x07profile\x18\x08 \x01(\t\x12\x14\n\x0cmax_run_time\x18\t \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12\x10\n\x08run_date\x18\x0b \x01(\t\x12\x12\n\nlocal_time\x18\x0c \x01(\t\x12\x10\n\x08timezone\x18\r \x01(\t\x12\r\n\x05queue\x18\x0e \x01(\t\"\x1b\n\tResultAck\x12\x0e\n\x06run_id\x18\x01 \x01(\t\")\n\x07KillRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"Y\n\x0cResendOutput\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x06stream\x18\x02 \x01(\x0e\x32\x19.easytask.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03*E\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\n\n\x06STDOUT\x10\x01\x12\n\n\x06STDERR\x10\x02\x32W\n\x0c\x41gentService\x12G\n\x07\x43onnect\x12\x19.easytask.v1.AgentMessage\x1a\x1d.easytask.v1.SchedulerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'easytask.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTPUTSTREAM']._serialized_start=2315
-  _globals['_OUTPUTSTREAM']._serialized_end=2384
+  _globals['_OUTPUTSTREAM']._serialized_start=2485
+  _globals['_OUTPUTSTREAM']._serialized_end=2554
   _globals['_AGENTMESSAGE']._serialized_start=41
   _globals['_AGENTMESSAGE']._serialized_end=412
   _globals['_AGENTBATCH']._serialized_start=414
   _globals['_AGENTBATCH']._serialized_end=471
   _globals['_HELLO']._serialized_start=474
-  _globals['_HELLO']._serialized_end=636
-  _globals['_KNOWNRUN']._serialized_start=638
-  _globals['_KNOWNRUN']._serialized_end=721
-  _globals['_RUNACCEPTED']._serialized_start=723
-  _globals['_RUNACCEPTED']._serialized_end=776
-  _globals['_RUNDECLINED']._serialized_start=778
-  _globals['_RUNDECLINED']._serialized_end=823
-  _globals['_RUNSTARTED']._serialized_start=825
-  _globals['_RUNSTARTED']._serialized_end=931
-  _globals['_OUTPUTCHUNK']._serialized_start=933
-  _globals['_OUTPUTCHUNK']._serialized_end=1035
-  _globals['_RUNFINISHED']._serialized_start=1038
-  _globals['_RUNFINISHED']._serialized_end=1327
-  _globals['_HEARTBEAT']._serialized_start=1329
-  _globals['_HEARTBEAT']._serialized_end=1419
-  _globals['_SCHEDULERMESSAGE']._serialized_start=1422
-  _globals['_SCHEDULERMESSAGE']._serialized_end=1752
-  _globals['_SCHEDULERBATCH']._serialized_start=1754
-  _globals['_SCHEDULERBATCH']._serialized_end=1819
-  _globals['_WELCOME']._serialized_start=1821
-  _globals['_WELCOME']._serialized_end=1902
-  _globals['_RUNTASK']._serialized_start=1905
-  _globals['_RUNTASK']._serialized_end=2150
-  _globals['_RESULTACK']._serialized_start=2152
-  _globals['_RESULTACK']._serialized_end=2179
-  _globals['_KILLRUN']._serialized_start=2181
-  _globals['_KILLRUN']._serialized_end=2222
-  _globals['_RESENDOUTPUT']._serialized_start=2224
-  _globals['_RESENDOUTPUT']._serialized_end=2313
-  _globals['_AGENTSERVICE']._serialized_start=2386
-  _globals['_AGENTSERVICE']._serialized_end=2473
+  _globals['_HELLO']._serialized_end=722
+  _globals['_KNOWNRUN']._serialized_start=724
+  _globals['_KNOWNRUN']._serialized_end=807
+  _globals['_RUNACCEPTED']._serialized_start=809
+  _globals['_RUNACCEPTED']._serialized_end=862
+  _globals['_RUNDECLINED']._serialized_start=864
+  _globals['_RUNDECLINED']._serialized_end=909
+  _globals['_RUNSTARTED']._serialized_start=911
+  _globals['_RUNSTARTED']._serialized_end=1017
+  _globals['_OUTPUTCHUNK']._serialized_start=1019
+  _globals['_OUTPUTCHUNK']._serialized_end=1121
+  _globals['_RUNFINISHED']._serialized_start=1124
+  _globals['_RUNFINISHED']._serialized_end=1413
+  _globals['_HEARTBEAT']._serialized_start=1415
+  _globals['_HEARTBEAT']._serialized_end=1505
+  _globals['_SCHEDULERMESSAGE']._serialized_start=1508
+  _globals['_SCHEDULERMESSAGE']._serialized_end=1884
+  _globals['_RESTARTAGENT']._serialized_start=1886
+  _globals['_RESTARTAGENT']._serialized_end=1922
+  _globals['_SCHEDULERBATCH']._serialized_start=1924
+  _globals['_SCHEDULERBATCH']._serialized_end=1989
+  _globals['_WELCOME']._serialized_start=1991
+  _globals['_WELCOME']._serialized_end=2072
+  _globals['_RUNTASK']._serialized_start=2075
+  _globals['_RUNTASK']._serialized_end=2320
+  _globals['_RESULTACK']._serialized_start=2322
+  _globals['_RESULTACK']._serialized_end=2349
+  _globals['_KILLRUN']._serialized_start=2351
+  _globals['_KILLRUN']._serialized_end=2392
+  _globals['_RESENDOUTPUT']._serialized_start=2394
+  _globals['_RESENDOUTPUT']._serialized_end=2483
+  _globals['_AGENTSERVICE']._serialized_start=2556
+  _globals['_AGENTSERVICE']._serialized_end=2643
 # @@protoc_insertion_point(module_scope)

@@ -131,6 +131,10 @@ class Hello(_message.Message):
     CPU_CORES_FIELD_NUMBER: _builtins.int
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     KNOWN_RUNS_FIELD_NUMBER: _builtins.int
+    MAX_RUNS_FIELD_NUMBER: _builtins.int
+    DISK_TOTAL_MB_FIELD_NUMBER: _builtins.int
+    DISK_FREE_MB_FIELD_NUMBER: _builtins.int
+    STARTED_AT_MS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """unique agent name (default: hostname)"""
     host: _builtins.str
@@ -139,6 +143,13 @@ class Hello(_message.Message):
     pid: _builtins.int
     cpu_cores: _builtins.int
     memory_mb: _builtins.int
+    max_runs: _builtins.int
+    """most runs the scheduler may hold on this agent at once; 0 = no cap"""
+    disk_total_mb: _builtins.int
+    """the file system of the agent's home"""
+    disk_free_mb: _builtins.int
+    started_at_ms: _builtins.int
+    """when this agent process started (kept across a restart action)"""
     @_builtins.property
     def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """queues served (default: [hostname])"""
@@ -161,10 +172,14 @@ class Hello(_message.Message):
         cpu_cores: _builtins.int = ...,
         memory_mb: _builtins.int = ...,
         known_runs: _abc.Iterable[Global___KnownRun] | None = ...,
+        max_runs: _builtins.int = ...,
+        disk_total_mb: _builtins.int = ...,
+        disk_free_mb: _builtins.int = ...,
+        started_at_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_cores", b"cpu_cores", "host", b"host", "known_runs", b"known_runs", "memory_mb", b"memory_mb", "name", b"name", "pid", b"pid", "queues", b"queues", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_cores", b"cpu_cores", "disk_free_mb", b"disk_free_mb", "disk_total_mb", b"disk_total_mb", "host", b"host", "known_runs", b"known_runs", "max_runs", b"max_runs", "memory_mb", b"memory_mb", "name", b"name", "pid", b"pid", "queues", b"queues", "started_at_ms", b"started_at_ms", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -420,6 +435,7 @@ class SchedulerMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     RESEND_OUTPUT_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    RESTART_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome: ...
     @_builtins.property
@@ -434,6 +450,8 @@ class SchedulerMessage(_message.Message):
     def resend_output(self) -> Global___ResendOutput: ...
     @_builtins.property
     def batch(self) -> Global___SchedulerBatch: ...
+    @_builtins.property
+    def restart(self) -> Global___RestartAgent: ...
     def __init__(
         self,
         *,
@@ -444,16 +462,40 @@ class SchedulerMessage(_message.Message):
         heartbeat: Global___Heartbeat | None = ...,
         resend_output: Global___ResendOutput | None = ...,
         batch: Global___SchedulerBatch | None = ...,
+        restart: Global___RestartAgent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "restart", b"restart", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "kill", b"kill", "msg", b"msg", "resend_output", b"resend_output", "restart", b"restart", "result_ack", b"result_ack", "run", b"run", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["welcome", "run", "result_ack", "kill", "heartbeat", "resend_output", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["welcome", "run", "result_ack", "kill", "heartbeat", "resend_output", "batch", "restart"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
 Global___SchedulerMessage: _TypeAlias = SchedulerMessage  # noqa: Y015
+
+@_typing.final
+class RestartAgent(_message.Message):
+    """An operator asked the agent to restart: it re-executes itself; running commands keep running
+    and are adopted by the new process, as after any agent restart.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    requested_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        requested_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requested_by", b"requested_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestartAgent: _TypeAlias = RestartAgent  # noqa: Y015
 
 @_typing.final
 class SchedulerBatch(_message.Message):

@@ -1691,6 +1691,12 @@ class Agent(_message.Message):
     CONNECTED_SINCE_FIELD_NUMBER: _builtins.int
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     RUNNING_RUN_IDS_FIELD_NUMBER: _builtins.int
+    CPU_CORES_FIELD_NUMBER: _builtins.int
+    MEMORY_MB_FIELD_NUMBER: _builtins.int
+    DISK_TOTAL_MB_FIELD_NUMBER: _builtins.int
+    DISK_FREE_MB_FIELD_NUMBER: _builtins.int
+    MAX_RUNS_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     status: _builtins.str
     """online / offline"""
@@ -1703,10 +1709,20 @@ class Agent(_message.Message):
     pid: _builtins.int
     connected_since: _builtins.str
     last_seen: _builtins.str
+    cpu_cores: _builtins.int
+    memory_mb: _builtins.int
+    disk_total_mb: _builtins.int
+    disk_free_mb: _builtins.int
+    max_runs: _builtins.int
+    """0 = no cap"""
     @_builtins.property
     def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def running_run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentChange]:
+        """GetAgent: the latest ONLINE/OFFLINE changes, newest first"""
+
     def __init__(
         self,
         *,
@@ -1723,14 +1739,229 @@ class Agent(_message.Message):
         connected_since: _builtins.str = ...,
         last_seen: _builtins.str = ...,
         running_run_ids: _abc.Iterable[_builtins.str] | None = ...,
+        cpu_cores: _builtins.int = ...,
+        memory_mb: _builtins.int = ...,
+        disk_total_mb: _builtins.int = ...,
+        disk_free_mb: _builtins.int = ...,
+        max_runs: _builtins.int = ...,
+        changes: _abc.Iterable[Global___AgentChange] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected_since", b"connected_since", "cpu_percent", b"cpu_percent", "host", b"host", "last_seen", b"last_seen", "mem_percent", b"mem_percent", "name", b"name", "pid", b"pid", "queues", b"queues", "running", b"running", "running_run_ids", b"running_run_ids", "status", b"status", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "connected_since", b"connected_since", "cpu_cores", b"cpu_cores", "cpu_percent", b"cpu_percent", "disk_free_mb", b"disk_free_mb", "disk_total_mb", b"disk_total_mb", "host", b"host", "last_seen", b"last_seen", "max_runs", b"max_runs", "mem_percent", b"mem_percent", "memory_mb", b"memory_mb", "name", b"name", "pid", b"pid", "queues", b"queues", "running", b"running", "running_run_ids", b"running_run_ids", "status", b"status", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Agent: _TypeAlias = Agent  # noqa: Y015
+
+@_typing.final
+class AgentChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """ONLINE or OFFLINE"""
+    at: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        at: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentChange: _TypeAlias = AgentChange  # noqa: Y015
+
+@_typing.final
+class GetAgentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAgentRequest: _TypeAlias = GetAgentRequest  # noqa: Y015
+
+@_typing.final
+class RestartAgentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestartAgentRequest: _TypeAlias = RestartAgentRequest  # noqa: Y015
+
+@_typing.final
+class RestartAgentReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    """Restart action sent to agent '<name>'."""
+    def __init__(
+        self,
+        *,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestartAgentReply: _TypeAlias = RestartAgentReply  # noqa: Y015
+
+@_typing.final
+class AgentToken(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    LAST_USED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    created_at: _builtins.str
+    created_by: _builtins.str
+    last_used: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+        last_used: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "last_used", b"last_used", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentToken: _TypeAlias = AgentToken  # noqa: Y015
+
+@_typing.final
+class CreateAgentTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAgentTokenRequest: _TypeAlias = CreateAgentTokenRequest  # noqa: Y015
+
+@_typing.final
+class CreateAgentTokenReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """shown once; stored hashed"""
+    @_builtins.property
+    def token(self) -> Global___AgentToken: ...
+    def __init__(
+        self,
+        *,
+        token: Global___AgentToken | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAgentTokenReply: _TypeAlias = CreateAgentTokenReply  # noqa: Y015
+
+@_typing.final
+class ListAgentTokensRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAgentTokensRequest: _TypeAlias = ListAgentTokensRequest  # noqa: Y015
+
+@_typing.final
+class ListAgentTokensReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentToken]: ...
+    def __init__(
+        self,
+        *,
+        tokens: _abc.Iterable[Global___AgentToken] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAgentTokensReply: _TypeAlias = ListAgentTokensReply  # noqa: Y015
+
+@_typing.final
+class RevokeAgentTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAgentTokenRequest: _TypeAlias = RevokeAgentTokenRequest  # noqa: Y015
 
 @_typing.final
 class ListAgentsReply(_message.Message):
@@ -2150,6 +2381,7 @@ class EventRecord(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     ACKED_AT_FIELD_NUMBER: _builtins.int
     ACKED_BY_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     event: _builtins.str
     target: _builtins.str
@@ -2162,6 +2394,10 @@ class EventRecord(_message.Message):
     created_at: _builtins.str
     acked_at: _builtins.str
     acked_by: _builtins.str
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AdhocResult]:
+        """ADHOC: one per selected agent, in selection order"""
+
     def __init__(
         self,
         *,
@@ -2176,14 +2412,130 @@ class EventRecord(_message.Message):
         created_at: _builtins.str = ...,
         acked_at: _builtins.str = ...,
         acked_by: _builtins.str = ...,
+        results: _abc.Iterable[Global___AdhocResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked_at", b"acked_at", "acked_by", b"acked_by", "args_json", b"args_json", "created_at", b"created_at", "event", b"event", "id", b"id", "message", b"message", "origin", b"origin", "published_by", b"published_by", "status", b"status", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked_at", b"acked_at", "acked_by", b"acked_by", "args_json", b"args_json", "created_at", b"created_at", "event", b"event", "id", b"id", "message", b"message", "origin", b"origin", "published_by", b"published_by", "results", b"results", "status", b"status", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EventRecord: _TypeAlias = EventRecord  # noqa: Y015
+
+@_typing.final
+class AdhocRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CMD_FIELD_NUMBER: _builtins.int
+    QUEUES_FIELD_NUMBER: _builtins.int
+    AGENTS_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
+    STDOUT_FIELD_NUMBER: _builtins.int
+    STDERR_FIELD_NUMBER: _builtins.int
+    MAX_RUN_TIME_FIELD_NUMBER: _builtins.int
+    RUN_AS_USER_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    cmd: _builtins.str
+    all: _builtins.bool
+    stdout: _builtins.str
+    """default /tmp/adhoc.out"""
+    stderr: _builtins.str
+    """default /tmp/adhoc.err"""
+    max_run_time: _builtins.int
+    """seconds; 0 = 3600"""
+    run_as_user: _builtins.str
+    origin: _builtins.str
+    """CLI, UI, API"""
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """exactly one of queues, agents, all"""
+
+    @_builtins.property
+    def agents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        cmd: _builtins.str = ...,
+        queues: _abc.Iterable[_builtins.str] | None = ...,
+        agents: _abc.Iterable[_builtins.str] | None = ...,
+        all: _builtins.bool = ...,
+        stdout: _builtins.str = ...,
+        stderr: _builtins.str = ...,
+        max_run_time: _builtins.int = ...,
+        run_as_user: _builtins.str = ...,
+        origin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "all", b"all", "cmd", b"cmd", "max_run_time", b"max_run_time", "name", b"name", "origin", b"origin", "queues", b"queues", "run_as_user", b"run_as_user", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdhocRequest: _TypeAlias = AdhocRequest  # noqa: Y015
+
+@_typing.final
+class AdhocResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    HAS_RETURN_CODE_FIELD_NUMBER: _builtins.int
+    RETURN_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    STDOUT_FIELD_NUMBER: _builtins.int
+    STDERR_FIELD_NUMBER: _builtins.int
+    STDOUT_CUT_FIELD_NUMBER: _builtins.int
+    STDERR_CUT_FIELD_NUMBER: _builtins.int
+    agent: _builtins.str
+    host: _builtins.str
+    run_id: _builtins.str
+    state: _builtins.str
+    """TRIGGER, STARTED, RUNNING, then SUCCESS, FAILED or TERMINATED"""
+    has_return_code: _builtins.bool
+    return_code: _builtins.int
+    reason: _builtins.str
+    pid: _builtins.int
+    started_at: _builtins.str
+    ended_at: _builtins.str
+    stdout: _builtins.bytes
+    """last 64 KiB"""
+    stderr: _builtins.bytes
+    stdout_cut: _builtins.bool
+    """earlier output was dropped"""
+    stderr_cut: _builtins.bool
+    def __init__(
+        self,
+        *,
+        agent: _builtins.str = ...,
+        host: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        has_return_code: _builtins.bool = ...,
+        return_code: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        started_at: _builtins.str = ...,
+        ended_at: _builtins.str = ...,
+        stdout: _builtins.bytes = ...,
+        stderr: _builtins.bytes = ...,
+        stdout_cut: _builtins.bool = ...,
+        stderr_cut: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "ended_at", b"ended_at", "has_return_code", b"has_return_code", "host", b"host", "pid", b"pid", "reason", b"reason", "return_code", b"return_code", "run_id", b"run_id", "started_at", b"started_at", "state", b"state", "stderr", b"stderr", "stderr_cut", b"stderr_cut", "stdout", b"stdout", "stdout_cut", b"stdout_cut"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdhocResult: _TypeAlias = AdhocResult  # noqa: Y015
 
 @_typing.final
 class ListEventsRequest(_message.Message):

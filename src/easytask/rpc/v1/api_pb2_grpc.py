@@ -124,6 +124,36 @@ class EasyTaskApiStub:
                 request_serializer=easytask_dot_v1_dot_api__pb2.ListAgentsRequest.SerializeToString,
                 response_deserializer=easytask_dot_v1_dot_api__pb2.ListAgentsReply.FromString,
                 _registered_method=True)
+        self.GetAgent = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/GetAgent',
+                request_serializer=easytask_dot_v1_dot_api__pb2.GetAgentRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.Agent.FromString,
+                _registered_method=True)
+        self.RestartAgent = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/RestartAgent',
+                request_serializer=easytask_dot_v1_dot_api__pb2.RestartAgentRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.RestartAgentReply.FromString,
+                _registered_method=True)
+        self.CreateAgentToken = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/CreateAgentToken',
+                request_serializer=easytask_dot_v1_dot_api__pb2.CreateAgentTokenRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.CreateAgentTokenReply.FromString,
+                _registered_method=True)
+        self.ListAgentTokens = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/ListAgentTokens',
+                request_serializer=easytask_dot_v1_dot_api__pb2.ListAgentTokensRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.ListAgentTokensReply.FromString,
+                _registered_method=True)
+        self.RevokeAgentToken = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/RevokeAgentToken',
+                request_serializer=easytask_dot_v1_dot_api__pb2.RevokeAgentTokenRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.AgentToken.FromString,
+                _registered_method=True)
+        self.RunAdhoc = channel.unary_unary(
+                '/easytask.v1.EasyTaskApi/RunAdhoc',
+                request_serializer=easytask_dot_v1_dot_api__pb2.AdhocRequest.SerializeToString,
+                response_deserializer=easytask_dot_v1_dot_api__pb2.EventReply.FromString,
+                _registered_method=True)
         self.ListCalendars = channel.unary_unary(
                 '/easytask.v1.EasyTaskApi/ListCalendars',
                 request_serializer=easytask_dot_v1_dot_api__pb2.ListCalendarsRequest.SerializeToString,
@@ -365,6 +395,44 @@ class EasyTaskApiServicer:
 
     def ListAgents(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartAgent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAgentToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgentTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAgentToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunAdhoc(self, request, context):
+        """ADHOC (spec 10): one execution per selected connected agent; returns after the
+        acknowledgment; per-agent results are read with GetEvent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -628,6 +696,36 @@ def add_EasyTaskApiServicer_to_server(servicer, server):
                     servicer.ListAgents,
                     request_deserializer=easytask_dot_v1_dot_api__pb2.ListAgentsRequest.FromString,
                     response_serializer=easytask_dot_v1_dot_api__pb2.ListAgentsReply.SerializeToString,
+            ),
+            'GetAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgent,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.GetAgentRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.Agent.SerializeToString,
+            ),
+            'RestartAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartAgent,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.RestartAgentRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.RestartAgentReply.SerializeToString,
+            ),
+            'CreateAgentToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAgentToken,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.CreateAgentTokenRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.CreateAgentTokenReply.SerializeToString,
+            ),
+            'ListAgentTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgentTokens,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.ListAgentTokensRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.ListAgentTokensReply.SerializeToString,
+            ),
+            'RevokeAgentToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAgentToken,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.RevokeAgentTokenRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.AgentToken.SerializeToString,
+            ),
+            'RunAdhoc': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunAdhoc,
+                    request_deserializer=easytask_dot_v1_dot_api__pb2.AdhocRequest.FromString,
+                    response_serializer=easytask_dot_v1_dot_api__pb2.EventReply.SerializeToString,
             ),
             'ListCalendars': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCalendars,
@@ -1246,6 +1344,168 @@ class EasyTaskApi:
             '/easytask.v1.EasyTaskApi/ListAgents',
             easytask_dot_v1_dot_api__pb2.ListAgentsRequest.SerializeToString,
             easytask_dot_v1_dot_api__pb2.ListAgentsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/GetAgent',
+            easytask_dot_v1_dot_api__pb2.GetAgentRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.Agent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/RestartAgent',
+            easytask_dot_v1_dot_api__pb2.RestartAgentRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.RestartAgentReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAgentToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/CreateAgentToken',
+            easytask_dot_v1_dot_api__pb2.CreateAgentTokenRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.CreateAgentTokenReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgentTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/ListAgentTokens',
+            easytask_dot_v1_dot_api__pb2.ListAgentTokensRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.ListAgentTokensReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAgentToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/RevokeAgentToken',
+            easytask_dot_v1_dot_api__pb2.RevokeAgentTokenRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.AgentToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunAdhoc(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/easytask.v1.EasyTaskApi/RunAdhoc',
+            easytask_dot_v1_dot_api__pb2.AdhocRequest.SerializeToString,
+            easytask_dot_v1_dot_api__pb2.EventReply.FromString,
             options,
             channel_credentials,
             insecure,
