@@ -47,12 +47,15 @@ class ScriptedAgent:
         self.call: Any = None
         self.buffer: list[apb.SchedulerMessage] = []
 
-    async def connect(self, known: list[apb.KnownRun] | None = None) -> apb.Welcome:
+    async def connect(
+        self, known: list[apb.KnownRun] | None = None, pid: int = 1, max_runs: int = 0
+    ) -> apb.Welcome:
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
         stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.call = stub.Connect(metadata=(("authorization", f"Bearer {self.token}"),))
         hello = apb.Hello(name=self.name, host=f"{self.name}.host", queues=self.queues,
-                          version="test", pid=1, known_runs=known or [])  # fmt: skip
+                          version="test", pid=pid, known_runs=known or [],
+                          max_runs=max_runs)  # fmt: skip
         await self.call.write(apb.AgentMessage(hello=hello))
         first = await self.recv("welcome")
         assert isinstance(first, apb.Welcome)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -384,3 +385,55 @@ async def test_terminate_with_the_agent_offline_ends_now_and_kills_on_return(
 async def _offline(h: Harness, name: str) -> bool:
     agents = await h.api.ListAgents(pb.ListAgentsRequest(), metadata=h.md)
     return any(a.name == name and a.status == "offline" for a in agents.agents)
+
+
+async def test_a_second_live_agent_with_a_taken_name_is_refused(harness: Harness) -> None:
+    await harness.create(tid=2030)
+    first = await harness.agent("a1", ["q1"])
+    impostor = ScriptedAgent(harness.port, harness.agent_token, "a1", ["q1"])
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await impostor.connect(pid=999)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "agent name 'a1' is already connected from host a1.host (pid 1)" in (
+        err.value.details() or ""
+    )
+    await impostor.close()
+    # The first keeps its stream and its runs.
+    await harness.clock.advance(60)
+    order = await first.recv("run")
+    await run_through(first, order.run_id)
+    await first.send(finished=finished(order.run_id))
+    await first.recv("result_ack")
+    assert (await harness.run(order.run_id)).agent == "a1"
+
+
+async def test_an_agent_is_never_offered_more_than_its_max_runs(harness: Harness) -> None:
+    for i in range(5):
+        await harness.create(tid=2040 + i, name=f"capped{i}")
+    agent = ScriptedAgent(harness.port, harness.agent_token, "a1", ["q1"])
+    await agent.connect(max_runs=2)
+    harness.agents.append(agent)
+    await harness.clock.advance(60)
+    first = [await agent.recv("run"), await agent.recv("run")]
+    hub = harness.service.hub
+    assert hub is not None
+    session = hub.sessions["a1"]
+    # The other three wait in the scheduler (a read that timed out would end the stream, so
+    # the absence of a third order is read off the hub).
+    assert (hub.waiting_count(), session.load) == (3, 2)
+    # Each result frees one place, and only one more order comes.
+    for order in first:
+        await run_through(agent, order.run_id)
+        await agent.send(finished=finished(order.run_id))
+    more = [await agent.recv("run"), await agent.recv("run")]
+    assert len({o.run_id for o in first + more}) == 4
+    await eventually("one order left waiting", _async(lambda: hub.waiting_count() == 1 or None))
+    assert session.load == 2
+    assert not [m for m in agent.buffer if m.WhichOneof("msg") == "run"]
+
+
+def _async(check: Callable[[], bool | None]) -> Callable[[], Awaitable[bool | None]]:
+    async def run() -> bool | None:
+        return check()
+
+    return run

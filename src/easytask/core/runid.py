@@ -30,6 +30,16 @@ def make_group_run_id(instance: str, gid: int, scheduled_utc: datetime) -> str:
     return f"{group_run_prefix(instance, gid)}{to_ms(scheduled_utc)}"
 
 
+def make_adhoc_run_id(instance: str, event_id: int, index: int) -> str:
+    """The run id of an ad-hoc command's execution on the ``index``-th selected agent
+    (0-based). ``parse_run_id`` refuses it: it is no task's run."""
+    return f"{instance}:adhoc-{event_id}-{index}"
+
+
+def is_adhoc_run_id(run_id: str) -> bool:
+    return ":adhoc-" in run_id
+
+
 def parse_run_id(run_id: str) -> tuple[str, int, int, int]:
     """Split a run id into (instance, tid, scheduled ms, attempt); ValueError when malformed."""
     instance, tid, ms, attempt = run_id.rsplit(":", 3)

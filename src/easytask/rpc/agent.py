@@ -20,7 +20,7 @@ from easytask.rpc.convert import (
 )
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import agent_pb2_grpc
-from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentSession
+from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentNameTaken, AgentSession
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,17 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except MalformedMessageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return
-        await context.write(
-            scheduler_message_to_proto(Welcome(self._instance, __version__, HEARTBEAT_SECONDS))
-        )
-        session = self._hub.connect(hello)
+        try:
+            session = self._hub.connect(hello)
+        except AgentNameTaken as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+            return
+        try:
+            welcome = Welcome(self._instance, __version__, HEARTBEAT_SECONDS)
+            await context.write(scheduler_message_to_proto(welcome))
+        except BaseException:
+            self._hub.disconnect(session)
+            raise
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._read(messages, session))

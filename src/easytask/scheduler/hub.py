@@ -16,6 +16,7 @@ from easytask.core.protocol import (
     AgentMessage,
     KillRun,
     OutputChunk,
+    RestartAgent,
     RunAccepted,
     RunDeclined,
     RunFinished,
@@ -24,13 +25,17 @@ from easytask.core.protocol import (
     SchedulerHeartbeat,
     SchedulerMessage,
 )
-from easytask.core.runid import to_ms
+from easytask.core.runid import is_adhoc_run_id, to_ms
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
 OFFLINE_AFTER_SECONDS = 30
 MISSED_BEATS_OFFLINE = OFFLINE_AFTER_SECONDS // HEARTBEAT_SECONDS
+
+
+class AgentNameTaken(Exception):
+    """A second live agent claims a name that is connected: it is refused, the first stays."""
 
 
 class RunEvents(Protocol):
@@ -66,6 +71,16 @@ class AgentSession:
     def load(self) -> int:
         return len(self.offered) + len(self.active)
 
+    @property
+    def has_room(self) -> bool:
+        """Whether one more run may be offered (the agent's ``--max-runs``; 0 = no cap)."""
+        cap = self.hello.max_runs
+        return cap <= 0 or self.load < cap
+
+    def same_process(self, hello: AgentHello) -> bool:
+        """Whether a new hello comes from this session's agent process (a reconnect)."""
+        return (hello.host, hello.pid) == (self.hello.host, self.hello.pid)
+
     def send(self, msg: SchedulerMessage) -> None:
         if not self.closed:
             self._outbox.append(msg)
@@ -96,6 +111,8 @@ class AgentHub:
         self.sessions: dict[str, AgentSession] = {}
         self._waiting: dict[str, deque[RunOrder]] = defaultdict(deque)
         self._pending_kills: dict[str, list[KillRun]] = defaultdict(list)
+        # Orders for one named agent (ad-hoc commands): never routed to another.
+        self._pinned: dict[str, deque[RunOrder]] = defaultdict(deque)
 
     def bind(self, events: RunEvents) -> None:
         self._events = events
@@ -108,8 +125,18 @@ class AgentHub:
     # ----- sessions -----
 
     def connect(self, hello: AgentHello) -> AgentSession:
-        """Register a new stream; an older stream of the same agent name is closed."""
+        """Register a new stream. The same agent process connecting again replaces its older
+        stream; another process claiming a connected name is refused (AgentNameTaken)."""
         old = self.sessions.get(hello.name)
+        if old is not None and not old.same_process(hello):
+            log.warning(
+                "agent %s from host %s (pid %d) refused: the name is connected from host %s "
+                "(pid %d)", hello.name, hello.host, hello.pid, old.hello.host, old.hello.pid,
+            )  # fmt: skip
+            raise AgentNameTaken(
+                f"agent name {hello.name!r} is already connected from host {old.hello.host} "
+                f"(pid {old.hello.pid}); give this agent another --name"
+            )
         if old is not None:
             log.warning("agent %s connected again; closing its previous stream", hello.name)
             self.disconnect(old)
@@ -126,7 +153,7 @@ class AgentHub:
         self.events.agent_connected(session)
         for kill in self._pending_kills.pop(hello.name, []):
             session.send(kill)
-        self._drain_waiting(hello.queues)
+        self._drain(session)
         return session
 
     def disconnect(self, session: AgentSession) -> None:
@@ -143,7 +170,10 @@ class AgentHub:
         session.offered.clear()
         self.events.agent_disconnected(session)
         for order in offered:
-            self.submit(order)
+            if is_adhoc_run_id(order.run_id):
+                self._pinned[session.name].appendleft(order)
+            else:
+                self.submit(order)
 
     def is_connected(self, agent: str) -> bool:
         return agent in self.sessions
@@ -156,14 +186,37 @@ class AgentHub:
     def submit(self, order: RunOrder, exclude: Iterable[str] = ()) -> None:
         """Offer a run to the least-loaded agent of its queue, or park it until one connects."""
         skip = set(exclude)
-        candidates = [s for s in self.online(order.queue) if s.name not in skip]
+        candidates = [
+            s for s in self.online(order.queue) if s.name not in skip and s.has_room
+        ]  # fmt: skip
         if not candidates:
             self._waiting[order.queue].append(order)
             return
         session = min(candidates, key=lambda s: (s.load, s.name))
+        self._offer(session, order)
+
+    def submit_to(self, agent: str, order: RunOrder) -> None:
+        """Offer a run to one named agent only (an ad-hoc run), now or when it has room or
+        is back; it is never routed elsewhere."""
+        session = self.sessions.get(agent)
+        if session is None or session.closed or not session.has_room:
+            self._pinned[agent].append(order)
+            return
+        self._offer(session, order)
+
+    def _offer(self, session: AgentSession, order: RunOrder) -> None:
         session.offered[order.run_id] = order
         session.send(order)
         self.events.run_dispatched(order.run_id, session)
+
+    def restart(self, agent: str, requested_by: str) -> bool:
+        """Send an operator's restart action; False when the agent is not connected."""
+        session = self.sessions.get(agent)
+        if session is None or session.closed:
+            return False
+        log.info("restart of agent %s requested by %s", agent, requested_by)
+        session.send(RestartAgent(requested_by))
+        return True
 
     def adopt(self, session: AgentSession, run_id: str) -> None:
         """The agent already holds this run (reported in its hello): count it as accepted."""
@@ -175,7 +228,7 @@ class AgentHub:
         for session in self.sessions.values():
             if session.offered.pop(run_id, None) is not None:
                 return session.name
-        for queue in self._waiting.values():
+        for queue in (*self._waiting.values(), *self._pinned.values()):
             for order in queue:
                 if order.run_id == run_id:
                     queue.remove(order)
@@ -193,7 +246,9 @@ class AgentHub:
             log.error("%s for agent %s dropped: %s", type(msg).__name__, session.name, reason)
 
     def waiting_count(self) -> int:
-        return sum(len(q) for q in self._waiting.values())
+        return sum(len(q) for q in self._waiting.values()) + sum(
+            len(q) for q in self._pinned.values()
+        )
 
     def kill(self, agent: str, run_id: str, reason: str) -> None:
         """Ask an agent to terminate a run; delivered on reconnect when the agent is offline."""
@@ -204,11 +259,22 @@ class AgentHub:
         else:
             session.send(msg)
 
-    def _drain_waiting(self, queues: Iterable[str]) -> None:
-        for queue in queues:
-            parked = self._waiting.pop(queue, None)
-            while parked:
+    def _drain(self, session: AgentSession) -> None:
+        """Offer what waits for this agent (its pinned orders, then its queues') while it has
+        room; called when it connects and whenever one of its runs ends."""
+        pinned = self._pinned.get(session.name)
+        while pinned and session.has_room and not session.closed:
+            self._offer(session, pinned.popleft())
+        if pinned is not None and not pinned:
+            del self._pinned[session.name]
+        if not self._waiting:
+            return
+        for queue in session.hello.queues:
+            parked = self._waiting.get(queue)
+            while parked and session.has_room and not session.closed:
                 self.submit(parked.popleft())
+            if parked is not None and not parked:
+                self._waiting.pop(queue, None)
 
     # ----- messages from agents -----
 
@@ -227,18 +293,23 @@ class AgentHub:
             session.offered.pop(msg.run_id, None)
             session.active.discard(msg.run_id)
             events.run_finished(session, msg)
+            self._drain(session)
         elif isinstance(msg, RunDeclined):
             order = session.offered.pop(msg.run_id, None)
             log.warning("agent %s declined run %s: %s", session.name, msg.run_id, msg.reason)
-            if order is not None:
+            if order is not None and is_adhoc_run_id(order.run_id):
+                self._pinned[session.name].append(order)
+            elif order is not None:
                 self.submit(order, exclude=[session.name])
         elif isinstance(msg, AgentHeartbeat):
             session.heartbeat = msg
 
     def finished_elsewhere(self, run_id: str) -> None:
         """A run became final without its agent (operator, expiry): stop counting it."""
-        for session in self.sessions.values():
-            session.active.discard(run_id)
+        for session in list(self.sessions.values()):
+            if run_id in session.active:
+                session.active.discard(run_id)
+                self._drain(session)
 
     # ----- liveness -----
 
