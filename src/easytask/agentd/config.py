@@ -63,8 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentConfig:
-    """Parse flags (argparse exits 2 on misuse); AuthError when no token can be found."""
+def load_config(
+    argv: Sequence[str] | None, env: Mapping[str, str], *, token: str | None = None
+) -> AgentConfig:
+    """Parse flags (argparse exits 2 on misuse); AuthError when no token can be found.
+
+    ``token`` is one handed over by a previous image of the agent (see ``secrecy``): it wins.
+    """
     args = build_parser().parse_args(argv)
     host = hostname()
     name = args.name or host
@@ -77,7 +82,7 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentConf
         name=name,
         queues=queues,
         home=home,
-        token=find_token(args.token, env, home),
+        token=token or find_token(args.token, env, home),
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
         profiles_dir=Path(args.profiles_dir),
         kill_grace=args.kill_grace,

@@ -4,6 +4,9 @@ Exit codes: 0 after SIGTERM/SIGINT, 2 usage error, 3 no token or token refused o
 connect. On SIGTERM/SIGINT the agent declines new RunTasks, closes its stream and exits; running
 commands are left running (own process groups, output straight to files) and are adopted from
 the journal by the next agent process with the same ``--home`` and ``--name``.
+
+A token given by ``--token`` or ``EASYTASK_TOKEN`` never stays in the process's arguments or
+environment, where a command could read it through ``/proc/$PPID``: see ``secrecy``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ from easytask.agentd.placeholders import CommandPreparer
 from easytask.agentd.recovery import restore_runs
 from easytask.agentd.runner import ProcessRunner
 from easytask.agentd.runs import RunManager
+from easytask.agentd.secrecy import (
+    TOKEN_ENV,
+    exec_agent,
+    make_undumpable,
+    must_hide,
+    relaunch_prefix,
+    split_token_flag,
+    take_handed_token,
+)
 from easytask.agentd.session import AgentSession
 from easytask.agentd.sysinfo import SystemClock, cpu_cores, hostname, memory_mb
 from easytask.core.errors import AuthError
@@ -36,12 +48,28 @@ EXIT_AUTH = 3
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(argv))
-
-
-def run(argv: Sequence[str] | None = None) -> int:
+    """The process entry point: first of all, take the token out of reach of commands."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    prefix = relaunch_prefix(from_sys_argv=argv is None)
+    make_undumpable()
     try:
-        config = load_config(argv, os.environ)
+        handed = take_handed_token(os.environ)
+        if must_hide(args, os.environ):
+            flag = split_token_flag(args)[1]
+            exec_agent(prefix, args, os.environ, flag or handed or os.environ.get(TOKEN_ENV))
+    except AuthError as exc:
+        sys.stderr.write(f"easytask-agentd: error: {exc}\n")
+        sys.exit(EXIT_AUTH)
+    except OSError as exc:
+        sys.stderr.write(f"easytask-agentd: error: cannot re-execute without the token: {exc}\n")
+        sys.exit(EXIT_USAGE)
+    sys.exit(run(args, token=handed))
+
+
+def run(argv: Sequence[str] | None = None, *, token: str | None = None) -> int:
+    """Run the agent with ``argv``; ``token``, when given, wins over every other source."""
+    try:
+        config = load_config(argv, os.environ, token=token)
         tls_ca = read_tls_ca(config.tls_ca)
     except AuthError as exc:
         sys.stderr.write(f"easytask-agentd: error: {exc}\n")
