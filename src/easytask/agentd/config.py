@@ -28,6 +28,7 @@ class AgentConfig:
     kill_grace: float
     max_parallel: int
     log_level: str
+    max_runs: int = 0  # sent in Hello: most runs the scheduler may hold here at once; 0 = no cap
 
     @property
     def agent_dir(self) -> Path:
@@ -59,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         help="commands running at once; more wait in arrival order (default 64)",
     )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        help="most runs the scheduler may hand this agent at once, 0 for no cap "
+        "(env EASYTASK_MAX_RUNS, default 0)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -77,6 +84,17 @@ def load_config(
     home = Path(args.home or env.get("EASYTASK_HOME") or ".easytask").absolute()
     if args.kill_grace < 0 or args.max_parallel < 1:
         build_parser().error("--kill-grace must be >= 0 and --max-parallel >= 1")
+    max_runs = args.max_runs
+    if max_runs is None:
+        raw = env.get("EASYTASK_MAX_RUNS", "").strip() or "0"
+        try:
+            max_runs = int(raw)
+        except ValueError:
+            build_parser().error(f"EASYTASK_MAX_RUNS must be a whole number >= 0, not {raw!r}")
+        if max_runs < 0:
+            build_parser().error(f"EASYTASK_MAX_RUNS must be >= 0, not {max_runs}")
+    elif max_runs < 0:
+        build_parser().error(f"--max-runs must be >= 0 (0 for no cap), not {max_runs}")
     return AgentConfig(
         server=args.server or env.get("EASYTASK_SERVER") or DEFAULT_SERVER,
         name=name,
@@ -88,6 +106,7 @@ def load_config(
         kill_grace=args.kill_grace,
         max_parallel=args.max_parallel,
         log_level=args.log_level,
+        max_runs=max_runs,
     )
 
 

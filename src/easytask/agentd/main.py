@@ -35,9 +35,10 @@ from easytask.agentd.secrecy import (
     relaunch_prefix,
     split_token_flag,
     take_handed_token,
+    take_started_at,
 )
 from easytask.agentd.session import AgentSession
-from easytask.agentd.sysinfo import SystemClock, cpu_cores, hostname, memory_mb
+from easytask.agentd.sysinfo import SystemClock, cpu_cores, hostname, memory_mb, now_ms
 from easytask.core.errors import AuthError
 from easytask.core.protocol import AgentHello
 
@@ -52,22 +53,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     prefix = relaunch_prefix(from_sys_argv=argv is None)
     make_undumpable()
+    started_at_ms = take_started_at(os.environ) or now_ms()
     try:
         handed = take_handed_token(os.environ)
         if must_hide(args, os.environ):
-            flag = split_token_flag(args)[1]
-            exec_agent(prefix, args, os.environ, flag or handed or os.environ.get(TOKEN_ENV))
+            token = split_token_flag(args)[1] or handed or os.environ.get(TOKEN_ENV)
+            exec_agent(prefix, args, os.environ, token, started_at_ms)
     except AuthError as exc:
         sys.stderr.write(f"easytask-agentd: error: {exc}\n")
         sys.exit(EXIT_AUTH)
     except OSError as exc:
         sys.stderr.write(f"easytask-agentd: error: cannot re-execute without the token: {exc}\n")
         sys.exit(EXIT_USAGE)
-    sys.exit(run(args, token=handed))
+    sys.exit(run(args, token=handed, started_at_ms=started_at_ms))
 
 
-def run(argv: Sequence[str] | None = None, *, token: str | None = None) -> int:
-    """Run the agent with ``argv``; ``token``, when given, wins over every other source."""
+def run(
+    argv: Sequence[str] | None = None, *, token: str | None = None, started_at_ms: int = 0
+) -> int:
+    """Run the agent with ``argv``; ``token``, when given, wins over every other source.
+
+    ``started_at_ms`` is when this agent first started (now when 0), reported in Hello.
+    """
     try:
         config = load_config(argv, os.environ, token=token)
         tls_ca = read_tls_ca(config.tls_ca)
@@ -77,10 +84,10 @@ def run(argv: Sequence[str] | None = None, *, token: str | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"easytask-agentd: error: cannot read --tls-ca: {exc}\n")
         return EXIT_USAGE
-    return asyncio.run(serve(config, tls_ca))
+    return asyncio.run(serve(config, tls_ca, started_at_ms or now_ms()))
 
 
-async def serve(config: AgentConfig, tls_ca: bytes | None) -> int:
+async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -> int:
     """Wire the agent together and run it until SIGTERM/SIGINT (0) or a refused token (3)."""
     setup_logging(config.home, config.name, config.log_level)
     clock = SystemClock()
@@ -106,6 +113,8 @@ async def serve(config: AgentConfig, tls_ca: bytes | None) -> int:
         pid=os.getpid(),
         cpu_cores=cpu_cores(),
         memory_mb=memory_mb(),
+        max_runs=config.max_runs,
+        started_at_ms=started_at_ms,
     )
     session = AgentSession(
         target=config.server,
@@ -114,6 +123,7 @@ async def serve(config: AgentConfig, tls_ca: bytes | None) -> int:
         identity=identity,
         manager=manager,
         outbox=outbox,
+        disk_path=config.home,
     )
     stop = asyncio.Event()
     exit_code = 0

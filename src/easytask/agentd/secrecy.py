@@ -92,21 +92,39 @@ def take_handed_token(env: MutableMapping[str, str]) -> str | None:
     return b"".join(chunks).decode(errors="replace").strip() or None
 
 
+def take_started_at(env: MutableMapping[str, str]) -> int | None:
+    """When the first image of this agent started (Unix ms), as a previous image handed it over.
+
+    Removes the variable from ``env`` (commands never see it); None when there is none.
+    """
+    value = env.pop(STARTED_ENV, None)
+    try:
+        return int(value) if value is not None and int(value) > 0 else None
+    except ValueError:
+        return None
+
+
 def must_hide(argv: Sequence[str], env: Mapping[str, str]) -> bool:
     """True when the token is (or may be) in this image's arguments or environment."""
     return TOKEN_ENV in env or split_token_flag(argv)[1] is not None
 
 
 def exec_agent(
-    prefix: Sequence[str], args: Sequence[str], env: Mapping[str, str], token: str | None
+    prefix: Sequence[str],
+    args: Sequence[str],
+    env: Mapping[str, str],
+    token: str | None,
+    started_at_ms: int,
 ) -> NoReturn:
     """Replace this process by ``prefix + args`` with ``token`` through an inherited pipe.
 
     ``args`` and ``env`` are used without any token in them; ``token`` None hands nothing over
-    (the new image looks for ``credentials.json``). Raises OSError if the exec fails.
+    (the new image looks for ``credentials.json``). ``started_at_ms`` goes along in
+    ``EASYTASK_AGENT_STARTED_AT_MS``. Raises OSError if the exec fails.
     """
     args, _ = split_token_flag(args)
     new_env = {k: v for k, v in env.items() if k not in (TOKEN_ENV, TOKEN_FD_ENV)}
+    new_env[STARTED_ENV] = str(started_at_ms)
     if token:
         data = token.encode()
         if len(data) > _PIPE_CAPACITY:

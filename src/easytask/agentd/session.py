@@ -19,12 +19,13 @@ import asyncio
 import logging
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 
 from easytask.agentd.outbox import Outbox
 from easytask.agentd.runs import RunManager
-from easytask.agentd.sysinfo import CpuSampler, mem_percent, now_ms
+from easytask.agentd.sysinfo import CpuSampler, disk_mb, mem_percent, now_ms
 from easytask.core.errors import AuthError, StreamEndedError
 from easytask.core.protocol import (
     AgentHeartbeat,
@@ -63,6 +64,7 @@ class AgentSession:
         target: ``HOST:PORT`` of the scheduler.
         token: the agent token, sent as ``authorization: Bearer <token>`` (never logged).
         tls_ca: PEM root certificates for a TLS channel; None for an insecure channel.
+        disk_path: a path on the file system whose size and free space each Hello reports.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class AgentSession:
         manager: RunManager,
         outbox: Outbox,
         heartbeat_seconds: float = 10.0,
+        disk_path: Path | None = None,
     ) -> None:
         self._target = target
         self._metadata = (("authorization", f"Bearer {token}"),)
@@ -82,6 +85,7 @@ class AgentSession:
         self._identity = identity
         self._manager = manager
         self._outbox = outbox
+        self._disk_path = disk_path
         self._default_heartbeat = heartbeat_seconds
         self._heartbeat = heartbeat_seconds
         self._cpu = CpuSampler()
@@ -164,6 +168,9 @@ class AgentSession:
         self._outbox.open()
         try:
             hello = replace(self._identity, known_runs=tuple(known))
+            if self._disk_path is not None:  # free space is read again at every connect
+                total, free = disk_mb(self._disk_path)
+                hello = replace(hello, disk_total_mb=total, disk_free_mb=free)
             await stream.send_hello(hello)
             first = await self._receive(stream)
             if first is None:

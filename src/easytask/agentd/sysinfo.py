@@ -1,12 +1,14 @@
-"""Host facts from /proc: cores, memory, CPU and memory load, process start times, the clock."""
+"""Host facts: cores, memory, disk, CPU and memory load, process start times, the clock."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 
 class SystemClock:
@@ -35,6 +37,18 @@ def hostname() -> str:
 
 def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+
+
+def disk_mb(path: Path) -> tuple[int, int]:
+    """Total and free MB of the file system holding ``path`` ((0, 0) when it cannot be read).
+
+    Free is what an unprivileged user may use (``statvfs`` f_bavail).
+    """
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return (0, 0)
+    return (usage.total // (1024 * 1024), usage.free // (1024 * 1024))
 
 
 def _meminfo() -> dict[str, int]:
