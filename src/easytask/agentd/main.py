@@ -1,9 +1,12 @@
 """easytask-agentd entry point: the composition root of the agent process.
 
-Exit codes: 0 after SIGTERM/SIGINT, 2 usage error, 3 no token or token refused on the first
-connect. On SIGTERM/SIGINT the agent declines new RunTasks, closes its stream and exits; running
-commands are left running (own process groups, output straight to files) and are adopted from
-the journal by the next agent process with the same ``--home`` and ``--name``.
+Exit codes: 0 after SIGTERM/SIGINT, 1 a restart action that could not re-execute, 2 usage
+error, 3 no token or token refused on the first connect. On SIGTERM/SIGINT the agent declines new
+RunTasks, closes its stream and exits; running commands are left running (own process groups,
+output straight to files) and are adopted from the journal by the next agent process with the
+same ``--home`` and ``--name``. A restart action (RestartAgent from the scheduler) does the same
+and then re-executes the agent with the same arguments (same pid, same start time in Hello), so
+the new image adopts those commands.
 
 A token given by ``--token`` or ``EASYTASK_TOKEN`` never stays in the process's arguments or
 environment, where a command could read it through ``/proc/$PPID``: see ``secrecy``.
@@ -17,6 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import easytask
 from easytask.agentd.config import AgentConfig, load_config, read_tls_ca
@@ -44,6 +48,7 @@ from easytask.core.protocol import AgentHello
 
 log = logging.getLogger("easytask.agentd.main")  # not __name__: it is "__main__" under -m
 
+EXIT_RESTART_FAILED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 
@@ -65,18 +70,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:
         sys.stderr.write(f"easytask-agentd: error: cannot re-execute without the token: {exc}\n")
         sys.exit(EXIT_USAGE)
-    sys.exit(run(args, token=handed, started_at_ms=started_at_ms))
+    sys.exit(run(args, token=handed, started_at_ms=started_at_ms, relaunch=prefix))
 
 
 def run(
-    argv: Sequence[str] | None = None, *, token: str | None = None, started_at_ms: int = 0
+    argv: Sequence[str] | None = None,
+    *,
+    token: str | None = None,
+    started_at_ms: int = 0,
+    relaunch: Sequence[str] | None = None,
 ) -> int:
     """Run the agent with ``argv``; ``token``, when given, wins over every other source.
 
     ``started_at_ms`` is when this agent first started (now when 0), reported in Hello.
+    ``relaunch`` is how to exec the agent again for a restart action (``secrecy``); after a
+    restart action this function does not return unless the exec fails (exit code 1).
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    started_at_ms = started_at_ms or now_ms()
     try:
-        config = load_config(argv, os.environ, token=token)
+        config = load_config(args, os.environ, token=token)
         tls_ca = read_tls_ca(config.tls_ca)
     except AuthError as exc:
         sys.stderr.write(f"easytask-agentd: error: {exc}\n")
@@ -84,11 +97,29 @@ def run(
     except OSError as exc:
         sys.stderr.write(f"easytask-agentd: error: cannot read --tls-ca: {exc}\n")
         return EXIT_USAGE
-    return asyncio.run(serve(config, tls_ca, started_at_ms or now_ms()))
+    stopped = asyncio.run(serve(config, tls_ca, started_at_ms))
+    if stopped.restart_by is None:
+        return stopped.exit_code
+    prefix = relaunch or relaunch_prefix(from_sys_argv=argv is None)
+    log.info("agent %s (pid %d) re-executing itself", config.name, os.getpid())
+    try:
+        exec_agent(prefix, args, os.environ, config.token, started_at_ms)
+    except (OSError, AuthError) as exc:
+        log.error("agent %s cannot re-execute itself for the restart: %s", config.name, exc)
+    return EXIT_RESTART_FAILED
 
 
-async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -> int:
-    """Wire the agent together and run it until SIGTERM/SIGINT (0) or a refused token (3)."""
+@dataclass(slots=True)
+class Stopped:
+    """How ``serve()`` ended: its exit code, or a restart action to carry out."""
+
+    exit_code: int = 0
+    restart_by: str | None = None
+
+
+async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -> Stopped:
+    """Wire the agent together and run it until SIGTERM/SIGINT (0), a refused token (3) or a
+    restart action (the caller re-executes the agent)."""
     setup_logging(config.home, config.name, config.log_level)
     clock = SystemClock()
     journal = Journal(config.agent_dir / "journal.jsonl")
@@ -105,6 +136,15 @@ async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -
         outbox=outbox,
         max_parallel=config.max_parallel,
     )
+    stop = asyncio.Event()
+    stopped = Stopped()
+
+    def restart(requested_by: str) -> None:
+        if stopped.restart_by is None:
+            stopped.restart_by = requested_by or "-"
+            manager.stop_accepting()  # at once: a RunTask right behind the restart is declined
+            stop.set()
+
     identity = AgentHello(
         name=config.name,
         host=hostname(),
@@ -124,19 +164,17 @@ async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -
         manager=manager,
         outbox=outbox,
         disk_path=config.home,
+        on_restart=restart,
     )
-    stop = asyncio.Event()
-    exit_code = 0
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
     async def connect() -> None:
-        nonlocal exit_code
         try:
             await session.run()
         except AuthError:
-            exit_code = EXIT_AUTH
+            stopped.exit_code = EXIT_AUTH
             stop.set()
 
     log.info(
@@ -155,7 +193,14 @@ async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -
             runs = tg.create_task(manager.serve(restore_runs(entries, runner, preparer, clock)))
             link = tg.create_task(connect(), name="session")
             await stop.wait()
-            log.info("agent %s stopping; running commands are left running", config.name)
+            if stopped.restart_by is None:
+                log.info("agent %s stopping; running commands are left running", config.name)
+            else:
+                log.info(
+                    "agent %s restarting (requested by %s); running commands are left running",
+                    config.name,
+                    stopped.restart_by,
+                )
             manager.stop_accepting()
             session.close()
             for task in (link, runs):
@@ -168,8 +213,9 @@ async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -
         runner.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    log.info("agent %s stopped (exit code %d)", config.name, exit_code)
-    return exit_code
+    if stopped.restart_by is None:
+        log.info("agent %s stopped (exit code %d)", config.name, stopped.exit_code)
+    return stopped
 
 
 if __name__ == "__main__":

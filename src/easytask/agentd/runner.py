@@ -11,6 +11,7 @@ learns the exit status of a command it did not reap: see ``rcfiles``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -209,6 +210,8 @@ class ProcessRunner:
 
     def _on_exit(self, proc: Proc) -> None:
         asyncio.get_running_loop().remove_reader(proc.pidfd)
+        if proc.popen is None:
+            _reap_adopted(proc.pidfd)
         os.close(proc.pidfd)
         proc.pidfd = -1
         proc.ended_at_ms = now_ms()
@@ -347,6 +350,18 @@ def _open_output(path: str, user: RunUser) -> int:
         except OSError as exc:
             raise SpawnError(f"cannot open {path}: {exc.strerror or exc}") from exc
     raise AssertionError("unreachable")
+
+
+def _reap_adopted(pidfd: int) -> None:
+    """Reap an adopted command that is still our child, so that it leaves no zombie.
+
+    That is the case after a restart action: the agent re-executed itself in the same process,
+    so the commands the previous image spawned are still its children. Its result still comes
+    from the rc file, as for a command a previous agent process started.
+    """
+    # ChildProcessError when it is not our child: its parent, or init, reaps it.
+    with contextlib.suppress(OSError, AttributeError):
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
 
 
 def _group_alive(pgid: int) -> bool:

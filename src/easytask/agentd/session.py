@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from easytask.core.protocol import (
     AgentMessage,
     KillRun,
     ResendOutput,
+    RestartAgent,
     ResultAck,
     RunOrder,
     SchedulerHeartbeat,
@@ -65,6 +67,8 @@ class AgentSession:
         token: the agent token, sent as ``authorization: Bearer <token>`` (never logged).
         tls_ca: PEM root certificates for a TLS channel; None for an insecure channel.
         disk_path: a path on the file system whose size and free space each Hello reports.
+        on_restart: called with who asked when the scheduler sends RestartAgent; it must stop
+            the agent from accepting runs at once (the owner then closes the session).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class AgentSession:
         outbox: Outbox,
         heartbeat_seconds: float = 10.0,
         disk_path: Path | None = None,
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self._target = target
         self._metadata = (("authorization", f"Bearer {token}"),)
@@ -86,6 +91,7 @@ class AgentSession:
         self._manager = manager
         self._outbox = outbox
         self._disk_path = disk_path
+        self._on_restart = on_restart
         self._default_heartbeat = heartbeat_seconds
         self._heartbeat = heartbeat_seconds
         self._cpu = CpuSampler()
@@ -247,6 +253,16 @@ class AgentSession:
             self._manager.on_resend(msg.run_id, msg.stream, msg.offset)
         elif isinstance(msg, SchedulerHeartbeat):
             self._scheduler_beats = True
+        elif isinstance(msg, RestartAgent):
+            if self._on_restart is None:
+                log.warning("restart requested by %s ignored", msg.requested_by or "-")
+            elif not self._closing:
+                log.info(
+                    "agent %s: restart requested by %s",
+                    self._identity.name,
+                    msg.requested_by or "-",
+                )
+                self._on_restart(msg.requested_by)
         else:
             log.debug("extra Welcome ignored")
 
