@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
+import pytest
+from grpc._cython import cygrpc
 
+from easytask.rpc.agent import AgentServicer
+from easytask.rpc.v1 import agent_pb2 as apb
+from easytask.scheduler.hub import AgentHub, RunEvents
 from easytask.scheduler.service import DB_FILE, SchedulerConfig, SchedulerService
 from easytask.store.sqlite import SqliteStore
 from easytask.store.writer import BatchWriter
@@ -90,3 +98,46 @@ async def test_a_session_the_hub_drops_ends_its_stream(harness: Harness) -> None
 
     await asyncio.wait_for(stream_end(), 5)
     assert await agent.call.code() == grpc.StatusCode.OK
+
+
+class _Context:
+    """The servicer context of one stream, as far as Connect uses it."""
+
+    def __init__(self) -> None:
+        self.written: list[apb.SchedulerMessage] = []
+
+    async def write(self, msg: apb.SchedulerMessage) -> None:
+        self.written.append(msg)
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise AssertionError(f"aborted: {code} {details}")
+
+
+class _Quiet:
+    """Hub events that change nothing (this test is about the stream, not the runs)."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: None
+
+
+async def test_a_stream_the_stopping_server_ends_is_no_servicer_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """grpc ends a read with its own "server already stopped" error when the server stops
+    during a burst (seen under load): the session ends quietly and the agent is forgotten."""
+
+    async def stream() -> AsyncIterator[apb.AgentMessage]:
+        yield apb.AgentMessage(hello=apb.Hello(name="a1", host="h", queues=["q1"], pid=1))
+        await asyncio.sleep(0)
+        raise cygrpc._ServerStoppedError("Server already stopped.")
+
+    hub = AgentHub(FakeClock(START))
+    hub.bind(cast(RunEvents, _Quiet()))
+    servicer = AgentServicer(hub, "default")
+    context = _Context()
+    with caplog.at_level(logging.INFO):
+        await asyncio.wait_for(servicer.Connect(stream(), cast(Any, context)), 5)
+    assert context.written[0].WhichOneof("msg") == "welcome"
+    assert "a1" not in hub.sessions
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("stream ended" in r.getMessage() for r in caplog.records)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import fields
 
 import grpc
+from grpc._cython import cygrpc
 
 from easytask import __version__
 from easytask.core.errors import MalformedMessageError
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_SECONDS = 10.0
 MAX_BATCH = 512
+# What a stream read raises once the server is stopping (grpc's own class, not exported): the
+# end of the session, like a closed stream.
+SERVER_STOPPED: type[Exception] = getattr(cygrpc, "_ServerStoppedError", ConnectionError)
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -69,7 +73,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 tg.create_task(self._write(context, session))
         except* _SessionClosed:
             pass  # the hub closed the session (heartbeats missed, replaced): the RPC ends too
-        except* (grpc.aio.AioRpcError, ConnectionError, asyncio.InvalidStateError) as group:
+        except* (
+            grpc.aio.AioRpcError,
+            ConnectionError,
+            asyncio.InvalidStateError,
+            SERVER_STOPPED,
+        ) as group:
             log.info("agent %s stream ended: %s", session.name, group.exceptions[0])
         finally:
             self._hub.disconnect(session)
