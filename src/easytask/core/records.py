@@ -291,3 +291,53 @@ class Session:
     access_token: str
     refresh_token: str
     access_expires_at: datetime
+
+
+ADHOC_FINAL = frozenset({"SUCCESS", "FAILED", "TERMINATED"})
+
+
+@dataclass(slots=True)
+class AdhocResult:
+    """One agent's execution of an ad-hoc command (spec 10): its state, return code and the
+    last 64 KiB of each stream (``*_cut``: earlier output was dropped)."""
+
+    event_id: int
+    index: int  # position in the selection; part of the run id
+    agent: str
+    host: str
+    run_id: str
+    state: str = "TRIGGER"
+    return_code: int | None = None
+    reason: str = ""
+    pid: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdout_cut: bool = False
+    stderr_cut: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.state in ADHOC_FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class AgentChange:
+    """An agent going ONLINE or OFFLINE, recorded when it happens."""
+
+    agent: str
+    status: str  # ONLINE / OFFLINE
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentToken:
+    """A per-agent token as stored: its hash only; the secret is shown once at creation."""
+
+    name: str
+    token_hash: str
+    created_at: datetime
+    created_by: str
+    last_used: datetime | None = None

@@ -22,7 +22,10 @@ from easytask.core.lifecycle import LifecycleEntry, LifecycleNote
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
     FINAL_GROUP_STATES,
+    AdhocResult,
+    AgentChange,
     AgentRecord,
+    AgentToken,
     CalendarRecord,
     EventFilter,
     EventRecord,
@@ -77,6 +80,7 @@ class MemoryStore:
         self.calendars = MemoryCalendarStore()
         self.accounts = MemoryAccountStore()
         self.lifecycle = MemoryLifecycleStore()
+        self.fleet = MemoryFleetStore()
 
     def _queue(self, apply: Callable[[], None]) -> asyncio.Future[None]:
         """Queue a write; the future resolves once its batch is committed."""
@@ -433,6 +437,48 @@ class MemoryLifecycleStore:
             and (not search or search in e.message or search in e.host)
         ]  # fmt: skip
         return found[offset : offset + limit], len(found)
+
+
+class MemoryFleetStore:
+    """The fleet records in memory; writes apply at once (a real store commits in batches)."""
+
+    def __init__(self) -> None:
+        self._changes: list[AgentChange] = []
+        self._adhoc: dict[tuple[int, int], AdhocResult] = {}
+        self._tokens: dict[str, AgentToken] = {}
+
+    def add_agent_change(self, change: AgentChange) -> None:
+        self._changes.append(change)
+
+    async def agent_changes(self, agent: str, limit: int) -> list[AgentChange]:
+        return [c for c in reversed(self._changes) if c.agent == agent][:limit]
+
+    def save_adhoc_result(self, result: AdhocResult) -> asyncio.Future[None]:
+        self._adhoc[(result.event_id, result.index)] = copy.deepcopy(result)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    async def adhoc_results(self, event_id: int) -> list[AdhocResult]:
+        found = sorted(k for k in self._adhoc if k[0] == event_id)
+        return [copy.deepcopy(self._adhoc[k]) for k in found]
+
+    async def unfinished_adhoc_results(self) -> list[AdhocResult]:
+        return [copy.deepcopy(self._adhoc[k]) for k in sorted(self._adhoc)
+                if not self._adhoc[k].final]  # fmt: skip
+
+    async def save_agent_token(self, token: AgentToken) -> None:
+        self._tokens[token.name] = token
+
+    async def agent_tokens(self) -> list[AgentToken]:
+        return [self._tokens[n] for n in sorted(self._tokens)]
+
+    async def delete_agent_token(self, name: str) -> bool:
+        return self._tokens.pop(name, None) is not None
+
+    def touch_agent_token(self, name: str, at: datetime) -> None:
+        if name in self._tokens:
+            self._tokens[name] = dataclasses.replace(self._tokens[name], last_used=at)
 
 
 class MemoryAccountStore:

@@ -23,7 +23,10 @@ from easytask.core.groups import GroupDef
 from easytask.core.lifecycle import LifecycleEntry, LifecycleNote
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
+    AdhocResult,
+    AgentChange,
     AgentRecord,
+    AgentToken,
     CalendarRecord,
     EventFilter,
     EventRecord,
@@ -97,6 +100,11 @@ class Store(RunWrites, Protocol):
     @property
     def accounts(self) -> AccountStorePort:
         """Users and login tokens, a port of their own (the account service takes only it)."""
+        ...
+
+    @property
+    def fleet(self) -> FleetStorePort:
+        """Agent status changes, agent tokens and ad-hoc results."""
         ...
 
     @property
@@ -353,4 +361,45 @@ class LifecycleStorePort(Protocol):
     ) -> tuple[list[LifecycleEntry], int]:
         """Entries of ``action`` (any when empty) whose message or host contains ``search``,
         newest first: (page, total)."""
+        ...
+
+
+class FleetStorePort(Protocol):
+    """What the scheduler keeps about its agents beyond their latest record."""
+
+    def add_agent_change(self, change: AgentChange) -> None:
+        """Queue an ONLINE/OFFLINE change."""
+        ...
+
+    async def agent_changes(self, agent: str, limit: int) -> list[AgentChange]:
+        """The agent's latest changes, newest first."""
+        ...
+
+    def save_adhoc_result(self, result: AdhocResult) -> asyncio.Future[None]:
+        """Insert or replace one agent's result (by event id and index); the future resolves
+        once committed."""
+        ...
+
+    async def adhoc_results(self, event_id: int) -> list[AdhocResult]:
+        """The event's results in selection order ([] for another event)."""
+        ...
+
+    async def unfinished_adhoc_results(self) -> list[AdhocResult]:
+        """Every result not final yet, oldest event first (resumed at start)."""
+        ...
+
+    async def save_agent_token(self, token: AgentToken) -> None:
+        """Insert or replace the agent's token; returns once committed."""
+        ...
+
+    async def agent_tokens(self) -> list[AgentToken]:
+        """Every agent token, by name."""
+        ...
+
+    async def delete_agent_token(self, name: str) -> bool:
+        """Forget the agent's token; False when it had none. Returns once committed."""
+        ...
+
+    def touch_agent_token(self, name: str, at: datetime) -> None:
+        """Queue the token's last use."""
         ...

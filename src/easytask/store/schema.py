@@ -209,4 +209,42 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 8: the agent fleet (issue 12): ONLINE/OFFLINE changes, per-agent tokens (hashed), and
+    # each agent's result of an ad-hoc command (last 64 KiB of each stream).
+    """
+    CREATE TABLE IF NOT EXISTS agent_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX IF NOT EXISTS agent_changes_by_agent ON agent_changes (agent, id);
+    CREATE TABLE IF NOT EXISTS agent_tokens (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used TEXT
+    );
+    CREATE TABLE IF NOT EXISTS adhoc_results (
+        event_id INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        host TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        return_code INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        pid INTEGER,
+        started_at TEXT,
+        ended_at TEXT,
+        stdout BLOB NOT NULL,
+        stderr BLOB NOT NULL,
+        stdout_cut INTEGER NOT NULL DEFAULT 0,
+        stderr_cut INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (event_id, idx)
+    );
+    CREATE INDEX IF NOT EXISTS adhoc_results_by_state ON adhoc_results (state);
+    """,
 )

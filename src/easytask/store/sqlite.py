@@ -19,6 +19,7 @@ from easytask.core.states import RunState
 from easytask.store.accounts import AccountStore
 from easytask.store.calendars import CalendarStore
 from easytask.store.events import EventStore
+from easytask.store.fleet import FleetStore
 from easytask.store.groups import GroupStore
 from easytask.store.lifecycle import LifecycleStore
 from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments
@@ -59,6 +60,7 @@ class SqliteStore:
         self.events = EventStore(rdb, self.writer)
         self.groups = GroupStore(rdb, self.writer)
         self.lifecycle = LifecycleStore(rdb, self.writer)
+        self.fleet = FleetStore(rdb, self.writer)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
