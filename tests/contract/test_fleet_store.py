@@ -32,8 +32,9 @@ async def test_adhoc_results_are_replaced_by_event_and_index(store: Store) -> No
     other = AdhocResult(8, 0, "a1", "h1", "default:adhoc-8-0")
     for r in (second, first, other):
         await fleet.save_adhoc_result(r)
-    done = replace(first, state="SUCCESS", return_code=0, pid=42, started_at=T0,
-                   ended_at=T0 + timedelta(seconds=1), stdout=b"\x00out\xff", stdout_cut=True)  # fmt: skip
+    ended = T0 + timedelta(seconds=1)
+    done = replace(first, state="SUCCESS", return_code=0, pid=42, started_at=T0, ended_at=ended,
+                   stdout=b"\x00out\xff", stdout_cut=True)  # fmt: skip
     await fleet.save_adhoc_result(done)
     results = await fleet.adhoc_results(7)
     assert results == [done, second]
