@@ -140,20 +140,28 @@ class Cluster:
         return proc
 
     def start_agent(self, name: str, queues: str, *extra: str) -> Proc:
+        proc = self.start_agent_process(name, queues, *extra)
+        self.agents[name] = proc
+        wait_until(f"agent {name} to connect", lambda: self.agent_online(name), timeout=90)
+        return proc
+
+    def start_agent_process(
+        self, name: str, queues: str, *extra: str, home: Path | None = None
+    ) -> Proc:
+        """An agent process, not waited for (nor stopped with the cluster: the caller does)."""
+        log = self.home / "test-logs" / f"agent-{name}{'-' + home.name if home else ''}.out"
+        home = home or self.home / "agents" / name
         argv = [
             str(BIN / "easytask-agentd"),
             "--server", self.server,
-            "--home", str(self.home / "agents" / name),
+            "--home", str(home),
             "--name", name,
             "--queues", queues,
             f"--token={self.credentials()['agent_token']}",
             "--kill-grace", "1",
             *extra,
         ]  # fmt: skip
-        proc = Proc(argv, self.home / "test-logs" / f"agent-{name}.out", self.env).start()
-        self.agents[name] = proc
-        wait_until(f"agent {name} to connect", lambda: self.agent_online(name), timeout=90)
-        return proc
+        return Proc(argv, log, self.env).start()
 
     def agent_online(self, name: str) -> bool:
         proc = self.agents.get(name)

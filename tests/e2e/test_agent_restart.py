@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import grpc
 import pytest
 
 from easytask.rpc.v1 import api_pb2 as pb
@@ -22,11 +21,6 @@ def stored_stdout(cluster: Cluster, run_id: str) -> list[str]:
     return list(logs.stdout.lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=grpc.RpcError,
-    reason="the scheduler's RestartAgent RPC (issue 12) has not landed yet; remove this mark then",
-)
 def test_restart_action_keeps_the_running_command_and_serves_new_runs(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -40,10 +34,8 @@ def test_restart_action_keeps_the_running_command_and_serves_new_runs(
     run_id = force_run(cluster, 1001)
     cluster.wait_state(run_id, {"RUNNING"})
 
-    reply = cluster.api().RestartAgent(
-        pb.RestartAgentRequest(name="a1"), metadata=cluster.metadata()
-    )
-    assert reply.message == "Restart action sent to agent 'a1'."
+    res = cluster.ctl("agents", "restart", "a1")
+    assert res.stdout == "Restart action sent to agent 'a1'.\n"
     wait_until("the agent to re-execute", lambda: "re-executing itself" in agent.output())
     wait_until("the agent to reconnect", lambda: cluster.agent_online("a1"))
 
@@ -55,3 +47,16 @@ def test_restart_action_keeps_the_running_command_and_serves_new_runs(
     second = cluster.wait_final(force_run(cluster, 1002))
     assert second.state == "SUCCESS"
     assert "restart requested by easytask_superuser" in agent.output()
+
+
+def test_restart_of_an_agent_not_connected_is_refused(cluster: Cluster) -> None:
+    cluster.start_scheduler()
+    cluster.start_agent("a1", "q1")
+    cluster.agents.pop("a1").stop()
+    wait_until("the agent to be offline", lambda: not cluster.agent_online("a1"))
+    for name, message in (
+        ("a1", "agent 'a1' is not connected"),
+        ("ghost", "agent 'ghost' not found"),
+    ):
+        res = cluster.ctl("agents", "restart", name, check=False)
+        assert (res.returncode, res.stderr.strip()) == (1, f"Error: {message}")

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 1.0  # a restarted scheduler sees its agents back within a second
 AUTH_RETRY = 30.0
+NAME_RETRY = 5.0
 STATUS_WAIT = 2.0
 MAX_BATCH = 512  # messages per stream write when the outbox has a backlog
 # The channel's own reconnect backoff (default 1 s growing to 120 s) would otherwise override
@@ -131,6 +132,14 @@ class AgentSession:
                     self._raise_if_closing()
                     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                         await self._refused(exc)
+                        continue
+                    if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+                        # Another live agent has this name: it keeps it; ask again later
+                        # (it may be this agent's own stream the scheduler has not yet seen
+                        # closed, or an agent about to stop).
+                        log.error("scheduler %s refused this agent: %s; retrying in %.0f s",
+                                  self._target, exc.details(), NAME_RETRY)  # fmt: skip
+                        await asyncio.sleep(NAME_RETRY)
                         continue
                     reason = f"{exc.code().name}: {exc.details()}"
                 except StreamEndedError as exc:

@@ -10,7 +10,8 @@ EasyTaskError
 │   ├── EventNotFoundError
 │   ├── CalendarNotFoundError
 │   ├── HolidayNotFoundError
-│   └── UserNotFoundError
+│   ├── UserNotFoundError
+│   └── AgentNotFoundError
 ├── ConflictError (ValueError)          the request clashes with stored state
 ├── TransitionError (ValueError)        a run state change the table refuses
 ├── AuthError                           missing or wrong token, or a failed login
@@ -134,6 +135,12 @@ class HolidayNotFoundError(NotFoundError):
     def __init__(self, entry_id: int, calendar: str) -> None:
         super().__init__(entry_id, f" in calendar {calendar}")
         self.calendar = calendar
+
+
+class AgentNotFoundError(NotFoundError):
+    """No agent ever connected with that name."""
+
+    what = "agent"
 
 
 class UserNotFoundError(NotFoundError):

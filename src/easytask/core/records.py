@@ -230,6 +230,10 @@ class AgentView:
     mem_percent: float
     uptime_seconds: float
     running_run_ids: list[str]
+    max_runs: int = 0
+    disk_total_mb: int = 0
+    disk_free_mb: int = 0
+    changes: list[AgentChange] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from easytask.ctl.client import EXIT_OK
 from easytask.ctl.context import Context, add_output
 from easytask.ctl.records import agent_to_dict
-from easytask.ctl.render import NONE_MARK, emit, format_duration, render_table
+from easytask.ctl.render import (
+    NONE_MARK,
+    emit,
+    format_duration,
+    format_timestamp,
+    render_fields,
+    render_table,
+)
 
 AGENT_HEADERS = ("Name", "Status", "Host", "Queues", "Version", "CPU%", "Mem%", "Uptime", "Running")
 
@@ -39,6 +46,43 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def agent_fields(agent: Mapping[str, object]) -> list[tuple[str, object]]:
+    """The ``agents get`` panel: the list's columns, then PID, resources and history."""
+    row = dict(zip(AGENT_HEADERS, agent_row(agent), strict=True))
+    total, free = agent["disk_total_mb"], agent["disk_free_mb"]
+    disk = f"{free} MB free of {total} MB" if total else NONE_MARK
+    changes = agent["changes"]
+    history = [
+        f"{c['status']} {format_timestamp(c['at'])}" + (f" ({c['reason']})" if c["reason"] else "")
+        for c in changes  # type: ignore[attr-defined]
+    ]
+    running = agent["running_run_ids"]
+    return [
+        *((k, row[k]) for k in AGENT_HEADERS),
+        ("PID", agent["pid"] or NONE_MARK),
+        ("CPU Cores", agent["cpu_cores"] or NONE_MARK),
+        ("Memory MB", agent["memory_mb"] or NONE_MARK),
+        ("Disk", disk),
+        ("Max Runs", agent["max_runs"] or "no cap"),
+        ("Connected Since", format_timestamp(str(agent["connected_since"] or "")) or NONE_MARK),
+        ("Last Seen", format_timestamp(str(agent["last_seen"] or "")) or NONE_MARK),
+        ("Running Run IDs", "\n".join(running) or NONE_MARK),  # type: ignore[arg-type]
+        ("Status Changes", "\n".join(history) or NONE_MARK),
+    ]
+
+
+def cmd_get(args: argparse.Namespace, ctx: Context) -> int:
+    agent = agent_to_dict(ctx.client().get_agent(args.name))
+    title = f"Agent {agent['name']}"
+    emit(ctx.out, args.output, agent, lambda: [render_fields(title, agent_fields(agent))])
+    return EXIT_OK
+
+
+def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
+    print(ctx.client().restart_agent(args.name).message)
+    return EXIT_OK
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -48,3 +92,14 @@ def register(
     p = cmds.add_parser("list", parents=[common], help="agents, online first")
     add_output(p)
     p.set_defaults(handler=cmd_list)
+
+    p = cmds.add_parser("get", parents=[common], help="one agent, with its resources and history")
+    p.add_argument("name", metavar="NAME", help="agent name")
+    add_output(p)
+    p.set_defaults(handler=cmd_get)
+
+    p = cmds.add_parser(
+        "restart", parents=[common], help="the agent re-executes itself; its commands keep running"
+    )
+    p.add_argument("name", metavar="NAME", help="agent name")
+    p.set_defaults(handler=cmd_restart)

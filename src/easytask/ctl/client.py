@@ -397,6 +397,15 @@ class ApiClient:
     def list_agents(self) -> pb.ListAgentsReply:
         return self._call("ListAgents", pb.ListAgentsRequest(), pb.ListAgentsReply)
 
+    def get_agent(self, name: str) -> pb.Agent:
+        return self._call("GetAgent", pb.GetAgentRequest(name=name), pb.Agent)
+
+    def restart_agent(self, name: str) -> pb.RestartAgentReply:
+        return self._call("RestartAgent", pb.RestartAgentRequest(name=name), pb.RestartAgentReply)
+
+    def run_adhoc(self, request: pb.AdhocRequest) -> pb.EventReply:
+        return self._call("RunAdhoc", request, pb.EventReply)
+
     def refresh_calendars(self, origin: str) -> pb.EventReply:
         request = pb.RefreshCalendarsRequest(origin=origin)
         return self._call("RefreshCalendars", request, pb.EventReply)

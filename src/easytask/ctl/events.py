@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from easytask.core.errors import CtlError
+from easytask.ctl import adhoc
 from easytask.ctl.client import EXIT_OK
 from easytask.ctl.context import (
     Context,
@@ -353,3 +354,4 @@ def register(sub: Sub, common: argparse.ArgumentParser, untimed: argparse.Argume
     _register_log(cmds, common, untimed)
     _register_task_events(cmds, common)
     _register_instance_events(cmds, common)
+    adhoc.register(cmds, common)

@@ -88,6 +88,12 @@ def agent_to_dict(agent: pb.Agent) -> Record:
         "connected_since": _opt(agent.connected_since),
         "last_seen": _opt(agent.last_seen),
         "running_run_ids": list(agent.running_run_ids),
+        "cpu_cores": agent.cpu_cores or None,
+        "memory_mb": agent.memory_mb or None,
+        "disk_total_mb": agent.disk_total_mb or None,
+        "disk_free_mb": agent.disk_free_mb or None,
+        "max_runs": agent.max_runs or None,
+        "changes": [{"status": c.status, "at": c.at, "reason": c.reason} for c in agent.changes],
     }
 
 
@@ -163,6 +169,26 @@ def event_to_dict(event: pb.EventRecord) -> Record:
         "created_at": _opt(event.created_at),
         "acked_at": _opt(event.acked_at),
         "acked_by": _opt(event.acked_by),
+        **({"results": [adhoc_result_to_dict(r) for r in event.results]} if event.results else {}),
+    }
+
+
+def adhoc_result_to_dict(r: pb.AdhocResult) -> Record:
+    """One agent's result of an ad-hoc command; output decoded as UTF-8 (bad bytes replaced)."""
+    return {
+        "agent": r.agent,
+        "host": r.host,
+        "run_id": r.run_id,
+        "state": r.state,
+        "return_code": r.return_code if r.has_return_code else None,
+        "reason": _opt(r.reason),
+        "pid": r.pid or None,
+        "started_at": _opt(r.started_at),
+        "ended_at": _opt(r.ended_at),
+        "stdout": r.stdout.decode("utf-8", "replace"),
+        "stderr": r.stderr.decode("utf-8", "replace"),
+        "stdout_cut": r.stdout_cut,
+        "stderr_cut": r.stderr_cut,
     }
 
 

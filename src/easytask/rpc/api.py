@@ -34,6 +34,7 @@ from easytask.rpc.errors import (
     json_object,
     page_of,
 )
+from easytask.rpc.fleet_api import FleetApi, adhoc_result_to_proto
 from easytask.rpc.groups_api import GroupApi
 from easytask.rpc.scheduler_api import SchedulerApi
 from easytask.rpc.v1 import api_pb2 as pb
@@ -43,7 +44,7 @@ from easytask.scheduler.app import SchedulerApp
 log = logging.getLogger(__name__)
 
 
-class ApiServicer(SchedulerApi, GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiServicer):
+class ApiServicer(SchedulerApi, GroupApi, AccountApi, FleetApi, api_pb2_grpc.EasyTaskApiServicer):
     def __init__(self, app: SchedulerApp) -> None:
         self._app = app
 
@@ -166,7 +167,11 @@ class ApiServicer(SchedulerApi, GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiSe
 
     @errors_mapped
     async def GetEvent(self, request: pb.GetEventRequest, context: Any) -> pb.EventRecord:
-        return _event_to_proto(await self._app.get_event(request.id))
+        record = _event_to_proto(await self._app.get_event(request.id))
+        if record.event == "ADHOC":
+            results = await self._app.adhoc_results(request.id)
+            record.results.extend(adhoc_result_to_proto(r) for r in results)
+        return record
 
     @errors_mapped
     async def RefreshCalendars(
@@ -336,30 +341,6 @@ class ApiServicer(SchedulerApi, GroupApi, AccountApi, api_pb2_grpc.EasyTaskApiSe
             debug=logging.getLogger("easytask").isEnabledFor(logging.DEBUG),
             timezone=h.timezone,
             dashboard_url=self._app.dashboard_url,
-        )
-
-    @errors_mapped
-    async def ListAgents(self, request: pb.ListAgentsRequest, context: Any) -> pb.ListAgentsReply:
-        views = await self._app.agents()
-        return pb.ListAgentsReply(
-            agents=[
-                pb.Agent(
-                    name=v.record.name,
-                    status="online" if v.online else "offline",
-                    host=v.record.host,
-                    queues=v.record.queues,
-                    version=v.record.version,
-                    cpu_percent=v.cpu_percent,
-                    mem_percent=v.mem_percent,
-                    uptime_seconds=v.uptime_seconds,
-                    running=len(v.running_run_ids),
-                    pid=v.record.pid or 0,
-                    connected_since=iso_utc(v.record.connected_since) if v.online else "",
-                    last_seen=iso_utc(v.record.last_seen),
-                    running_run_ids=v.running_run_ids,
-                )
-                for v in views
-            ]
         )
 
 

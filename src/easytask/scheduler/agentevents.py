@@ -19,7 +19,8 @@ from easytask.core.protocol import (
     RunStarted,
     Stream,
 )
-from easytask.core.records import AgentRecord
+from easytask.core.records import AgentChange, AgentRecord
+from easytask.core.runid import is_adhoc_run_id
 from easytask.core.states import RunState
 from easytask.core.timeline import floor_of, onto_timeline
 from easytask.scheduler.bus import Bus, OutputAppended
@@ -57,6 +58,9 @@ class AgentEvents:
         """Reconcile the runs the agent reports with those assigned to it."""
         now = self._clock.now()
         self._save_agent(session, now)
+        h = session.hello
+        reason = f"host {h.host}, pid {h.pid}, version {h.version}"
+        self._store.fleet.add_agent_change(AgentChange(session.name, "ONLINE", now, reason))
         known = {k.run_id: k for k in session.hello.known_runs}
         for run in list(self._runs.live.values()):
             lost = run.state in (S.STARTED, S.RUNNING) and run.run_id not in known
@@ -64,6 +68,8 @@ class AgentEvents:
                 log_run(run, "Status Updated", f"{run.state} -> FAILED (lost control)")
                 self._runs.finish(run, S.FAILED, "lost control", now)
         for run_id, k in known.items():
+            if is_adhoc_run_id(run_id):
+                continue  # the AdhocBook's
             self._resend_missing_output(session, run_id, k.stdout_size, k.stderr_size)
             held = self._runs.live.get(run_id)
             if held is None:
@@ -93,7 +99,11 @@ class AgentEvents:
 
     def agent_disconnected(self, session: AgentSession) -> None:
         # Runs stay as they are; the agent reports them when it is back (spec 7.3).
-        self._save_agent(session, self._clock.now())
+        now = self._clock.now()
+        self._save_agent(session, now)
+        self._store.fleet.add_agent_change(
+            AgentChange(session.name, "OFFLINE", now, session.close_reason)
+        )
 
     def _save_agent(self, session: AgentSession, now: datetime) -> None:
         h = session.hello
@@ -171,14 +181,9 @@ class AgentEvents:
         if msg.run_id not in self._runs.live and key not in self._runs.output_sizes:
             return
         have = self._runs.output_sizes.get(key, 0)
-        end = msg.offset + len(msg.data)
-        if msg.offset > have:
-            session.send(ResendOutput(msg.run_id, msg.stream, have))
+        data = new_output(session, msg, self._runs.output_sizes)
+        if data is None:
             return
-        if end <= have:
-            return  # a duplicate after a resend
-        data = msg.data[have - msg.offset :]
-        self._runs.output_sizes[key] = end
         self._store.append_output(msg.run_id, key[1], have, data)
         self._bus.publish(OutputAppended(msg.run_id, key[1], have, data))
 
@@ -215,6 +220,23 @@ class AgentEvents:
         run.stderr_range = res.stderr_range
         fut = self._runs.finish(run, RunState(res.state), res.reason, now)
         fut.add_done_callback(lambda f: _ack_if_stored(f, session, msg.run_id))
+
+
+def new_output(
+    session: AgentSession, msg: OutputChunk, sizes: dict[tuple[str, str], int]
+) -> bytes | None:
+    """The part of a chunk not seen yet (``sizes``: bytes of each run's stream so far, moved
+    on); None for a duplicate, or for a chunk past a gap, which asks the agent to resend."""
+    key = (msg.run_id, msg.stream.key)
+    have = sizes.get(key, 0)
+    end = msg.offset + len(msg.data)
+    if msg.offset > have:
+        session.send(ResendOutput(msg.run_id, msg.stream, have))
+        return None
+    if end <= have:
+        return None  # a duplicate after a resend
+    sizes[key] = end
+    return msg.data[have - msg.offset :]
 
 
 def _ack_if_stored(fut: asyncio.Future[None], session: AgentSession, run_id: str) -> None:

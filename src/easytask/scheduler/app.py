@@ -16,9 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from easytask import __version__
+from easytask.core.adhoc import AdhocRequest
 from easytask.core.authz import Action, Caller, event_action, refusal
 from easytask.core.clock import Clock
 from easytask.core.errors import (
+    AgentNotFoundError,
+    ConflictError,
     EventNotFoundError,
     FieldError,
     GroupRunNotFoundError,
@@ -31,6 +34,7 @@ from easytask.core.groups import GroupDef
 from easytask.core.lifecycle import LifecycleAction, LifecycleEntry
 from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
+    AdhocResult,
     AgentRecord,
     AgentView,
     Board,
@@ -54,6 +58,7 @@ from easytask.core.runid import group_run_prefix
 from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
 from easytask.scheduler.accounts import AccountService
+from easytask.scheduler.adhoc import AdhocBook
 from easytask.scheduler.app_accounts import AccountOperations
 from easytask.scheduler.bus import Bus, Subscription
 from easytask.scheduler.calendars import CalendarBook
@@ -68,6 +73,7 @@ from easytask.scheduler.why import Explanation, explain
 from easytask.store.ports import Store
 
 STREAMS = ("stdout", "stderr")
+AGENT_CHANGES_SHOWN = 10
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +100,11 @@ class SchedulerApp(AccountOperations):
         accounts: AccountService,
         bus: Bus,
         clock: Clock,
+        adhoc: AdhocBook,
         timezone: str = "UTC",
     ) -> None:
         self._accounts = accounts
+        self._adhoc = adhoc
         self.instance = instance
         self.timezone = timezone
         self._store = store
@@ -572,6 +580,38 @@ class SchedulerApp(AccountOperations):
                     online.heartbeat.mem_percent,
                     (now - online.connected_at).total_seconds(),
                     sorted(online.active),
+                    online.hello.max_runs,
+                    online.hello.disk_total_mb,
+                    online.hello.disk_free_mb,
                 )
             )
         return views
+
+    async def agent(self, name: str) -> AgentView:
+        """One agent with its latest ONLINE/OFFLINE changes (NotFoundError when never seen)."""
+        view = next((v for v in await self.agents() if v.record.name == name), None)
+        if view is None:
+            raise AgentNotFoundError(name)
+        changes = await self._store.fleet.agent_changes(name, AGENT_CHANGES_SHOWN)
+        return replace(view, changes=changes)
+
+    async def restart_agent(self, name: str, caller: Caller) -> str:
+        """Send the restart action (spec 12); the agent must be connected."""
+        self._allow(caller, Action.CONTROL_AGENTS)
+        if not self._hub.restart(name, caller.username):
+            known = {a.name for a in await self._store.load_agents()}
+            if name not in known:
+                raise AgentNotFoundError(name)
+            raise ConflictError(f"agent {name!r} is not connected")
+        return f"Restart action sent to agent '{name}'."
+
+    # ----- ad-hoc commands -----
+
+    async def run_adhoc(self, req: AdhocRequest, caller: Caller) -> EventOutcome:
+        """ADHOC (spec 10): one execution per selected connected agent, recorded as an event."""
+        self._allow(caller, Action.ADHOC)
+        return await self._adhoc.publish(req, caller.username)
+
+    async def adhoc_results(self, event_id: int) -> list[AdhocResult]:
+        """An ADHOC event's per-agent results as they are now ([] for other events)."""
+        return await self._adhoc.results(event_id)

@@ -66,6 +66,7 @@ class AgentSession:
         self._outbox: deque[SchedulerMessage] = deque()
         self._ready = asyncio.Event()
         self.closed = False
+        self.close_reason = "stream closed"
 
     @property
     def load(self) -> int:
@@ -139,7 +140,7 @@ class AgentHub:
             )
         if old is not None:
             log.warning("agent %s connected again; closing its previous stream", hello.name)
-            self.disconnect(old)
+            self.disconnect(old, "replaced by a new stream of the same agent")
         session = AgentSession(hello, self._clock.now())
         self.sessions[hello.name] = session
         log.info(
@@ -156,10 +157,12 @@ class AgentHub:
         self._drain(session)
         return session
 
-    def disconnect(self, session: AgentSession) -> None:
+    def disconnect(self, session: AgentSession, reason: str = "") -> None:
         """Forget a stream; runs offered to it and not accepted go to another agent."""
         if session.closed and self.sessions.get(session.name) is not session:
             return
+        if reason and not session.closed:
+            session.close_reason = reason
         session.close()
         if self.sessions.get(session.name) is session:
             del self.sessions[session.name]
@@ -332,6 +335,6 @@ class AgentHub:
             session.heard = False
             if session.missed_beats >= MISSED_BEATS_OFFLINE:
                 log.warning("agent %s missed heartbeats; marking it offline", session.name)
-                self.disconnect(session)
+                self.disconnect(session, f"no heartbeat for {OFFLINE_AFTER_SECONDS} s")
             else:
                 session.send(SchedulerHeartbeat(to_ms(self._clock.now())))

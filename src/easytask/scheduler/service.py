@@ -23,6 +23,7 @@ from easytask.rpc.auth import AgentTokenInterceptor
 from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
 from easytask.scheduler.accounts import AccountService
 from easytask.scheduler.actions import RunActions
+from easytask.scheduler.adhoc import AdhocBook
 from easytask.scheduler.agentevents import AgentEvents
 from easytask.scheduler.app import SchedulerApp
 from easytask.scheduler.bus import Bus
@@ -37,6 +38,7 @@ from easytask.scheduler.groups import GroupRunner
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import AgentHub
 from easytask.scheduler.lifecycle import SchedulerLifecycle
+from easytask.scheduler.runrouter import RunRouter
 from easytask.scheduler.runs import RunBook
 from easytask.scheduler.taskindex import TaskIndex
 from easytask.scheduler.timers import Timers
@@ -187,7 +189,8 @@ class SchedulerService:
         core = wire(
             instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
         )
-        hub.bind(core.agent_events)
+        adhoc = AdhocBook(instance=cfg.instance, hub=hub, store=store, bus=bus, clock=clock)
+        hub.bind(RunRouter(core.agent_events, adhoc))
         self.core, self.hub = core, hub
         engine = core.engine
         holidays = HolidayService(store=store.calendars, book=calendars, engine=engine, clock=clock)
@@ -195,6 +198,7 @@ class SchedulerService:
             # Calendars first: loading the engine settles missed slots, holidays included.
             await holidays.load()
             await engine.load()
+            await adhoc.load()
             catalog = TaskCatalog(
                 instance=cfg.instance, store=store, engine=engine, calendars=calendars, clock=clock
             )
@@ -205,7 +209,7 @@ class SchedulerService:
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
                 calendars=calendars, holidays=holidays, events=events, accounts=accounts, bus=bus,
-                clock=clock, timezone=host_timezone(),
+                clock=clock, timezone=host_timezone(), adhoc=adhoc,
             )  # fmt: skip
             self.app = app
             firing = [
