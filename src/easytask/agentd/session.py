@@ -130,7 +130,8 @@ class AgentSession:
                     reason = "stream closed by the scheduler"
                 except grpc.aio.AioRpcError as exc:
                     self._raise_if_closing()
-                    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    refused = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+                    if exc.code() in refused:
                         await self._refused(exc)
                         continue
                     if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
@@ -160,15 +161,17 @@ class AgentSession:
     async def _refused(self, exc: grpc.aio.AioRpcError) -> None:
         if not self._welcomed_ever:
             log.error(
-                "scheduler %s refused the agent token (UNAUTHENTICATED: %s); check --token, "
+                "scheduler %s refused the agent token (%s: %s); check --token, "
                 "$EASYTASK_TOKEN or credentials.json",
                 self._target,
+                exc.code().name,
                 exc.details(),
             )
             raise AuthError(f"scheduler {self._target} refused the agent token") from None
         log.error(
-            "scheduler %s refused the agent token (UNAUTHENTICATED: %s); retrying in %.0f s",
+            "scheduler %s refused the agent token (%s: %s); retrying in %.0f s",
             self._target,
+            exc.code().name,
             exc.details(),
             AUTH_RETRY,
         )

@@ -345,3 +345,11 @@ class AgentToken:
     created_at: datetime
     created_by: str
     last_used: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """Who a valid agent token says the caller is: the agent name it is bound to (None: the
+    shared token, any name)."""
+
+    name: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 
 from easytask.ctl.client import EXIT_OK
@@ -83,6 +84,36 @@ def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+TOKEN_HEADERS = ("Name", "Created", "Created By", "Last Used")
+
+
+def cmd_token_create(args: argparse.Namespace, ctx: Context) -> int:
+    reply = ctx.client().create_agent_token(args.name)
+    print(f"Agent token for {reply.token.name}: {reply.secret}")
+    print("Shown this once; give it to the agent with --token or EASYTASK_TOKEN.", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace, ctx: Context) -> int:
+    tokens = [
+        {"name": t.name, "created_at": t.created_at, "created_by": t.created_by,
+         "last_used": t.last_used or None}
+        for t in ctx.client().list_agent_tokens().tokens
+    ]  # fmt: skip
+    rows = [
+        (t["name"], format_timestamp(t["created_at"]), t["created_by"],
+         format_timestamp(t["last_used"]) or NONE_MARK)
+        for t in tokens
+    ]  # fmt: skip
+    emit(ctx.out, args.output, tokens, lambda: [render_table(TOKEN_HEADERS, rows)])
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace, ctx: Context) -> int:
+    print(f"Agent token revoked: {ctx.client().revoke_agent_token(args.name).name}")
+    return EXIT_OK
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -103,3 +134,15 @@ def register(
     )
     p.add_argument("name", metavar="NAME", help="agent name")
     p.set_defaults(handler=cmd_restart)
+
+    token = cmds.add_parser("token", help="per-agent tokens", description="Per-agent tokens.")
+    tcmds = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+    p = tcmds.add_parser("create", parents=[common], help="issue a token bound to NAME")
+    p.add_argument("name", metavar="NAME", help="agent name")
+    p.set_defaults(handler=cmd_token_create)
+    p = tcmds.add_parser("list", parents=[common], help="issued tokens (never the secrets)")
+    add_output(p)
+    p.set_defaults(handler=cmd_token_list)
+    p = tcmds.add_parser("revoke", parents=[common], help="revoke; its stream closes at once")
+    p.add_argument("name", metavar="NAME", help="agent name")
+    p.set_defaults(handler=cmd_token_revoke)

@@ -403,6 +403,16 @@ class ApiClient:
     def restart_agent(self, name: str) -> pb.RestartAgentReply:
         return self._call("RestartAgent", pb.RestartAgentRequest(name=name), pb.RestartAgentReply)
 
+    def create_agent_token(self, name: str) -> pb.CreateAgentTokenReply:
+        request = pb.CreateAgentTokenRequest(name=name)
+        return self._call("CreateAgentToken", request, pb.CreateAgentTokenReply)
+
+    def list_agent_tokens(self) -> pb.ListAgentTokensReply:
+        return self._call("ListAgentTokens", pb.ListAgentTokensRequest(), pb.ListAgentTokensReply)
+
+    def revoke_agent_token(self, name: str) -> pb.AgentToken:
+        return self._call("RevokeAgentToken", pb.RevokeAgentTokenRequest(name=name), pb.AgentToken)
+
     def run_adhoc(self, request: pb.AdhocRequest) -> pb.EventReply:
         return self._call("RunAdhoc", request, pb.EventReply)
 

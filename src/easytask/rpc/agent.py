@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import fields
+from typing import Protocol
 
 import grpc
 from grpc._cython import cygrpc
@@ -13,7 +14,9 @@ from grpc._cython import cygrpc
 from easytask import __version__
 from easytask.core.errors import MalformedMessageError
 from easytask.core.protocol import RunOrder, SchedulerMessage, Welcome
+from easytask.core.records import AgentIdentity
 from easytask.core.text import text_problem
+from easytask.rpc.auth import token_of
 from easytask.rpc.convert import (
     agent_message_from_proto,
     hello_from_proto,
@@ -32,18 +35,33 @@ MAX_BATCH = 512
 SERVER_STOPPED: type[Exception] = getattr(cygrpc, "_ServerStoppedError", ConnectionError)
 
 
+class AgentAuth(Protocol):
+    def identify(self, secret: str, peer: str) -> AgentIdentity | None: ...
+
+
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     """One reader and one writer per stream, in one TaskGroup: losing either ends the session."""
 
-    def __init__(self, hub: AgentHub, instance: str) -> None:
+    def __init__(self, hub: AgentHub, instance: str, auth: AgentAuth) -> None:
         self._hub = hub
         self._instance = instance
+        self._auth = auth
 
     async def Connect(
         self,
         request_iterator: AsyncIterator[apb.AgentMessage],
         context: grpc.aio.ServicerContext,
     ) -> None:
+        peer = context.peer()
+        identity = self._auth.identify(token_of(context.invocation_metadata()), peer)
+        if identity is None:
+            log.warning("refused an agent stream from %s: token not valid from there", peer)
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid token (the shared agent token is accepted from this host "
+                "only; issue a per-agent token with `easytaskctl agents token create NAME`)",
+            )
+            return
         messages = aiter(request_iterator)
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
@@ -56,8 +74,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except MalformedMessageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return
+        if identity.name is not None and identity.name != hello.name:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token belongs to agent {identity.name!r}, not {hello.name!r}",
+            )
+            return
         try:
-            session = self._hub.connect(hello)
+            session = self._hub.connect(hello, token_name=identity.name)
         except AgentNameTaken as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
             return

@@ -3,7 +3,6 @@ servicer (rpc/errors.authenticate), which knows the accounts."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,15 +22,12 @@ def token_of(metadata: tuple[tuple[str, Any], ...] | None) -> str:
     return ""
 
 
-def _same(given: str, expected: str) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 class AgentTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses AgentService streams without the agent token; other calls pass on."""
+    """Refuses AgentService streams without an agent token; other calls pass on. Which name a
+    token may connect as, and from where, the servicer decides (AgentTokens.identify)."""
 
-    def __init__(self, agent_token: str) -> None:
-        self._agent_token = agent_token
+    def __init__(self, known: Callable[[str], bool]) -> None:
+        self._known = known
 
     async def intercept_service(
         self,
@@ -40,7 +36,7 @@ class AgentTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Any:
         method: str = handler_call_details.method
         token = token_of(handler_call_details.invocation_metadata)
-        if not method.startswith(AGENT_SERVICE_PREFIX) or _same(token, self._agent_token):
+        if not method.startswith(AGENT_SERVICE_PREFIX) or self._known(token):
             return await continuation(handler_call_details)
         log.warning("refused %s: missing or invalid token", method)
         handler = await continuation(handler_call_details)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from easytask.core.adhoc import AdhocRequest
-from easytask.core.records import AdhocResult, AgentChange, AgentView
+from easytask.core.records import AdhocResult, AgentChange, AgentToken, AgentView
 from easytask.core.runid import iso_utc
 from easytask.rpc.errors import caller, errors_mapped
 from easytask.rpc.v1 import api_pb2 as pb
@@ -96,3 +96,33 @@ class FleetApi:
         return pb.EventReply(
             event_id=outcome.event_id, status=outcome.status, message=outcome.message
         )
+
+    @errors_mapped
+    async def CreateAgentToken(
+        self, request: pb.CreateAgentTokenRequest, context: Any
+    ) -> pb.CreateAgentTokenReply:
+        token, secret = await self._app.create_agent_token(request.name, caller())
+        return pb.CreateAgentTokenReply(token=_token(token), secret=secret)
+
+    @errors_mapped
+    async def ListAgentTokens(
+        self, request: pb.ListAgentTokensRequest, context: Any
+    ) -> pb.ListAgentTokensReply:
+        tokens = await self._app.agent_tokens(caller())
+        return pb.ListAgentTokensReply(tokens=[_token(t) for t in tokens])
+
+    @errors_mapped
+    async def RevokeAgentToken(
+        self, request: pb.RevokeAgentTokenRequest, context: Any
+    ) -> pb.AgentToken:
+        return _token(await self._app.revoke_agent_token(request.name, caller()))
+
+
+def _token(t: AgentToken) -> pb.AgentToken:
+    """A token as the API shows it: never its hash, never its secret."""
+    return pb.AgentToken(
+        name=t.name,
+        created_at=iso_utc(t.created_at),
+        created_by=t.created_by,
+        last_used=iso_utc(t.last_used),
+    )

@@ -36,6 +36,7 @@ from easytask.core.models import Run, StateChange, TaskDef
 from easytask.core.records import (
     AdhocResult,
     AgentRecord,
+    AgentToken,
     AgentView,
     Board,
     CalendarDetail,
@@ -59,6 +60,7 @@ from easytask.core.schedule import Slot, next_slot
 from easytask.core.states import RunState
 from easytask.scheduler.accounts import AccountService
 from easytask.scheduler.adhoc import AdhocBook
+from easytask.scheduler.agent_tokens import AgentTokens
 from easytask.scheduler.app_accounts import AccountOperations
 from easytask.scheduler.bus import Bus, Subscription
 from easytask.scheduler.calendars import CalendarBook
@@ -101,10 +103,12 @@ class SchedulerApp(AccountOperations):
         bus: Bus,
         clock: Clock,
         adhoc: AdhocBook,
+        agent_tokens: AgentTokens,
         timezone: str = "UTC",
     ) -> None:
         self._accounts = accounts
         self._adhoc = adhoc
+        self._agent_tokens = agent_tokens
         self.instance = instance
         self.timezone = timezone
         self._store = store
@@ -604,6 +608,20 @@ class SchedulerApp(AccountOperations):
                 raise AgentNotFoundError(name)
             raise ConflictError(f"agent {name!r} is not connected")
         return f"Restart action sent to agent '{name}'."
+
+    async def create_agent_token(self, name: str, caller: Caller) -> tuple[AgentToken, str]:
+        """A per-agent token and its secret, shown this once (spec 12 `agents token create`)."""
+        self._allow(caller, Action.CONTROL_AGENTS)
+        return await self._agent_tokens.create(name, caller.username)
+
+    async def agent_tokens(self, caller: Caller) -> list[AgentToken]:
+        self._allow(caller, Action.CONTROL_AGENTS)
+        return await self._agent_tokens.list()
+
+    async def revoke_agent_token(self, name: str, caller: Caller) -> AgentToken:
+        """Forget the agent's token; the stream it opened is closed now."""
+        self._allow(caller, Action.CONTROL_AGENTS)
+        return await self._agent_tokens.revoke(name, caller.username)
 
     # ----- ad-hoc commands -----
 

@@ -54,8 +54,11 @@ class RunEvents(Protocol):
 class AgentSession:
     """One connected agent stream. ``send`` never blocks; the rpc writer drains ``outbox``."""
 
-    def __init__(self, hello: AgentHello, connected_at: datetime) -> None:
+    def __init__(
+        self, hello: AgentHello, connected_at: datetime, token_name: str | None = None
+    ) -> None:
         self.hello = hello
+        self.token_name = token_name  # the per-agent token it connected with (None: shared)
         self.name = hello.name
         self.connected_at = connected_at
         self.heard = True  # something arrived since the last beat (the hello, at first)
@@ -125,7 +128,7 @@ class AgentHub:
 
     # ----- sessions -----
 
-    def connect(self, hello: AgentHello) -> AgentSession:
+    def connect(self, hello: AgentHello, token_name: str | None = None) -> AgentSession:
         """Register a new stream. The same agent process connecting again replaces its older
         stream; another process claiming a connected name is refused (AgentNameTaken)."""
         old = self.sessions.get(hello.name)
@@ -141,7 +144,7 @@ class AgentHub:
         if old is not None:
             log.warning("agent %s connected again; closing its previous stream", hello.name)
             self.disconnect(old, "replaced by a new stream of the same agent")
-        session = AgentSession(hello, self._clock.now())
+        session = AgentSession(hello, self._clock.now(), token_name)
         self.sessions[hello.name] = session
         log.info(
             "agent %s connected from %s serving queues %s (version %s, %d known runs)",

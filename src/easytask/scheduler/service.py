@@ -24,6 +24,7 @@ from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
 from easytask.scheduler.accounts import AccountService
 from easytask.scheduler.actions import RunActions
 from easytask.scheduler.adhoc import AdhocBook
+from easytask.scheduler.agent_tokens import AgentTokens
 from easytask.scheduler.agentevents import AgentEvents
 from easytask.scheduler.app import SchedulerApp
 from easytask.scheduler.bus import Bus
@@ -190,6 +191,10 @@ class SchedulerService:
             instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
         )
         adhoc = AdhocBook(instance=cfg.instance, hub=hub, store=store, bus=bus, clock=clock)
+        agent_tokens = AgentTokens(
+            store=store.fleet, hub=hub, clock=clock, shared_token=creds.agent_token
+        )
+        await agent_tokens.load()
         hub.bind(RunRouter(core.agent_events, adhoc))
         self.core, self.hub = core, hub
         engine = core.engine
@@ -209,7 +214,7 @@ class SchedulerService:
             app = SchedulerApp(
                 instance=cfg.instance, store=store, engine=engine, hub=hub, catalog=catalog,
                 calendars=calendars, holidays=holidays, events=events, accounts=accounts, bus=bus,
-                clock=clock, timezone=host_timezone(), adhoc=adhoc,
+                clock=clock, timezone=host_timezone(), adhoc=adhoc, agent_tokens=agent_tokens,
             )  # fmt: skip
             self.app = app
             firing = [
@@ -220,7 +225,7 @@ class SchedulerService:
             server: grpc.aio.Server | None = None
             http: web.AppRunner | None = None
             try:
-                server = await self._start_grpc(app, hub, creds.agent_token)
+                server = await self._start_grpc(app, hub, agent_tokens)
                 http = await self._start_http()
                 address = f"127.0.0.1:{self.grpc_port}\n"
                 if self.http_port is not None:
@@ -248,11 +253,11 @@ class SchedulerService:
                 heartbeats.cancel()
 
     async def _start_grpc(
-        self, app: SchedulerApp, hub: AgentHub, agent_token: str
+        self, app: SchedulerApp, hub: AgentHub, agent_tokens: AgentTokens
     ) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
-            interceptors=[AgentTokenInterceptor(agent_token)],
+            interceptors=[AgentTokenInterceptor(agent_tokens.known)],
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -262,7 +267,8 @@ class SchedulerService:
         )
         api_pb2_grpc.add_EasyTaskApiServicer_to_server(ApiServicer(app), server)  # type: ignore[no-untyped-call]
         register_agent = agent_pb2_grpc.add_AgentServiceServicer_to_server
-        register_agent(AgentServicer(hub, cfg.instance), server)  # type: ignore[no-untyped-call]
+        servicer = AgentServicer(hub, cfg.instance, agent_tokens)
+        register_agent(servicer, server)  # type: ignore[no-untyped-call]
         host, port = split_hostport(cfg.grpc_listen, "--grpc-listen")
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if cfg.tls_cert is not None and cfg.tls_key is not None:
