@@ -38,7 +38,7 @@ from easytask.core.records import (
 )
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
-from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments, split_at_head
 
 
 def _as_stored(name: str, when: datetime) -> datetime | None:
@@ -226,13 +226,16 @@ class MemoryStore:
 
     def _store_chunk(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
         chunks = self._output.setdefault((run_id, stream), {})
-        chunks.setdefault(offset, data)
-        end = offset + len(data)
-        if end > OUTPUT_HEAD + OUTPUT_TAIL:
-            keep_from = end - OUTPUT_TAIL
-            for start in [s for s, d in chunks.items() if s >= OUTPUT_HEAD]:
-                if start + len(chunks[start]) <= keep_from:
-                    del chunks[start]
+        for at, piece in split_at_head(offset, data):
+            chunks.setdefault(at, piece)
+        if offset + len(data) <= OUTPUT_HEAD + OUTPUT_TAIL:
+            return
+        last = max(chunks)
+        keep_from = last + len(chunks[last]) - OUTPUT_TAIL
+        for start in [s for s in chunks if OUTPUT_HEAD <= s < keep_from]:
+            piece = chunks.pop(start)
+            if start + len(piece) > keep_from:  # across the tail's start: keep its end only
+                chunks[keep_from] = piece[keep_from - start :]
 
     def _chunks(self, run_id: str, stream: str) -> list[tuple[int, bytes]]:
         return sorted(self._output.get((run_id, stream), {}).items())

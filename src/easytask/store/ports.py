@@ -39,9 +39,18 @@ from easytask.core.records import (
 )
 from easytask.core.states import RunState
 
-# Stored copy of each run's stream: the first and the last 5 MiB (spec 16: 10 MiB, head and tail).
+# Stored copy of each run's stream (spec 16: "10 MiB, head and tail kept, cut marked"): 10 MiB
+# in all, split evenly: exactly the first and the last 5 MiB, the bytes between dropped.
 OUTPUT_HEAD = 5 * 1024 * 1024
 OUTPUT_TAIL = 5 * 1024 * 1024
+
+
+def split_at_head(offset: int, data: bytes) -> list[tuple[int, bytes]]:
+    """A chunk as stored: in two when it crosses the end of the head (so the head is exact)."""
+    if offset < OUTPUT_HEAD < offset + len(data):
+        cut = OUTPUT_HEAD - offset
+        return [(offset, data[:cut]), (OUTPUT_HEAD, data[cut:])]
+    return [(offset, data)]
 
 
 def join_segments(chunks: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
@@ -76,7 +85,8 @@ class RunWrites(Protocol):
         """Queue a chunk of a run's stream at ``offset``; a chunk already stored there is kept.
 
         Past the first OUTPUT_HEAD and last OUTPUT_TAIL bytes the middle of a stream is
-        dropped (spec 16).
+        dropped (spec 16): exactly, to the byte, whatever the chunk sizes; the tail ends at
+        the end of the stream's last chunk.
         """
         ...
 

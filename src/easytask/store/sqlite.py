@@ -22,7 +22,7 @@ from easytask.store.events import EventStore
 from easytask.store.fleet import FleetStore
 from easytask.store.groups import GroupStore
 from easytask.store.lifecycle import LifecycleStore
-from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments, split_at_head
 from easytask.store.runrows import (
     INSERT_CHANGE,
     RUN_COLUMNS,
@@ -37,9 +37,23 @@ from easytask.store.writer import BatchWriter
 _INSERT_OUTPUT = (
     "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
 )
-_TRIM_OUTPUT = (
-    "DELETE FROM run_output WHERE run_id = ? AND stream = ? AND offset >= ? "
-    "AND offset + LENGTH(data) <= ?"
+# Where the stored tail must start: OUTPUT_TAIL (?4) before the end of the stream's last chunk.
+# Uncorrelated, so SQLite evaluates it once per statement, before any row changes.
+_KEEP_FROM = (
+    "((SELECT offset + LENGTH(data) FROM run_output WHERE run_id = ?1 AND stream = ?2 "
+    "ORDER BY offset DESC LIMIT 1) - ?4)"
+)
+# The middle of a long stream: chunks past the head (?3) that end before the tail. The bound
+# on offset keeps the scan to the chunks just pushed out of the tail.
+_DROP_MIDDLE = (
+    "DELETE FROM run_output WHERE run_id = ?1 AND stream = ?2 AND offset >= ?3 "
+    f"AND offset < {_KEEP_FROM} AND offset + LENGTH(data) <= {_KEEP_FROM}"
+)
+# The one chunk across the tail's start loses its front, so the tail is exactly OUTPUT_TAIL.
+_TRIM_TAIL = (
+    f"UPDATE OR REPLACE run_output SET data = SUBSTR(data, {_KEEP_FROM} - offset + 1), "
+    f"offset = {_KEEP_FROM} WHERE run_id = ?1 AND stream = ?2 AND offset >= ?3 "
+    f"AND offset < {_KEEP_FROM} AND offset + LENGTH(data) > {_KEEP_FROM}"
 )
 
 
@@ -258,11 +272,17 @@ class SqliteStore:
     # ----- output -----
 
     def append_output(self, run_id: str, stream: str, offset: int, data: bytes) -> None:
-        """Store a chunk; past OUTPUT_HEAD + OUTPUT_TAIL bytes the middle is dropped (spec 16)."""
-        self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, offset, data))
-        end = offset + len(data)
-        if end > OUTPUT_HEAD + OUTPUT_TAIL:
-            self.writer.write_nowait(_TRIM_OUTPUT, (run_id, stream, OUTPUT_HEAD, end - OUTPUT_TAIL))
+        """Store a chunk; past OUTPUT_HEAD + OUTPUT_TAIL bytes the middle is dropped (spec 16).
+
+        A chunk across the head's end is stored as two, so the head and the tail kept are
+        exactly OUTPUT_HEAD and OUTPUT_TAIL bytes; nothing but the chunk is held in memory.
+        """
+        for at, piece in split_at_head(offset, data):
+            self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, at, piece))
+        if offset + len(data) > OUTPUT_HEAD + OUTPUT_TAIL:
+            trim = (run_id, stream, OUTPUT_HEAD, OUTPUT_TAIL)
+            self.writer.write_nowait(_DROP_MIDDLE, trim)
+            self.writer.write_nowait(_TRIM_TAIL, trim)
 
     async def read_output(self, run_id: str, stream: str) -> bytes:
         """The stored bytes, head and tail joined (no marker): for following a run live."""
