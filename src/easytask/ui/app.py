@@ -24,7 +24,9 @@ from easytask.core.errors import (
 )
 from easytask.scheduler.app import SchedulerApp
 from easytask.ui import (
+    adhoc_views,
     admin_views,
+    agent_views,
     api,
     event_views,
     group_views,
@@ -88,9 +90,14 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
     async def render_topic(key: str) -> str | None:
         if key == "board":
             return await views.render_board(webapp)
-        if key == "agents":
-            return await views.render_agents(webapp)
         kind, _, rest = key.partition(":")
+        if kind == "agents":
+            return await agent_views.render_agents(webapp, control=rest == "control")
+        if kind == "adhoc":
+            html, final = await adhoc_views.render_results(webapp, rest)
+            if final:
+                hub.settle(key)
+            return html
         if kind == "run":
             return await views.render_run(webapp, rest)
         if kind == "run-state":
@@ -149,7 +156,7 @@ def create_app(app: SchedulerApp, *, secure: bool = False) -> web.Application:
         web.get("/runs/{run_id}/log", log_views.log_page),
         web.get("/runs/{run_id}/log/{stream}", log_views.log_download),
         web.get("/runs/{run_id}/log/{stream}/window", log_views.log_window),
-        web.get("/agents", views.agents_page),
+        *agent_views.routes(),
         web.get("/upcoming", views.upcoming_page),
         *group_views.routes(),
         *event_views.routes(),

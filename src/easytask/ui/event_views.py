@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from easytask.core.authz import Caller, event_action
+from easytask.core.authz import Action, Caller, event_action
 from easytask.core.errors import FieldError, ValidationError
 from easytask.core.records import EventFilter, EventRecord, EventRequest
-from easytask.ui.forms import can, parse_date, text_error, text_of
+from easytask.ui import adhoc_views
+from easytask.ui.forms import can, forbid, parse_date, text_error, text_of
 from easytask.ui.render import page, query_builder, redirect, when
 from easytask.ui.sessions import caller_of
 from easytask.ui.views import PER_PAGE, digits, ops, page_number
@@ -243,6 +244,7 @@ async def events_page(
     form_values: dict[str, dict[str, str]] | None = None,
 ) -> web.Response:
     app, caller, query = ops(request), caller_of(request), request.query
+    adhoc = adhoc_views.adhoc_form(caller, await app.agents() if can(caller, Action.ADHOC) else [])
     flt, task_name, filter_errors = history_filter(query)
     page_no = page_number(query)
     records, total = await app.find_events(flt, task_name, page_no, PER_PAGE)
@@ -263,6 +265,7 @@ async def events_page(
         pages=max(1, -(-total // PER_PAGE)),
         query=query_builder(query),
         forms=allowed_forms(caller),
+        adhoc=adhoc,
         labels=LABELS,
         help=HELP,
         modify_statuses=MODIFY_STATUSES,
@@ -280,6 +283,8 @@ async def publish(request: web.Request) -> web.StreamResponse:
     The application checks the role (a forged form is refused there, 403)."""
     form = await request.post()
     event = text_of(form, "event").upper()
+    if event == adhoc_views.EVENT:
+        return await publish_adhoc(request, form)
     spec = FORM_OF.get(event)
     if spec is None:
         shown = event[:40] + ("…" if len(event) > 40 else "")
@@ -296,6 +301,26 @@ async def publish(request: web.Request) -> web.StreamResponse:
     raise redirect("/events", (kind, f"{outcome.message} (event {outcome.event_id})"))
 
 
+async def publish_adhoc(request: web.Request, form: Mapping[str, Any]) -> web.StreamResponse:
+    """An ADHOC event: its page once submitted; a field error, or a selection matching no
+    connected agent, shown at its field. The application checks the role (403); a form
+    with errors from a role that may not submit it is refused as well."""
+    req, errors, values = adhoc_views.adhoc_request(form)
+    caller = caller_of(request)
+    if errors:
+        forbid(caller, Action.ADHOC, "run ad-hoc commands")
+    else:
+        outcome = await ops(request).run_adhoc(req, caller)
+        if outcome.status == "SUCCESS":
+            raise redirect(f"/events/{outcome.event_id}", ("ok", outcome.message))
+        where = values["select"] if values["select"] in ("agents", "queues") else "select"
+        errors = {where: f"{outcome.message} (event {outcome.event_id})"}
+    kept = {k: v[:ECHO_LIMIT] for k, v in values.items() if k != "cmd"}
+    kept["cmd"] = values["cmd"][:8192]
+    return await events_page(request, status=422, form_errors={adhoc_views.EVENT: errors},
+                             form_values={adhoc_views.EVENT: kept})  # fmt: skip
+
+
 # ----- one event -----
 
 
@@ -305,27 +330,17 @@ async def event_page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such event: an event id is a number")
     record = await ops(request).get_event(int(text))
     run_id = record.args.get("run_id")
+    adhoc = record.event == adhoc_views.EVENT
+    results = await adhoc_views.results_context(ops(request), record.id) if adhoc else {}
     return page(
         request,
         "event.html",
         event=event_view(record),
         args_json=json.dumps(record.args, indent=2, ensure_ascii=False, sort_keys=True),
         run_id=run_id if isinstance(run_id, str) else "",
-        results=adhoc_results(record.args),
+        adhoc=adhoc,
+        **results,
     )
-
-
-def adhoc_results(args: dict[str, Any]) -> list[dict[str, str]]:
-    """Per-agent results an ADHOC event stored (spec 10), as rows; [] for other events."""
-    results = args.get("results")
-    if not isinstance(results, list):
-        return []
-    rows = []
-    for item in results:
-        if isinstance(item, dict):
-            rows.append({k: str(item.get(k, "")) for k in
-                         ("agent", "state", "return_code", "stdout", "stderr")})  # fmt: skip
-    return rows
 
 
 def routes() -> list[web.RouteDef]:

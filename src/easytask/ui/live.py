@@ -1,12 +1,14 @@
 """The live channel: one WebSocket per tab, topics with sequence numbers, output followed.
 
 A page names its live parts (``data-live="board"``, ``run:<id>``, ``run-state:<id>``,
-``task-runs:<tid>``, ``runs:<query>``); the tab subscribes to them with the sequence number it
-last saw. The hub re-renders a topic at most once per ``FLUSH_SECONDS`` after a run changed,
-once for all its subscribers, and sends the new HTML with the next sequence number: a
-subscriber that is behind gets the current snapshot, so a reconnecting tab (scheduler restart,
-network blip) is resynced, never silently stale. Log panes subscribe with their byte offsets
-and get the rest of the output, then its end.
+``task-runs:<tid>``, ``runs:<query>``, ``agents``, ``agents:control``, ``adhoc:<event id>``);
+the tab subscribes to them with the sequence number it last saw. The hub re-renders a topic
+at most once per ``FLUSH_SECONDS`` after a run changed (agents and ad-hoc executions every
+``AGENTS_REFRESH_SECONDS``: they are not run events), once for all its subscribers, and sends
+the new HTML with the next sequence number: a subscriber that is behind gets the current
+snapshot, so a reconnecting tab (scheduler restart, network blip) is resynced, never silently
+stale. Log panes subscribe with their byte offsets and get the rest of the output, then its
+end.
 
 Each client has a bounded queue; a client that falls behind is closed with code 4000 and
 resubscribes, so a slow browser never slows the engine or the other clients.
@@ -52,8 +54,10 @@ SESSION_CHECK_SECONDS = 30.0  # a logged-out or deactivated user's socket closes
 SESSION_ENDED_CODE = 4401
 CLOSE_SECONDS = 2.0
 RESYNC_CODE = 4000
+AGENT_TOPICS = ("agents", "agents:control")  # the list without and with its Restart buttons
 TOPIC = re.compile(
-    r"(board|agents|runs:[^\s]{0,512}|run:\S{1,200}|run-state:\S{1,200}|task-runs:\d{1,10}"
+    r"(board|agents(?::control)?|adhoc:\d{1,18}|runs:[^\s]{0,512}|run:\S{1,200}"
+    r"|run-state:\S{1,200}|task-runs:\d{1,10}"
     r"|group:\d{1,10}(?::\S{1,200})?)"
 )
 
@@ -97,6 +101,7 @@ class Topic:
     dirty: bool = False
     rendering: bool = False
     not_before: float = 0.0  # loop time before which a costly topic is not rendered again
+    settled: bool = False  # an ad-hoc event whose executions are all final: nothing to follow
 
 
 class LiveHub:
@@ -186,7 +191,13 @@ class LiveHub:
                 del self._sockets_by_user[user]
 
     def run_changed(self, run_id: str, tid: int) -> None:
-        for key in ("board", "agents", f"run:{run_id}", f"run-state:{run_id}", f"task-runs:{tid}"):
+        for key in (
+            "board",
+            *AGENT_TOPICS,
+            f"run:{run_id}",
+            f"run-state:{run_id}",
+            f"task-runs:{tid}",
+        ):
             self._mark(key)
         for key, topic in self._topics.items():
             if key.startswith(("runs:", "group:")):  # any run may be one of theirs
@@ -197,6 +208,22 @@ class LiveHub:
         for topic in self._topics.values():
             topic.dirty = True
         self._wake.set()
+
+    def settle(self, key: str) -> None:
+        """The topic will not change any more (an ad-hoc event whose executions are all final):
+        the periodic refresh leaves it alone."""
+        topic = self._topics.get(key)
+        if topic is not None:
+            topic.settled = True
+
+    def _mark_periodic(self) -> None:
+        """What changes without a run changing: agents (connects, drops, heartbeats) and
+        ad-hoc executions (their states and output are not run events), cheap to render."""
+        for key in AGENT_TOPICS:
+            self._mark(key)
+        for key, topic in self._topics.items():
+            if key.startswith("adhoc:") and not topic.settled:
+                topic.dirty = True
 
     def _mark(self, key: str) -> None:
         topic = self._topics.get(key)
@@ -257,8 +284,8 @@ class LiveHub:
             if loop.time() >= next_board:
                 self._mark("board")
                 next_board = loop.time() + BOARD_REFRESH_SECONDS
-            if loop.time() >= next_agents:  # connects, drops, heartbeats: cheap to render
-                self._mark("agents")
+            if loop.time() >= next_agents:
+                self._mark_periodic()
                 next_agents = loop.time() + AGENTS_REFRESH_SECONDS
             now = loop.time()
             for topic in [t for t in self._topics.values() if t.dirty and t.clients]:

@@ -17,7 +17,6 @@ from easytask.core.records import Board, EventRequest, RunFilter
 from easytask.core.states import RunState
 from easytask.scheduler.app import SchedulerApp
 from easytask.ui.render import (
-    duration,
     fragment,
     page,
     query_builder,
@@ -260,31 +259,7 @@ async def terminate(request: web.Request) -> web.StreamResponse:
     raise redirect(f"/runs/{run.run_id}", (kind, outcome.message))
 
 
-# ----- agents and upcoming -----
-
-
-async def agents_context(app: SchedulerApp) -> dict[str, Any]:
-    views = []
-    for agent in await app.agents():
-        r = agent.record
-        views.append({
-            "name": r.name, "online": agent.online, "host": r.host, "queues": ", ".join(r.queues),
-            "version": r.version,
-            "cpu": f"{agent.cpu_percent:.1f}" if agent.online else "",
-            "mem": f"{agent.mem_percent:.1f}" if agent.online else "",
-            "uptime": duration(agent.uptime_seconds) if agent.online else "",
-            "running": agent.running_run_ids,
-        })  # fmt: skip
-    online = sum(1 for v in views if v["online"])
-    return {"agents": views, "online": online, "offline": len(views) - online}
-
-
-async def agents_page(request: web.Request) -> web.Response:
-    return page(request, "agents.html", **await agents_context(ops(request)))
-
-
-async def render_agents(app: web.Application) -> str:
-    return fragment(app, "_agents.html", **await agents_context(app[APP_KEY]))
+# ----- upcoming -----
 
 
 def bounded(text: str, default: float, low: float, high: float) -> float:

@@ -92,7 +92,10 @@ document.addEventListener("visibilitychange", () => {
 function setupForms() {
   document.addEventListener("submit", (event) => {
     const form = event.target.closest("form[data-confirm]");
-    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+    if (form && !window.confirm(form.dataset.confirm)) { event.preventDefault(); return; }
+    // A live part's forms are rendered once for every tab: they take this tab's CSRF value.
+    const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+    for (const input of event.target.querySelectorAll("input[data-csrf]")) input.value = csrf;
   });
   const group = document.querySelector("[data-group-select]");
   const schedule = document.querySelector("[data-schedule-fields]");
