@@ -24,6 +24,8 @@ class AgentConfig:
     home: Path
     token: str
     tls_ca: Path | None
+    tls_cert: Path | None  # the agent's own certificate and key: mutual TLS
+    tls_key: Path | None
     profiles_dir: Path
     kill_grace: float
     max_parallel: int
@@ -50,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--token", help="agent token (else env EASYTASK_TOKEN, else <home>/credentials.json)"
     )
     p.add_argument("--tls-ca", help="PEM CA bundle: use TLS to reach the scheduler")
+    p.add_argument(
+        "--tls-cert",
+        help="PEM certificate of this agent (its common name = --name): mutual TLS to the "
+        "scheduler's --agent-listen port, no token needed",
+    )
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--profiles-dir", default=DEFAULT_PROFILES_DIR, help="default %(default)s")
     p.add_argument(
         "--kill-grace", type=float, default=10.0, help="SIGTERM to SIGKILL, seconds (default 10)"
@@ -100,14 +108,27 @@ def load_config(
         name=name,
         queues=queues,
         home=home,
-        token=token or find_token(args.token, env, home),
+        token=token or _token(args, env, home),
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
         profiles_dir=Path(args.profiles_dir),
         kill_grace=args.kill_grace,
         max_parallel=args.max_parallel,
         log_level=args.log_level,
         max_runs=max_runs,
     )
+
+
+def _token(args: argparse.Namespace, env: Mapping[str, str], home: Path) -> str:
+    """The token; with a client certificate none is needed (the certificate names the agent)."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        build_parser().error("--tls-cert and --tls-key go together")
+    if args.tls_cert and not args.tls_ca:
+        build_parser().error("--tls-cert needs --tls-ca (the scheduler's CA)")
+    if args.tls_cert and not (args.token or env.get("EASYTASK_TOKEN")):
+        return ""
+    return find_token(args.token, env, home)
 
 
 def find_token(flag: str | None, env: Mapping[str, str], home: Path) -> str:
@@ -133,6 +154,13 @@ def find_token(flag: str | None, env: Mapping[str, str], home: Path) -> str:
 
 def read_tls_ca(path: Path | None) -> bytes | None:
     return path.read_bytes() if path is not None else None
+
+
+def read_tls_client(config: AgentConfig) -> tuple[bytes, bytes] | None:
+    """(private key, certificate chain) for mutual TLS, or None."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    return config.tls_key.read_bytes(), config.tls_cert.read_bytes()
 
 
 def process_env() -> dict[str, str]:

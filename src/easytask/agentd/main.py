@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import easytask
-from easytask.agentd.config import AgentConfig, load_config, read_tls_ca
+from easytask.agentd.config import AgentConfig, load_config, read_tls_ca, read_tls_client
 from easytask.agentd.journal import Journal
 from easytask.agentd.logs import setup_logging
 from easytask.agentd.outbox import Outbox
@@ -91,13 +91,14 @@ def run(
     try:
         config = load_config(args, os.environ, token=token)
         tls_ca = read_tls_ca(config.tls_ca)
+        tls_client = read_tls_client(config)
     except AuthError as exc:
         sys.stderr.write(f"easytask-agentd: error: {exc}\n")
         return EXIT_AUTH
     except OSError as exc:
-        sys.stderr.write(f"easytask-agentd: error: cannot read --tls-ca: {exc}\n")
+        sys.stderr.write(f"easytask-agentd: error: cannot read a TLS file: {exc}\n")
         return EXIT_USAGE
-    stopped = asyncio.run(serve(config, tls_ca, started_at_ms))
+    stopped = asyncio.run(serve(config, tls_ca, started_at_ms, tls_client))
     if stopped.restart_by is None:
         return stopped.exit_code
     prefix = relaunch or relaunch_prefix(from_sys_argv=argv is None)
@@ -117,7 +118,12 @@ class Stopped:
     restart_by: str | None = None
 
 
-async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -> Stopped:
+async def serve(
+    config: AgentConfig,
+    tls_ca: bytes | None,
+    started_at_ms: int,
+    tls_client: tuple[bytes, bytes] | None = None,
+) -> Stopped:
     """Wire the agent together and run it until SIGTERM/SIGINT (0), a refused token (3) or a
     restart action (the caller re-executes the agent)."""
     setup_logging(config.home, config.name, config.log_level)
@@ -160,6 +166,7 @@ async def serve(config: AgentConfig, tls_ca: bytes | None, started_at_ms: int) -
         target=config.server,
         token=config.token,
         tls_ca=tls_ca,
+        tls_client=tls_client,
         identity=identity,
         manager=manager,
         outbox=outbox,

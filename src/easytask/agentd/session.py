@@ -67,6 +67,7 @@ class AgentSession:
         target: ``HOST:PORT`` of the scheduler.
         token: the agent token, sent as ``authorization: Bearer <token>`` (never logged).
         tls_ca: PEM root certificates for a TLS channel; None for an insecure channel.
+        tls_client: (private key, certificate chain) of the agent for mutual TLS.
         disk_path: a path on the file system whose size and free space each Hello reports.
         on_restart: called with who asked when the scheduler sends RestartAgent; it must stop
             the agent from accepting runs at once (the owner then closes the session).
@@ -79,6 +80,7 @@ class AgentSession:
         token: str,
         tls_ca: bytes | None,
         identity: AgentHello,
+        tls_client: tuple[bytes, bytes] | None = None,
         manager: RunManager,
         outbox: Outbox,
         heartbeat_seconds: float = 10.0,
@@ -86,8 +88,9 @@ class AgentSession:
         on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self._target = target
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._tls_ca = tls_ca
+        self._tls_client = tls_client
         self._identity = identity
         self._manager = manager
         self._outbox = outbox
@@ -117,7 +120,10 @@ class AgentSession:
     async def run(self) -> None:
         """Connect and reconnect until cancelled; AuthError if the token is refused at once."""
         if self._tls_ca is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=self._tls_ca)
+            key, chain = self._tls_client or (None, None)
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=self._tls_ca, private_key=key, certificate_chain=chain
+            )
             channel = grpc.aio.secure_channel(self._target, creds, options=CHANNEL_OPTIONS)
         else:
             channel = grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS)

@@ -11,7 +11,8 @@ EasyTaskError
 │   ├── CalendarNotFoundError
 │   ├── HolidayNotFoundError
 │   ├── UserNotFoundError
-│   └── AgentNotFoundError
+│   ├── AgentNotFoundError
+│   └── AgentTokenNotFoundError
 ├── ConflictError (ValueError)          the request clashes with stored state
 ├── TransitionError (ValueError)        a run state change the table refuses
 ├── AuthError                           missing or wrong token, or a failed login
@@ -141,6 +142,12 @@ class AgentNotFoundError(NotFoundError):
     """No agent ever connected with that name."""
 
     what = "agent"
+
+
+class AgentTokenNotFoundError(NotFoundError):
+    """No token issued for that agent name."""
+
+    what = "agent token for"
 
 
 class UserNotFoundError(NotFoundError):

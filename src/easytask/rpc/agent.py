@@ -53,7 +53,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> None:
         peer = context.peer()
-        identity = self._auth.identify(token_of(context.invocation_metadata()), peer)
+        certified = certificate_name(context.auth_context())
+        if certified is not None:
+            identity: AgentIdentity | None = AgentIdentity(certified)  # mutual TLS
+        else:
+            identity = self._auth.identify(token_of(context.invocation_metadata()), peer)
         if identity is None:
             log.warning("refused an agent stream from %s: token not valid from there", peer)
             await context.abort(
@@ -75,9 +79,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return
         if identity.name is not None and identity.name != hello.name:
+            what = "certificate" if certified is not None else "token"
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"this token belongs to agent {identity.name!r}, not {hello.name!r}",
+                f"this {what} belongs to agent {identity.name!r}, not {hello.name!r}",
             )
             return
         try:
@@ -164,6 +169,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 continue
             out.append(encoded)
         return out
+
+
+def certificate_name(auth: dict[str, list[bytes]]) -> str | None:
+    """The agent name a verified client certificate carries (its common name), or None on a
+    stream without one (a token stream)."""
+    names = auth.get("x509_common_name") or []
+    return names[0].decode("utf-8", "replace") if names else None
 
 
 class _SessionClosed(Exception):

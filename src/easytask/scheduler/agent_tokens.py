@@ -19,7 +19,12 @@ import re
 import secrets
 
 from easytask.core.clock import Clock
-from easytask.core.errors import ConflictError, FieldError, NotFoundError, ValidationError
+from easytask.core.errors import (
+    AgentTokenNotFoundError,
+    ConflictError,
+    FieldError,
+    ValidationError,
+)
 from easytask.core.records import AgentIdentity, AgentToken
 from easytask.scheduler.hub import AgentHub
 from easytask.store.ports import FleetStorePort
@@ -28,12 +33,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "etk_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-class AgentTokenNotFoundError(NotFoundError):
-    """No token for that agent name."""
-
-    what = "agent token for"
 
 
 def token_hash(secret: str) -> str:
@@ -57,12 +56,6 @@ class AgentTokens:
 
     async def load(self) -> None:
         self._by_hash = {t.token_hash: t.name for t in await self._store.agent_tokens()}
-
-    def known(self, secret: str) -> bool:
-        """Whether ``secret`` is any agent token (the interceptor's first check)."""
-        if secret and hmac.compare_digest(secret.encode(), self._shared.encode()):
-            return True
-        return bool(secret) and token_hash(secret) in self._by_hash
 
     def identify(self, secret: str, peer: str) -> AgentIdentity | None:
         """The identity behind ``secret`` on a stream from ``peer``; None when refused."""

@@ -31,6 +31,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate for the gRPC port")
     parser.add_argument("--tls-key", type=Path, help="PEM private key for the gRPC port")
     parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        help="PEM CA of agent certificates: agents connect to --agent-listen with mutual TLS, "
+        "their name taken from their certificate (needs --tls-cert/--tls-key)",
+    )
+    parser.add_argument(
+        "--agent-listen",
+        default="127.0.0.1:7071",
+        help="mutual-TLS address for agents, with --tls-ca (default 127.0.0.1:7071)",
+    )
+    parser.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without TLS"
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
@@ -47,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("Error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if args.tls_ca and not args.tls_cert:
+        print("Error: --tls-ca needs --tls-cert and --tls-key (the server's own)", file=sys.stderr)
+        return 2
     try:
         service = SchedulerService(
             SchedulerConfig(
@@ -57,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 insecure=args.insecure,
                 tls_cert=args.tls_cert,
                 tls_key=args.tls_key,
+                tls_ca=args.tls_ca,
+                agent_listen=args.agent_listen if args.tls_ca else "",
                 clock_offset=args.clock_offset,
             )
         )

@@ -19,7 +19,6 @@ from easytask.core.clock import Clock
 from easytask.core.errors import ConfigError
 from easytask.rpc.agent import AgentServicer
 from easytask.rpc.api import ApiServicer
-from easytask.rpc.auth import AgentTokenInterceptor
 from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
 from easytask.scheduler.accounts import AccountService
 from easytask.scheduler.actions import RunActions
@@ -65,6 +64,8 @@ class SchedulerConfig:
     insecure: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_ca: Path | None = None  # mutual TLS for agents on agent_listen
+    agent_listen: str = ""
     clock_offset: float = 0.0
 
 
@@ -100,6 +101,7 @@ def check_binding(config: SchedulerConfig) -> None:
     for value, what in (
         (config.grpc_listen, "--grpc-listen"),
         (config.http_listen, "--http-listen"),
+        (config.agent_listen, "--agent-listen"),
     ):
         if not value:
             continue
@@ -134,6 +136,7 @@ class SchedulerService:
         self.store: Store | None = None
         self._stop = asyncio.Event()
         self.grpc_port: int | None = None
+        self.agent_port: int | None = None  # the mutual-TLS port, with --tls-ca
         self.http_port: int | None = None
         self.ready = asyncio.Event()
 
@@ -257,7 +260,6 @@ class SchedulerService:
     ) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
-            interceptors=[AgentTokenInterceptor(agent_tokens.known)],
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -278,8 +280,25 @@ class SchedulerService:
             self.grpc_port = server.add_secure_port(address, creds)
         else:
             self.grpc_port = server.add_insecure_port(address)
+        if cfg.tls_ca is not None and cfg.agent_listen:
+            self.agent_port = self._add_mutual_tls_port(server)
         await server.start()
         return server
+
+    def _add_mutual_tls_port(self, server: grpc.aio.Server) -> int:
+        """The agents' port: a client certificate signed by ``--tls-ca`` is required (a
+        handshake without one, or with one from another CA, fails)."""
+        cfg = self.config
+        assert cfg.tls_ca is not None and cfg.tls_cert is not None and cfg.tls_key is not None
+        host, port = split_hostport(cfg.agent_listen, "--agent-listen")
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        creds = grpc.ssl_server_credentials(
+            [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
+            root_certificates=cfg.tls_ca.read_bytes(),
+            require_client_auth=True,
+        )
+        bound: int = server.add_secure_port(address, creds)
+        return bound
 
     async def _start_http(self) -> web.AppRunner | None:
         if not self.config.http_listen:
