@@ -144,11 +144,11 @@ CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 @contextlib.asynccontextmanager
 async def running_service(
-    home: Path, clock: FakeClock, http_listen: str = ""
+    home: Path, clock: FakeClock, http_listen: str = "", **config: Any
 ) -> AsyncIterator[SchedulerService]:
     """A scheduler on ephemeral ports with the test's clock, stopped at the end."""
     service = SchedulerService(
-        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen=http_listen),
+        SchedulerConfig(home=home, grpc_listen="127.0.0.1:0", http_listen=http_listen, **config),
         clock=clock,
         password_hasher=CHEAP_HASHER,
     )

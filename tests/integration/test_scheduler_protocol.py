@@ -6,13 +6,17 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import pytest
 
+from easytask.core.errors import ConfigError
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import api_pb2 as pb
-from tests.integration.conftest import Harness, ScriptedAgent, eventually
+from easytask.scheduler.service import SchedulerConfig, SchedulerService
+from tests.integration.conftest import START, Harness, ScriptedAgent, eventually, running_service
+from tests.support.fakeclock import FakeClock
 
 NOON_MS = 1780315200000  # 2026-06-01T12:00:00Z
 
@@ -437,3 +441,32 @@ def _async(check: Callable[[], bool | None]) -> Callable[[], Awaitable[bool | No
         return check()
 
     return run
+
+
+async def test_heartbeat_and_offline_timeout_are_the_configured_ones(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    async with running_service(
+        tmp_path / "home", clock, heartbeat_seconds=2, offline_after_seconds=5
+    ) as service:
+        h = Harness(service, clock, tmp_path / "home")
+        agent = ScriptedAgent(h.port, h.agent_token, "a1", ["q1"])
+        welcome = await agent.connect()
+        assert welcome.heartbeat_seconds == 2
+        hub = service.hub
+        assert hub is not None
+        # The first beat finds the hello; then ceil(5 / 2) = 3 silent beats in a row.
+        for _ in range(3):
+            await clock.advance(2)
+        assert "a1" in hub.sessions
+        await clock.advance(2)  # the third silent beat: 6 s of silence >= 5 s
+        await eventually("a1 offline", _async(lambda: "a1" not in hub.sessions or None))
+        await agent.close()
+        await h.channel.close()
+
+
+def test_an_offline_timeout_shorter_than_two_beats_is_refused(tmp_path: Path) -> None:
+    config = SchedulerConfig(home=tmp_path, heartbeat_seconds=10, offline_after_seconds=15)
+    with pytest.raises(ConfigError, match=r"--offline-after must be at least twice"):
+        SchedulerService(config)
+    with pytest.raises(ConfigError, match=r"--heartbeat-seconds must be 1-3600, got 0"):
+        SchedulerService(SchedulerConfig(home=tmp_path, heartbeat_seconds=0))

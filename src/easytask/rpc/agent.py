@@ -24,7 +24,7 @@ from easytask.rpc.convert import (
 )
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.rpc.v1 import agent_pb2_grpc
-from easytask.scheduler.hub import HEARTBEAT_SECONDS, AgentHub, AgentNameTaken, AgentSession
+from easytask.scheduler.hub import AgentHub, AgentNameTaken, AgentSession
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
             return
         try:
-            welcome = Welcome(self._instance, __version__, HEARTBEAT_SECONDS)
+            welcome = Welcome(self._instance, __version__, self._hub.heartbeat_seconds)
             await context.write(scheduler_message_to_proto(welcome))
         except BaseException:
             self._hub.disconnect(session)

@@ -29,9 +29,8 @@ from easytask.core.runid import is_adhoc_run_id, to_ms
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 10
+HEARTBEAT_SECONDS = 10  # defaults (spec 16); --heartbeat-seconds and --offline-after change them
 OFFLINE_AFTER_SECONDS = 30
-MISSED_BEATS_OFFLINE = OFFLINE_AFTER_SECONDS // HEARTBEAT_SECONDS
 
 
 class AgentNameTaken(Exception):
@@ -109,8 +108,17 @@ class AgentSession:
 class AgentHub:
     """Routes runs to agents by queue: fewest non-final runs first, ties by agent name."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        heartbeat_seconds: int = HEARTBEAT_SECONDS,
+        offline_after_seconds: int = OFFLINE_AFTER_SECONDS,
+    ) -> None:
         self._clock = clock
+        self.heartbeat_seconds = heartbeat_seconds
+        self.offline_after_seconds = offline_after_seconds
+        # Silence is counted in whole beats: offline after this many silent beats in a row.
+        self._missed_beats_offline = max(1, -(-offline_after_seconds // heartbeat_seconds))
         self._events: RunEvents | None = None
         self.sessions: dict[str, AgentSession] = {}
         self._waiting: dict[str, deque[RunOrder]] = defaultdict(deque)
@@ -320,14 +328,14 @@ class AgentHub:
     # ----- liveness -----
 
     async def watch_heartbeats(self) -> None:
-        """Every HEARTBEAT_SECONDS of the injected clock, one beat (``beat``)."""
+        """Every ``heartbeat_seconds`` of the injected clock, one beat (``beat``)."""
         while True:
-            due = self._clock.now() + timedelta(seconds=HEARTBEAT_SECONDS)
+            due = self._clock.now() + timedelta(seconds=self.heartbeat_seconds)
             await self._clock.sleep_until(due)
             self.beat()
 
     def beat(self) -> None:
-        """Send each agent a heartbeat; one silent for MISSED_BEATS_OFFLINE beats in a row is
+        """Send each agent a heartbeat; one silent for ``offline_after_seconds`` (in beats) is
         marked offline (its session closed).
 
         Silence is counted in beats, not in elapsed time: a clock that jumps (a suspended
@@ -336,8 +344,8 @@ class AgentHub:
         for session in list(self.sessions.values()):
             session.missed_beats = 0 if session.heard else session.missed_beats + 1
             session.heard = False
-            if session.missed_beats >= MISSED_BEATS_OFFLINE:
+            if session.missed_beats >= self._missed_beats_offline:
                 log.warning("agent %s missed heartbeats; marking it offline", session.name)
-                self.disconnect(session, f"no heartbeat for {OFFLINE_AFTER_SECONDS} s")
+                self.disconnect(session, f"no heartbeat for {self.offline_after_seconds} s")
             else:
                 session.send(SchedulerHeartbeat(to_ms(self._clock.now())))

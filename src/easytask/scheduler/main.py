@@ -42,6 +42,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="mutual-TLS address for agents, with --tls-ca (default 127.0.0.1:7071)",
     )
     parser.add_argument(
+        "--heartbeat-seconds", type=int, default=10, help="beat to agents (default 10)"
+    )
+    parser.add_argument(
+        "--offline-after",
+        type=int,
+        default=30,
+        help="seconds without a word before an agent is offline (default 30)",
+    )
+    parser.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without TLS"
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
@@ -73,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 tls_key=args.tls_key,
                 tls_ca=args.tls_ca,
                 agent_listen=args.agent_listen if args.tls_ca else "",
+                heartbeat_seconds=args.heartbeat_seconds,
+                offline_after_seconds=args.offline_after,
                 clock_offset=args.clock_offset,
             )
         )

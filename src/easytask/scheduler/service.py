@@ -36,7 +36,7 @@ from easytask.scheduler.events import EventService
 from easytask.scheduler.freezes import Freezes
 from easytask.scheduler.groups import GroupRunner
 from easytask.scheduler.holidays import HolidayService
-from easytask.scheduler.hub import AgentHub
+from easytask.scheduler.hub import HEARTBEAT_SECONDS, OFFLINE_AFTER_SECONDS, AgentHub
 from easytask.scheduler.lifecycle import SchedulerLifecycle
 from easytask.scheduler.runrouter import RunRouter
 from easytask.scheduler.runs import RunBook
@@ -66,6 +66,8 @@ class SchedulerConfig:
     tls_key: Path | None = None
     tls_ca: Path | None = None  # mutual TLS for agents on agent_listen
     agent_listen: str = ""
+    heartbeat_seconds: int = HEARTBEAT_SECONDS
+    offline_after_seconds: int = OFFLINE_AFTER_SECONDS
     clock_offset: float = 0.0
 
 
@@ -94,6 +96,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_heartbeats(config: SchedulerConfig) -> None:
+    """A heartbeat of 1-3600 s, and an offline timeout of at least two beats."""
+    beat, offline = config.heartbeat_seconds, config.offline_after_seconds
+    if not 1 <= beat <= 3600:
+        raise ConfigError(f"--heartbeat-seconds must be 1-3600, got {beat}")
+    if offline < 2 * beat:
+        raise ConfigError(
+            f"--offline-after must be at least twice --heartbeat-seconds ({2 * beat} s), "
+            f"got {offline}"
+        )
 
 
 def check_binding(config: SchedulerConfig) -> None:
@@ -126,6 +140,7 @@ class SchedulerService:
         """``password_hasher``: Argon2id parameters (the library's defaults unless given;
         tests pass cheaper ones)."""
         check_binding(config)
+        check_heartbeats(config)
         self.config = config
         self.clock: Clock = clock or SystemClock(config.clock_offset)
         self._hasher = password_hasher
@@ -188,7 +203,7 @@ class SchedulerService:
             log.info("account %s (superadmin) created; its password is in %s", creds.username,
                      cfg.home / CREDENTIALS_FILE)  # fmt: skip
         bus = Bus()
-        hub = AgentHub(clock)
+        hub = AgentHub(clock, cfg.heartbeat_seconds, cfg.offline_after_seconds)
         calendars = CalendarBook(BuiltinCalendars())
         core = wire(
             instance=cfg.instance, store=store, clock=clock, hub=hub, calendars=calendars, bus=bus
