@@ -52,12 +52,12 @@ def agent_fields(agent: Mapping[str, object]) -> list[tuple[str, object]]:
     row = dict(zip(AGENT_HEADERS, agent_row(agent), strict=True))
     total, free = agent["disk_total_mb"], agent["disk_free_mb"]
     disk = f"{free} MB free of {total} MB" if total else NONE_MARK
-    changes = agent["changes"]
+    changes = agent["changes"] if isinstance(agent["changes"], list) else []
     history = [
         f"{c['status']} {format_timestamp(c['at'])}" + (f" ({c['reason']})" if c["reason"] else "")
-        for c in changes  # type: ignore[attr-defined]
+        for c in changes
     ]
-    running = agent["running_run_ids"]
+    running = agent["running_run_ids"] if isinstance(agent["running_run_ids"], list) else []
     return [
         *((k, row[k]) for k in AGENT_HEADERS),
         ("PID", agent["pid"] or NONE_MARK),
@@ -67,7 +67,7 @@ def agent_fields(agent: Mapping[str, object]) -> list[tuple[str, object]]:
         ("Max Runs", agent["max_runs"] or "no cap"),
         ("Connected Since", format_timestamp(str(agent["connected_since"] or "")) or NONE_MARK),
         ("Last Seen", format_timestamp(str(agent["last_seen"] or "")) or NONE_MARK),
-        ("Running Run IDs", "\n".join(running) or NONE_MARK),  # type: ignore[arg-type]
+        ("Running Run IDs", "\n".join(running) or NONE_MARK),
         ("Status Changes", "\n".join(history) or NONE_MARK),
     ]
 
