@@ -39,6 +39,11 @@ COLOURS = (
     "printf '\\033[32mok\\033[0m step 1\\n\\033[31merror\\033[0m step 2\\n"
     "\\033[1;33mwarning\\033[0m step 3\\n'; echo 'to stderr' >&2"
 )
+# An ad-hoc command on both agents: markup in its output, a2's run failing.
+ADHOC = (
+    "printf '<script>alert(1)</script>\\n'; echo \"disk of $AGENT_TAG: fine\"; "
+    "[ \"$AGENT_TAG\" = a1 ] || { echo 'no such mount: /data' >&2; exit 2; }"
+)
 RUN_AXE = """async (tags) => {
   const result = await axe.run(document, {runOnly: {type: "tag", values: tags},
                                           resultTypes: ["violations"]});
@@ -91,10 +96,19 @@ def force(cluster: Cluster, tid: int) -> str:
     return str(new[0])
 
 
+def adhoc(cluster: Cluster, tmp_path: Path) -> str:
+    """An ADHOC event run on both agents to its end; its id."""
+    out, err = (str(tmp_path / f"adhoc-${{E:AGENT_TAG}}.{s}") for s in ("out", "err"))
+    cluster.ctl("events", "adhoc", "-n", "disk_check", "-c", ADHOC, "--agents", "a1,a2",
+                "--wait", "--stdout", out, "--stderr", err, check=False)  # fmt: skip
+    listed = json.loads(cluster.ctl("events", "list", "--event-name", "ADHOC", "-o", "json").stdout)
+    return str(max(e["id"] for e in listed))
+
+
 def install(cluster: Cluster, tmp_path: Path) -> dict[str, str]:
     """Tasks (one printing markup and colours, one failing, one still running), a group of
     three with dependencies and a forced occurrence, a calendar with a holiday, a second user,
-    an event; the ids the pages need."""
+    an event, an ad-hoc command on two agents; the ids the pages need."""
     gate = tmp_path / "gate"
     create_task(cluster, tmp_path, task_json(1001, "colours", "q1", COLOURS, tmp_path,
                                               description="Markup and ANSI colours"))  # fmt: skip
@@ -129,14 +143,17 @@ def install(cluster: Cluster, tmp_path: Path) -> dict[str, str]:
     wait_until("the group's members to end", lambda: all(
         cluster.runs(t) and cluster.runs(t)[-1].state in {"SUCCESS", "FAILED"}
         for t in (5001, 5002, 5003)))  # fmt: skip
-    return {"finished": finished, "running": running, "gate": str(gate)}
+    return {"finished": finished, "running": running, "gate": str(gate),
+            "adhoc": adhoc(cluster, tmp_path)}  # fmt: skip
 
 
 def test_every_page_has_no_serious_violation_in_either_theme(
     cluster: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
     cluster.start_scheduler()
-    cluster.start_agent("a1", "q1")
+    for name, queue in (("a1", "q1"), ("a2", "q2")):
+        cluster.env["AGENT_TAG"] = name  # what the ad-hoc command prints and writes to
+        cluster.start_agent(name, queue)
     ids = install(cluster, tmp_path)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
@@ -190,11 +207,21 @@ def test_every_page_has_no_serious_violation_in_either_theme(
     visit(f"/runs/{running}/log", "run-log-running", stdout, "waiting", doc=False)
     visit(f"/runs/{running}", "run-running", '[data-test="run-state"]', "RUNNING", doc=False)
     visit("/upcoming", "upcoming")
-    visit("/events", "events")
-    href = page.locator('[data-test="events"] tbody tr a').first.get_attribute("href") or ""
+    page.goto(base + "/events")
+    page.locator('details[data-event="ADHOC"] > summary').click()  # the ad-hoc form, open
+    page.get_by_label("Name", exact=True).fill("disk_check")
+    page.get_by_label("Command", exact=True).fill("df -h /")
+    page.get_by_label("Agent names", exact=True).fill("a1,a2")
+    check(page, "events", found)
+    row = page.locator('[data-test="events"] tbody tr', has_text="FREEZE_TASK")
+    href = row.locator("a").first.get_attribute("href") or ""
     assert re.fullmatch(r"/events/\d+", href), href
     visit(href, "event", '[data-test="event-args"]', "{")
-    visit("/agents", "agents", '[data-test="agent-counts"]', "1 online")
+    ended = "Every execution has ended."
+    visit(f"/events/{ids['adhoc']}", "event-adhoc", '[data-test="adhoc-progress"]', ended)
+    assert page.locator('[data-test="adhoc-results"] script').count() == 0
+    visit("/agents", "agents", '[data-test="agent-counts"]', "2 online")
+    visit("/agents/a1", "agent", '[data-test="agent-changes"]', "online")
     visit("/calendars", "calendars")
     visit("/calendars/Plant%20closures", "calendar", '[data-test="holidays"]', "Winter break")
     visit("/users", "users")

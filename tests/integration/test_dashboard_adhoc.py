@@ -98,6 +98,8 @@ async def test_an_operator_runs_a_command_on_two_agents_and_reads_both_outputs(
                   "Max run time (seconds)", "Run as user"):  # fmt: skip
         assert re.search(rf'<label for="ev-ADHOC-\w+">{re.escape(label)}</label>', page), label
     assert 'value="3600"' in page  # the default max run time
+    assert 'type="number" value="3600" min="1"' in page and 'list="adhoc-agents"' in page
+    assert "&#34;" not in page  # no attribute rendered as escaped text
     assert "Connected: a1, a2 · queues q1, q2" in html.unescape(page)
 
     answer = await root.post("/events", **ADHOC)
