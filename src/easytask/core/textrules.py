@@ -1,5 +1,6 @@
-"""Rules for texts rendered later: ``${X:NAME}`` placeholders (spec 9) and ``alert`` objects
-(spec 15). Used by task and group validation; the messages are the spec's."""
+"""Rules for texts rendered later: ``${X:NAME}`` placeholders (spec 9), also checked in the texts
+of ``alert`` objects (spec 15; the object's own rules are ``core.alerts``'). Used by task and group
+validation; the messages are the spec's."""
 
 from __future__ import annotations
 
@@ -7,30 +8,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from easytask.core import alerts
 from easytask.core.text import shown
 
 _T_NAMES = frozenset({"task_name", "task_id"})
 _P_NAMES = frozenset({"pid", "status", "duration", "return_code", "stdout", "stderr"})
 _E_NAME_RE = re.compile(r"[A-Za-z0-9_:]+")
-
-_ALERT_ON = ("failure", "success", "always")
-_INTEGRATIONS: dict[str, str] = {
-    "email": "email",
-    "genericsmtp": "email",
-    "webhook": "webhook",
-    "http": "webhook",
-    "slack": "slack",
-    "msteams": "msteams",
-    "teams": "msteams",
-}
-# Per channel: required keys; a tuple of alternatives is satisfied by any one of them.
-_ALERT_REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
-    "email": (("to",), ("subject",), ("body",)),
-    "webhook": (("url",),),
-    "slack": (("webhook_url", "connection"), ("text",)),
-    "msteams": (("webhook_url", "connection"), ("text",)),
-}
-_ALERT_TEXTS = ("subject", "body", "text", "title")
 
 
 def placeholder_errors(text: str, *, alert: bool) -> list[str]:
@@ -74,7 +57,8 @@ def _placeholder_ok(prefix: str, name: str) -> bool:
 
 
 def alert_errors(alert: Mapping[str, Any]) -> list[str]:
-    """Messages for an ``alert`` object (spec 15); delivery settings are not checked here.
+    """Messages for an ``alert`` object (spec 15), its texts' placeholders included; the
+    object's own rules live in ``core.alerts``; connection names are not resolved here.
 
     Args:
         alert: The task's ``alert`` object.
@@ -82,38 +66,8 @@ def alert_errors(alert: Mapping[str, Any]) -> list[str]:
     Returns:
         The problems found, in a stable order; empty when the object is fine.
     """
-    errors = _alert_on_errors(alert)
-    entries = alert.get("integrations")
-    if entries is None or entries == []:
-        errors.append("integrations is required")
-    elif not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        errors.append("integrations must be a list of objects")
-    else:
-        for entry in entries:
-            errors.extend(_integration_errors(entry))
-    return errors
+    return alerts.alert_errors(alert, text_errors=_alert_text_errors)
 
 
-def _alert_on_errors(obj: Mapping[str, Any]) -> list[str]:
-    value = obj.get("alert_on")
-    if value is None or value in _ALERT_ON:
-        return []
-    return ["alert_on must be one of " + ", ".join(_ALERT_ON)]
-
-
-def _integration_errors(entry: Mapping[str, Any]) -> list[str]:
-    """One integration entry: a known channel, its required keys, valid placeholders."""
-    name = entry.get("integration")
-    if name is None or name == "":
-        return ["integration is required"]
-    channel = _INTEGRATIONS.get(name) if isinstance(name, str) else None
-    if channel is None:
-        return [f"unknown integration {shown(str(name))}"]
-    errors = _alert_on_errors(entry)
-    for keys in _ALERT_REQUIRED[channel]:
-        if all(entry.get(k) in (None, "", []) for k in keys):
-            errors.append(f"{keys[0]} is required")
-    for key in _ALERT_TEXTS:
-        if isinstance(entry.get(key), str):
-            errors.extend(placeholder_errors(entry[key], alert=True))
-    return errors
+def _alert_text_errors(text: str) -> list[str]:
+    return placeholder_errors(text, alert=True)
