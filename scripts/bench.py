@@ -9,6 +9,10 @@ no client, once with C WebSocket clients (one separate process, on the same core
 reported) each following the board, the running runs and a few of those runs; the figure is the
 change of the ratio to the floor. With --task-list N, N tasks are stored and the task list, a
 search, the status board and the live board are timed over real HTTP with a logged-in cookie.
+With --log-stream MB, one run writes MB MiB of 100-byte lines to stdout: the rate from its start
+to its final state (committed after its last output chunk), what the scheduler stored, and the
+scheduler's peak memory. With --agents N, N simulated agents (one separate process, the real
+protocol) stay connected and heartbeating for --hold seconds: the scheduler's CPU meanwhile.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -35,11 +41,14 @@ from urllib.parse import unquote, urlsplit
 import grpc
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 
+from easytask.rpc.v1 import agent_pb2 as apb
+from easytask.rpc.v1 import agent_pb2_grpc, api_pb2_grpc
 from easytask.rpc.v1 import api_pb2 as pb
-from easytask.rpc.v1 import api_pb2_grpc
+from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL
 
 BIN = Path(sys.executable).parent
 SESSION_ENV = "EASYTASK_BENCH_SESSION"  # the clients' login cookie, kept out of `ps`
+TOKEN_ENV = "EASYTASK_BENCH_AGENT_TOKEN"  # the simulated agents' token, likewise
 RUNNING_TOPIC = "runs:state=RUNNING"
 RUN_LINK = re.compile(r'href="/runs/([^"/]+)"')
 RUNS_PER_PUSH = 3  # run:<id> topics a client adds per push of the running runs
@@ -491,8 +500,13 @@ def task_list(n: int, workdir: Path, times: int) -> list[dict[str, Any]]:
 
 
 def rss_mb(pid: int) -> float:
+    return proc_status_mb(pid, "VmRSS")
+
+
+def proc_status_mb(pid: int, field: str) -> float:
+    """A ``VmRSS``/``VmHWM``-style field of /proc/<pid>/status, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -533,12 +547,315 @@ def scale(n: int, workdir: Path) -> dict[str, float]:
     }
 
 
+class RssSampler:
+    """A process's resident memory sampled every ``interval`` s in a thread: the peak seen."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                self.peak_mb = max(self.peak_mb, rss_mb(self.pid))
+            self._done.wait(self.interval)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_mb
+
+
+def wait_online(api: api_pb2_grpc.EasyTaskApiStub, md: Any, names: set[str],
+                timeout: float) -> int:  # fmt: skip
+    """Poll ListAgents until every one of ``names`` is online; the count online at the end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        agents = api.ListAgents(pb.ListAgentsRequest(), metadata=md).agents
+        online = sum(1 for a in agents if a.name in names and a.status == "online")
+        if online == len(names) or time.monotonic() > deadline:
+            return online
+        time.sleep(0.2)
+
+
+LINE = "x" * 99  # with `yes`'s newline: 100-byte lines
+
+
+def stored_size(streamed: int) -> int:
+    """What GetRunLogs should hold of ``streamed`` bytes: all of them, or the head and the tail
+    with the cut marked between them (spec 16)."""
+    cut = streamed - OUTPUT_HEAD - OUTPUT_TAIL
+    if cut <= 0:
+        return streamed
+    return OUTPUT_HEAD + OUTPUT_TAIL + len(f"\n[... {cut} bytes cut ...]\n".encode())
+
+
+def log_stream(mb: int, workdir: Path) -> dict[str, Any]:
+    """One run writing ``mb`` MiB of 100-byte lines to stdout as fast as it can, through the
+    scheduler and one local agent: how fast the agent streams it into the scheduler's store and
+    how much memory the scheduler holds meanwhile."""
+    home = workdir / f"logs-{mb}"
+    bench = Bench(home)
+    sched, _ = bench.start_scheduler(0.0)
+    agent = bench.start_agent()
+    api, md = bench.api()
+    size = mb * 1024 * 1024
+    out = home / "stream.out"
+    task = {"tid": 1001, "name": "log-stream", "cmd": f"yes {LINE} | head -c {size}",
+            "run_on_host": "bench", "stdout": str(out), "stderr": str(home / "stream.err"),
+            "timezone": "UTC", "day_of_week": "1111111", "trigger_times": "12:00",
+            "max_run_time": 3600}  # fmt: skip
+    api.CreateTask(pb.CreateTaskRequest(task_json=json.dumps(task)), metadata=md)
+    if wait_online(api, md, {"bench"}, 60) != 1:
+        raise SystemExit("log stream: the agent did not connect within 60 s")
+    rss_before, hwm_before = rss_mb(sched.pid), proc_status_mb(sched.pid, "VmHWM")
+    cpu0 = bench.cpu_seconds()
+    sampler = RssSampler(sched.pid)
+    try:
+        t0 = time.perf_counter()
+        reply = api.ForceRun(pb.ForceRunRequest(ref=pb.TaskRef(tid=1001), origin="API"),
+                             metadata=md)  # fmt: skip
+        deadline = time.monotonic() + max(600.0, mb / 2)
+        while (run := api.GetRun(pb.GetRunRequest(run_id=reply.run_id), metadata=md)).state not in (
+            "SUCCESS", "FAILED", "TERMINATED"
+        ):  # fmt: skip
+            if time.monotonic() > deadline:
+                raise SystemExit(f"log stream: run {reply.run_id} still {run.state}")
+            time.sleep(0.05)
+        seen_final = time.perf_counter() - t0
+        stored, previous = -1, -2
+        while stored != previous:  # final means stored; make sure nothing still trickles in
+            previous = stored
+            logs = api.GetRunLogs(
+                pb.RunLogsRequest(run_id=reply.run_id, stream=pb.STDOUT_ONLY, per_page=1),
+                metadata=md,
+            ).stdout
+            stored = logs.total_bytes
+            time.sleep(0.5)
+        last = api.GetRunLogs(
+            pb.RunLogsRequest(run_id=reply.run_id, stream=pb.STDOUT_ONLY, per_page=1,
+                              page=max(1, logs.total_lines)),
+            metadata=md,
+        ).stdout.lines  # fmt: skip
+        peak = sampler.stop()
+        hwm = proc_status_mb(sched.pid, "VmHWM")
+        agent_hwm = proc_status_mb(agent.pid, "VmHWM")
+        cpu1 = bench.cpu_seconds()
+    finally:
+        sampler.stop()
+        bench.stop()
+    written = out.stat().st_size
+    with out.open("rb") as f:  # `head -c` cuts the last line short: compare with the file's
+        f.seek(max(0, written - 200))
+        last_written = f.read().decode().splitlines()[-1:]
+    agent_log = (home / "agent.out").read_text(errors="replace")
+    streamed = (run.stdout_range[1] - run.stdout_range[0]) if run.stdout_range else 0
+    started, ended, final = (parse_ts(t) for t in (run.started_at, run.ended_at, run.updated_at))
+    return {
+        "log_mb": mb,
+        "state": run.state,
+        "file_bytes": written,
+        "streamed_bytes": streamed,
+        "stored_bytes": stored,
+        "stored_expected_bytes": stored_size(streamed),
+        "stored_truncated": logs.truncated,
+        "stored_last_line_ok": list(last) == last_written,
+        "agent_reconnects": agent_log.count(" disconnected from "),
+        "command_s": ended - started,
+        "stream_s": final - started,
+        "stream_mb_per_s": streamed / 2**20 / (final - started),
+        "command_mb_per_s": written / 2**20 / max(ended - started, 1e-3),
+        "seen_final_s": seen_final,
+        "rss_mb_before": rss_before,
+        "rss_mb_hwm_before": hwm_before,
+        "rss_mb_peak_sampled": peak,
+        "rss_mb_hwm": hwm,
+        "agent_rss_mb_hwm": agent_hwm,
+        "scheduler_cpu_s": cpu1[0] - cpu0[0],
+        "agent_cpu_s": cpu1[1] - cpu0[1],
+    }
+
+
+def log_stream_line(res: dict[str, Any]) -> str:
+    """The figures; the rate counts only when the scheduler holds what it should (head, tail)."""
+    complete = (
+        res["state"] == "SUCCESS"
+        and res["stored_bytes"] == res["stored_expected_bytes"]
+        and res["stored_last_line_ok"]
+        and res["streamed_bytes"] == res["file_bytes"]
+    )
+    verdict = "complete" if complete else "INCOMPLETE: output lost, the rate is not valid"
+    return (
+        f"log stream {res['log_mb']} MiB: {res['stream_mb_per_s']:.1f} MB/s "
+        f"({res['streamed_bytes'] / 2**20:.0f} MiB of the agent's stdout range in "
+        f"{res['stream_s']:.2f} s from the run's start to its final state; the command alone "
+        f"{res['command_s']:.2f} s) | run {res['state']}, the scheduler stored "
+        f"{res['stored_bytes'] / 2**20:.2f} of {res['stored_expected_bytes'] / 2**20:.2f} MiB "
+        f"expected (cut: {res['stored_truncated']}, last line "
+        f"{'ok' if res['stored_last_line_ok'] else 'WRONG'}): {verdict} | "
+        f"{res['agent_reconnects']} agent reconnects | scheduler RSS "
+        f"{res['rss_mb_before']:.0f} MB before, peak {res['rss_mb_peak_sampled']:.0f} MB sampled "
+        f"every 20 ms, VmHWM {res['rss_mb_hwm']:.0f} MB ({res['rss_mb_hwm_before']:.0f} MB "
+        f"before) | agent VmHWM {res['agent_rss_mb_hwm']:.0f} MB | CPU scheduler "
+        f"{res['scheduler_cpu_s']:.1f} s agent {res['agent_cpu_s']:.1f} s"
+    )
+
+
+async def sim_agent(target: str, token: str, i: int, stats: dict[str, Any],
+                    welcomed: asyncio.Event, total: int) -> None:  # fmt: skip
+    """One simulated agent: Hello, Welcome, then a Heartbeat every heartbeat_seconds; it reads
+    everything the scheduler sends. Its own channel: one TCP connection per agent, as for real."""
+    name = f"sim-{i:05d}"
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        call = agent_pb2_grpc.AgentServiceStub(channel).Connect(
+            metadata=(("authorization", f"Bearer {token}"),)
+        )
+        hello = apb.Hello(name=name, host=f"{name}.bench", queues=[name], version="bench",
+                          pid=100000 + i, cpu_cores=2, memory_mb=4096,
+                          started_at_ms=int(time.time() * 1000))  # fmt: skip
+        await call.write(apb.AgentMessage(hello=hello))
+        first = await call.read()
+        if first is grpc.aio.EOF or first.WhichOneof("msg") != "welcome":
+            raise RuntimeError(f"agent {name}: no welcome ({first})")
+        every = float(first.welcome.heartbeat_seconds or 10)
+        stats["welcomed"] += 1
+        if stats["welcomed"] == total:
+            welcomed.set()
+
+        async def read() -> None:
+            while (await call.read()) is not grpc.aio.EOF:
+                stats["received"] += 1
+            raise RuntimeError(f"agent {name}: the scheduler ended the stream")
+
+        reader = asyncio.create_task(read())
+        try:
+            await asyncio.sleep(random.uniform(0, every))  # real agents start at random times
+            while not reader.done():
+                beat = apb.Heartbeat(sent_at_ms=int(time.time() * 1000), cpu_percent=1.0,
+                                     mem_percent=10.0, running=0)  # fmt: skip
+                await call.write(apb.AgentMessage(heartbeat=beat))
+                stats["heartbeats"] += 1
+                await asyncio.sleep(every)
+            await reader
+        finally:
+            reader.cancel()
+
+
+async def simulate_agents(target: str, n: int, token: str) -> None:
+    """The agents' process: ``n`` agents on ``target``; prints "ready" once all are welcomed,
+    then its figures as JSON when its stdin closes."""
+    stats: dict[str, Any] = {"welcomed": 0, "heartbeats": 0, "received": 0, "ended": 0}
+    welcomed = asyncio.Event()
+    t0 = time.perf_counter()
+    agents = [asyncio.create_task(sim_agent(target, token, i, stats, welcomed, n))
+              for i in range(n)]  # fmt: skip
+    ready = asyncio.create_task(welcomed.wait())
+    # An agent's task ends only when it fails: the first to do so stops the wait.
+    await asyncio.wait([ready, *agents], timeout=120, return_when=asyncio.FIRST_COMPLETED)
+    if not welcomed.is_set():
+        failed = next((t for t in agents if t.done()), None)
+        why = repr(failed.exception()) if failed else "not within 120 s"
+        print(f"{int(stats['welcomed'])} of {n} agents welcomed: {why}", flush=True)
+        ready.cancel()
+        for task in agents:
+            task.cancel()
+        await asyncio.gather(ready, *agents, return_exceptions=True)
+        return
+    stats["welcome_s"] = time.perf_counter() - t0
+    stats["heartbeats"] = stats["received"] = 0
+    cpu0 = time.process_time()
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    stats["agents_cpu_s"] = time.process_time() - cpu0
+    ended = [t for t in agents if t.done()]
+    stats["ended"] = len(ended)
+    if ended:
+        stats["first_error"] = repr(ended[0].exception())
+    for task in agents:
+        task.cancel()
+    await asyncio.gather(*agents, return_exceptions=True)
+    print(json.dumps(stats), flush=True)
+
+
+def fleet(n: int, workdir: Path, hold: float) -> dict[str, Any]:
+    """n simulated agents (one separate process) connected and heartbeating for ``hold`` s: the
+    scheduler's CPU over that window, and the agents ListAgents shows online."""
+    home = workdir / f"agents-{n}"
+    bench = Bench(home)
+    sched, _ = bench.start_scheduler(0.0)
+    api, md = bench.api()
+    token = json.loads((home / "credentials.json").read_text())["agent_token"]
+    cpu_start = bench.cpu_seconds()[0]
+    t0 = time.perf_counter()
+    sim = subprocess.Popen(
+        [sys.executable, __file__, "--sim-agents", f"127.0.0.1:{bench.port}", "--agents", str(n)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, TOKEN_ENV: token},
+    )  # fmt: skip
+    try:
+        assert sim.stdin is not None and sim.stdout is not None
+        line = sim.stdout.readline().decode().strip()
+        if line != "ready":
+            raise SystemExit(f"simulated agents failed: {line or 'no answer'}")
+        names = {f"sim-{i:05d}" for i in range(n)}
+        online_start = wait_online(api, md, names, 60)
+        connect_s = time.perf_counter() - t0
+        connect_cpu = bench.cpu_seconds()[0] - cpu_start
+        cpu0, w0 = bench.cpu_seconds()[0], time.perf_counter()
+        time.sleep(hold)
+        cpu1, w1 = bench.cpu_seconds()[0], time.perf_counter()
+        rss = rss_mb(sched.pid)
+        agents = api.ListAgents(pb.ListAgentsRequest(), metadata=md).agents
+        online_end = sum(1 for a in agents if a.name in names and a.status == "online")
+        sim.stdin.close()
+        figures: dict[str, Any] = json.loads(sim.stdout.read())
+        sim.wait(timeout=60)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+        bench.stop()
+    return {
+        "agents": n,
+        "online_at_start": online_start,
+        "online_at_end": online_end,
+        "connect_s": connect_s,
+        "connect_cpu_s": connect_cpu,
+        "hold_s": w1 - w0,
+        "scheduler_cpu_s": cpu1 - cpu0,
+        "scheduler_cpu_pct": (cpu1 - cpu0) / (w1 - w0) * 100,
+        "scheduler_rss_mb": rss,
+        **figures,
+    }
+
+
+def fleet_line(res: dict[str, Any]) -> str:
+    line = (
+        f"agents {res['agents']}: scheduler CPU {res['scheduler_cpu_pct']:.1f} % of one core "
+        f"({res['scheduler_cpu_s']:.2f} s over {res['hold_s']:.0f} s held) | online "
+        f"{res['online_at_start']} / {res['online_at_end']} of {res['agents']} (start / end of "
+        f"the window) | connect {res['connect_s']:.1f} s (the last welcome "
+        f"{res['welcome_s']:.1f} s after the first hello), scheduler CPU "
+        f"{res['connect_cpu_s']:.1f} s | {res['heartbeats']} heartbeats sent, "
+        f"{res['received']} messages received, {res['ended']} streams ended | "
+        f"scheduler RSS {res['scheduler_rss_mb']:.0f} MB | the agents' process CPU "
+        f"{res['agents_cpu_s']:.1f} s"
+    )
+    if res["ended"]:
+        line += f" | first error: {res['first_error']}"
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples: scripts/bench --runs 1000 --dashboard-clients 100 --repeat 3\n"
-        "          scripts/bench --runs '' --task-list 100000",
+        "          scripts/bench --runs '' --task-list 100000\n"
+        "          scripts/bench --runs '' --log-stream 1024 --agents 1000",
     )
     parser.add_argument(
         "--runs", default="1000,10000", help="comma-separated burst sizes ('' for none)"
@@ -565,10 +882,25 @@ def main() -> None:
     parser.add_argument(
         "--requests", type=int, default=20, help="timed requests per page with --task-list"
     )
+    parser.add_argument(
+        "--log-stream", type=int, default=0, metavar="MB",
+        help="also stream one run's MB MiB of stdout through the agent (e.g. 1024)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--agents", type=int, default=0, metavar="N",
+        help="also hold N simulated agents connected (e.g. 1000): the scheduler's CPU",
+    )  # fmt: skip
+    parser.add_argument(
+        "--hold", type=float, default=60.0, help="seconds the --agents are held connected"
+    )
     parser.add_argument("--live-clients", metavar="URL", help=argparse.SUPPRESS)  # the clients
+    parser.add_argument("--sim-agents", metavar="ADDR", help=argparse.SUPPRESS)  # the agents
     args = parser.parse_args()
     if args.live_clients:
         asyncio.run(follow_live(args.live_clients, args.dashboard_clients, os.environ[SESSION_ENV]))
+        return
+    if args.sim_agents:
+        asyncio.run(simulate_agents(args.sim_agents, args.agents, os.environ[TOKEN_ENV]))
         return
     sizes = [int(x) for x in args.runs.split(",") if x]
     results: list[dict[str, Any]] = []
@@ -592,6 +924,14 @@ def main() -> None:
                     f"max {row['max_ms']:6.1f} ms",
                     flush=True,
                 )
+        if args.log_stream:
+            res = log_stream(args.log_stream, Path(tmp))
+            results.append(res)
+            print(log_stream_line(res), flush=True)
+        if args.agents:
+            res = fleet(args.agents, Path(tmp), args.hold)
+            results.append(res)
+            print(fleet_line(res), flush=True)
         for n in sizes:
             if args.dashboard_clients:
                 results.append(dashboard_cost(n, Path(tmp), args.dashboard_clients, args.repeat))
