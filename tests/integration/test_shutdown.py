@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc._cython import cygrpc
 
+from easytask.core.records import AgentIdentity
 from easytask.rpc.agent import AgentServicer
 from easytask.rpc.v1 import agent_pb2 as apb
 from easytask.scheduler.hub import AgentHub, RunEvents
@@ -106,11 +107,27 @@ class _Context:
     def __init__(self) -> None:
         self.written: list[apb.SchedulerMessage] = []
 
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
     async def write(self, msg: apb.SchedulerMessage) -> None:
         self.written.append(msg)
 
     async def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise AssertionError(f"aborted: {code} {details}")
+
+
+class _AnyAgent:
+    """Agent authentication that lets this stream in (the test is about its end)."""
+
+    def identify(self, secret: str, peer: str) -> AgentIdentity | None:
+        return AgentIdentity(None)
 
 
 class _Quiet:
@@ -133,7 +150,7 @@ async def test_a_stream_the_stopping_server_ends_is_no_servicer_error(
 
     hub = AgentHub(FakeClock(START))
     hub.bind(cast(RunEvents, _Quiet()))
-    servicer = AgentServicer(hub, "default")
+    servicer = AgentServicer(hub, "default", _AnyAgent())
     context = _Context()
     with caplog.at_level(logging.INFO):
         await asyncio.wait_for(servicer.Connect(stream(), cast(Any, context)), 5)

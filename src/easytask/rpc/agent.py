@@ -19,6 +19,7 @@ from easytask.core.text import text_problem
 from easytask.rpc.auth import token_of
 from easytask.rpc.convert import (
     agent_message_from_proto,
+    byte_capped,
     hello_from_proto,
     scheduler_message_to_proto,
 )
@@ -142,14 +143,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         # one stream write per burst instead of one per run.
         while (queued := await session.outgoing()) is not None:
             for start in range(0, len(queued), MAX_BATCH):
-                chunk = self._encoded(session, queued[start : start + MAX_BATCH])
-                if not chunk:
-                    continue
-                if len(chunk) == 1:
-                    await context.write(chunk[0])
-                else:
-                    batch = apb.SchedulerBatch(messages=chunk)
-                    await context.write(apb.SchedulerMessage(batch=batch))
+                encoded = self._encoded(session, queued[start : start + MAX_BATCH])
+                for chunk in byte_capped(encoded):  # within what the agent's channel takes
+                    if len(chunk) == 1:
+                        await context.write(chunk[0])
+                    else:
+                        batch = apb.SchedulerBatch(messages=chunk)
+                        await context.write(apb.SchedulerMessage(batch=batch))
         raise _SessionClosed
 
     def _encoded(

@@ -11,6 +11,7 @@ import grpc
 from easytask.core.protocol import AgentHello, AgentMessage, SchedulerMessage
 from easytask.rpc.convert import (
     agent_message_to_proto,
+    byte_capped,
     hello_to_proto,
     scheduler_messages_from_proto,
 )
@@ -27,12 +28,13 @@ class AgentStream:
         await self.call.write(apb.AgentMessage(hello=hello_to_proto(hello)))
 
     async def send(self, msgs: list[AgentMessage]) -> None:
-        """One message as it is, several as one batch (one stream write)."""
-        if len(msgs) == 1:
-            await self.call.write(agent_message_to_proto(msgs[0]))
-        elif msgs:
-            batch = apb.AgentBatch(messages=[agent_message_to_proto(m) for m in msgs])
-            await self.call.write(apb.AgentMessage(batch=batch))
+        """One message as it is, several as batches (one stream write each) of at most
+        MAX_WRITE_BYTES."""
+        for group in byte_capped([agent_message_to_proto(m) for m in msgs]):
+            if len(group) == 1:
+                await self.call.write(group[0])
+            else:
+                await self.call.write(apb.AgentMessage(batch=apb.AgentBatch(messages=group)))
 
     async def receive(self, problems: list[str]) -> list[SchedulerMessage] | None:
         """The messages in the next stream read (a batch holds several); None at its end.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from easytask.core import protocol as p
 from easytask.core.errors import MalformedMessageError
 from easytask.core.models import Run, StateChange
@@ -327,3 +329,24 @@ def holiday_to_proto(holiday: ListedHoliday) -> pb.HolidayEntry:
         created_by=span.created_by,
         created_at=iso_utc(span.created_at),
     )
+
+
+# A stream write carries at most this many bytes of messages: well under the 4 MiB a default
+# gRPC channel receives and the scheduler's 16 MiB (a backlog of 64 KiB output chunks batched
+# by count alone once made a 32 MiB write that ended the stream).
+MAX_WRITE_BYTES = 2 * 1024 * 1024
+
+
+def byte_capped(messages: list[Any], limit: int = MAX_WRITE_BYTES) -> list[list[Any]]:
+    """``messages`` (protobuf) cut into consecutive groups of at most ``limit`` bytes each; a
+    message bigger than ``limit`` goes alone."""
+    groups: list[list[Any]] = []
+    size = 0
+    for msg in messages:
+        n = msg.ByteSize() + 8  # the batch's own framing per entry, roughly
+        if not groups or size + n > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(msg)
+        size += n
+    return groups
