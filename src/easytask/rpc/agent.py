@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields
 from typing import Protocol
 
@@ -43,10 +43,20 @@ class AgentAuth(Protocol):
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     """One reader and one writer per stream, in one TaskGroup: losing either ends the session."""
 
-    def __init__(self, hub: AgentHub, instance: str, auth: AgentAuth) -> None:
+    def __init__(
+        self,
+        hub: AgentHub,
+        instance: str,
+        auth: AgentAuth,
+        room: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``room``: awaited before each read from an agent; it returns once the store can take
+        more (an agent streaming output faster than the disk commits is slowed by gRPC's flow
+        control, its command is not: it writes to its files)."""
         self._hub = hub
         self._instance = instance
         self._auth = auth
+        self._room = room
 
     async def Connect(
         self,
@@ -116,6 +126,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def _read(self, messages: AsyncIterator[apb.AgentMessage], session: AgentSession) -> None:
         try:
             async for raw in messages:
+                if self._room is not None:
+                    await self._room()
                 if raw.WhichOneof("msg") == "batch":
                     for item in raw.batch.messages:
                         self._handle(session, item)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,9 @@ DRAIN_SECONDS = 30.0  # longest wait at shutdown for queued store writes to comm
 ADDRESS_FILE = "scheduler.addr"
 DASHBOARD_FILE = "dashboard.url"  # where this start serves the dashboard
 STOP_GRACE_SECONDS = 2.0
+# Queued store writes past which agent streams are read no further until commits catch up
+# (about 64 MB of 64 KiB output chunks at most).
+WRITE_BACKLOG = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +248,8 @@ class SchedulerService:
             server: grpc.aio.Server | None = None
             http: web.AppRunner | None = None
             try:
-                server = await self._start_grpc(app, hub, agent_tokens)
+                room = functools.partial(store.writer.room, WRITE_BACKLOG)
+                server = await self._start_grpc(app, hub, agent_tokens, room)
                 http = await self._start_http()
                 address = f"127.0.0.1:{self.grpc_port}\n"
                 if self.http_port is not None:
@@ -271,7 +277,11 @@ class SchedulerService:
                 heartbeats.cancel()
 
     async def _start_grpc(
-        self, app: SchedulerApp, hub: AgentHub, agent_tokens: AgentTokens
+        self,
+        app: SchedulerApp,
+        hub: AgentHub,
+        agent_tokens: AgentTokens,
+        room: Callable[[], Awaitable[None]],
     ) -> grpc.aio.Server:
         cfg = self.config
         server = grpc.aio.server(
@@ -284,7 +294,7 @@ class SchedulerService:
         )
         api_pb2_grpc.add_EasyTaskApiServicer_to_server(ApiServicer(app), server)  # type: ignore[no-untyped-call]
         register_agent = agent_pb2_grpc.add_AgentServiceServicer_to_server
-        servicer = AgentServicer(hub, cfg.instance, agent_tokens)
+        servicer = AgentServicer(hub, cfg.instance, agent_tokens, room)
         register_agent(servicer, server)  # type: ignore[no-untyped-call]
         host, port = split_hostport(cfg.grpc_listen, "--grpc-listen")
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -50,6 +50,7 @@ class BatchWriter:
         self._running = False
         self._stopping = False
         self._failures = 0
+        self._committed = asyncio.Event()  # set after each commit, for ``room``
 
     def write(self, sql: str, params: Params, durable: bool = False) -> asyncio.Future[None]:
         """Queue one statement; the returned future resolves when its batch is committed."""
@@ -93,6 +94,14 @@ class BatchWriter:
         """Writes queued and not yet committed."""
         return len(self._queue)
 
+    async def room(self, max_pending: int) -> None:
+        """Return once at most ``max_pending`` writes are queued (at once when the writer is
+        not running): producers that could outrun the disk (agents streaming output) wait here,
+        so the queue, and the memory it holds, stays bounded."""
+        while len(self._queue) > max_pending and self._running and not self._closed:
+            self._committed.clear()
+            await self._committed.wait()
+
     def stop(self) -> None:
         """Ask ``run`` to return once everything queued, now or until then, is committed."""
         self._stopping = True
@@ -120,6 +129,7 @@ class BatchWriter:
         finally:
             self._running = False
             self._closed = True
+            self._committed.set()  # nobody waits for room in a writer that is gone
             if self._queue:
                 log.error("store writer stopped with %d writes not committed", len(self._queue))
 
@@ -150,6 +160,7 @@ class BatchWriter:
         for item in batch:
             if item.fut is not None and not item.fut.done():
                 item.fut.set_result(None)
+        self._committed.set()
         return True
 
     def _fail(self, count: int, exc: Exception) -> None:

@@ -1,0 +1,28 @@
+"""Backpressure from the store (store/writer.room): producers that could outrun the disk wait
+until commits catch up, so the queue of writes, and the memory it holds, stays bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from easytask.store.sqlite import SqliteStore
+
+META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = 1"
+
+
+async def test_room_waits_until_the_queue_is_below_the_limit(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "easytask.db")
+    try:
+        writer = store.writer
+        await writer.room(0)  # not running: never waits
+        for i in range(30_000):  # more than one batch (MAX_BATCH 20,000)
+            writer.write_nowait(META, (f"k{i}", "x" * 100))
+        loop = asyncio.create_task(writer.run())
+        await asyncio.wait_for(writer.room(100), 30)
+        assert writer.pending <= 100
+        writer.stop()
+        await asyncio.wait_for(loop, 30)
+        await asyncio.wait_for(writer.room(0), 1)  # a stopped writer releases every waiter
+    finally:
+        await store.close()
