@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from easytask.core.alerts import Alert, alert_id, parse_alert
-from easytask.scheduler.alert_channels import AlertChannels, AlertDeliveryError
+from easytask.core.errors import AlertDeliveryError
+from easytask.scheduler.alert_channels import AlertChannels
 from easytask.scheduler.alert_config import (
     AlertSettings,
     Connection,

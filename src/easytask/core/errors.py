@@ -19,6 +19,7 @@ EasyTaskError
 ├── PermissionDeniedError               the caller's role may not do this (spec 14)
 ├── ConfigError (ValueError)            a setting of a process is unusable
 ├── StoreWriteError                     a batch could not be committed (disk full, I/O)
+├── AlertDeliveryError                  one attempt to deliver an alert failed (spec 15)
 ├── MalformedMessageError (ValueError)  an agent-protocol message that cannot be understood
 ├── StreamEndedError                    the agent's stream to the scheduler ended
 ├── PrepareError                        the agent cannot prepare a run (user, profile, text)
@@ -178,6 +179,11 @@ class ConfigError(EasyTaskError, ValueError):
 
 class StoreWriteError(EasyTaskError):
     """A batch could not be committed (disk full, I/O error); nothing of it was stored."""
+
+
+class AlertDeliveryError(EasyTaskError):
+    """One attempt to deliver an alert failed; the message names the channel and the cause and
+    never holds a password or a webhook URL, so it is stored with the attempt and logged."""
 
 
 class MalformedMessageError(EasyTaskError, ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from easytask.core.alerts import Alert, EmailEntry, SlackEntry, WebhookEntry
-from easytask.core.errors import EasyTaskError
+from easytask.core.errors import AlertDeliveryError
 from easytask.core.text import shown
 from easytask.scheduler.alert_config import (
     AlertSettings,
@@ -29,10 +29,6 @@ from easytask.scheduler.alert_config import (
 
 DEFAULT_TIMEOUT = 15.0  # seconds for one attempt, connection included
 _REPLY_LIMIT = 200
-
-
-class AlertDeliveryError(EasyTaskError):
-    """One attempt to deliver an alert failed; the message is safe to store and log."""
 
 
 def slack_payload(text: str) -> dict[str, Any]:
