@@ -11,11 +11,19 @@ from pathlib import Path
 
 from easytask.core.errors import ConfigError
 from easytask.scheduler.logs import setup_logging
+from easytask.scheduler.retention import DEFAULT_RETENTION_DAYS, parse_retention_days
 from easytask.scheduler.service import SchedulerConfig, SchedulerService
 
 
 def default_home() -> Path:
     return Path(os.environ.get("EASYTASK_HOME") or "./.easytask").resolve()
+
+
+def _retention_days(text: str) -> int:
+    try:
+        return parse_retention_days(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING")
     parser.add_argument(
+        "--retention-days",
+        type=_retention_days,
+        default=DEFAULT_RETENTION_DAYS,
+        metavar="N",
+        help="purge finished runs and their stored output N days after they ended "
+        f"(default {DEFAULT_RETENTION_DAYS}; 0 keeps them forever)",
+    )
+    parser.add_argument(
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
     )  # tests: shift the wall clock by N seconds
     return parser.parse_args(argv)
@@ -85,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 heartbeat_seconds=args.heartbeat_seconds,
                 offline_after_seconds=args.offline_after,
                 clock_offset=args.clock_offset,
+                retention_days=args.retention_days,
             )
         )
     except ConfigError as exc:

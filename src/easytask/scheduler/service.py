@@ -40,6 +40,7 @@ from easytask.scheduler.groups import GroupRunner
 from easytask.scheduler.holidays import HolidayService
 from easytask.scheduler.hub import HEARTBEAT_SECONDS, OFFLINE_AFTER_SECONDS, AgentHub
 from easytask.scheduler.lifecycle import SchedulerLifecycle
+from easytask.scheduler.retention import DEFAULT_RETENTION_DAYS, Retention
 from easytask.scheduler.runrouter import RunRouter
 from easytask.scheduler.runs import RunBook
 from easytask.scheduler.taskindex import TaskIndex
@@ -74,6 +75,7 @@ class SchedulerConfig:
     heartbeat_seconds: int = HEARTBEAT_SECONDS
     offline_after_seconds: int = OFFLINE_AFTER_SECONDS
     clock_offset: float = 0.0
+    retention_days: int = DEFAULT_RETENTION_DAYS  # 0 keeps stored runs forever
 
 
 def split_hostport(value: str, what: str) -> tuple[str, int]:
@@ -153,6 +155,7 @@ class SchedulerService:
         # For diagnostics and tests: the scheduling core, the hub and the store, once built.
         self.core: Scheduling | None = None
         self.hub: AgentHub | None = None
+        self.retention: Retention | None = None
         self.store: Store | None = None
         self._stop = asyncio.Event()
         self.grpc_port: int | None = None
@@ -240,9 +243,11 @@ class SchedulerService:
                 clock=clock, timezone=host_timezone(), adhoc=adhoc, agent_tokens=agent_tokens,
             )  # fmt: skip
             self.app = app
+            self.retention = Retention(store=store, clock=clock, days=cfg.retention_days)
             firing = [
                 tg.create_task(engine.run_timers(), name="engine-timers"),
                 tg.create_task(engine.run_ticks(), name="engine-ticks"),
+                tg.create_task(self.retention.run(), name="store-retention"),
             ]
             heartbeats = tg.create_task(hub.watch_heartbeats(), name="hub-heartbeats")
             server: grpc.aio.Server | None = None

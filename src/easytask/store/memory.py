@@ -38,7 +38,15 @@ from easytask.core.records import (
 )
 from easytask.core.runid import from_ms, iso_utc, parse_iso_utc, to_ms
 from easytask.core.states import RunState
-from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments, split_at_head
+from easytask.store.ports import (
+    OUTPUT_HEAD,
+    OUTPUT_TAIL,
+    PurgeBatch,
+    PurgeCursor,
+    Store,
+    join_segments,
+    split_at_head,
+)
 
 
 def _as_stored(name: str, when: datetime) -> datetime | None:
@@ -69,6 +77,7 @@ class MemoryStore:
         self._retired: dict[str, set[int]] = {"task": set(), "group": set()}
         self._tasks: dict[int, str] = {}  # tid -> definition JSON, as SQLite keeps it
         self._runs: dict[str, Run] = {}  # insertion order = SQLite rowid order
+        self._rowids: dict[str, int] = {}  # run id -> its insertion number (SQLite's rowid)
         self._changes: dict[str, list[StateChange]] = {}
         self._output: dict[tuple[str, str], dict[int, bytes]] = {}
         self._agents: dict[str, AgentRecord] = {}
@@ -172,6 +181,7 @@ class MemoryStore:
             if step is not None:
                 self._changes.setdefault(row.run_id, []).append(step)
             self._runs[row.run_id] = row
+            self._rowids.setdefault(row.run_id, len(self._rowids) + 1)
 
         return self._queue(apply)
 
@@ -218,6 +228,70 @@ class MemoryStore:
 
     async def count_runs_since(self, since: datetime) -> int:
         return sum(1 for r in self._runs.values() if r.created_at >= since)
+
+    async def purge_runs(
+        self,
+        ended_before: datetime,
+        groups_ended_before: datetime,
+        after: PurgeCursor | None,
+        limit: int,
+    ) -> PurgeBatch:
+        low = after if after is not None else (-(2**62), 0)
+        scan = sorted(
+            (key, r)
+            for r in self._runs.values()
+            if (key := (to_ms(r.scheduled_utc), self._rowids[r.run_id])) > low
+            and key[0] < to_ms(ended_before)
+        )[:limit]
+        if not scan:
+            return PurgeBatch(0, 0, 0, None)
+        cursor = scan[-1][0] if len(scan) == limit else None
+        kept = self._kept_runs({r.tid for _, r in scan})
+        doomed = [
+            r.run_id
+            for _, r in scan
+            if r.state.final
+            and _ended(r.ended_at, r.updated_at) < ended_before
+            and r.run_id not in kept
+            and not self._group_run_kept(r.group_run_id, groups_ended_before)
+        ]
+        gids = {g for run_id in doomed if (g := self._runs[run_id].group_run_id)}
+
+        def apply() -> None:
+            for run_id in doomed:
+                held = self._runs.get(run_id)
+                if held is not None and held.state.final:
+                    del self._runs[run_id]
+                    self._changes.pop(run_id, None)
+                    for stream in ("stdout", "stderr"):
+                        self._output.pop((run_id, stream), None)
+            used = {r.group_run_id for r in self._runs.values()}
+            for g in gids - used:
+                if g in self._group_runs and not self._group_run_kept(g, groups_ended_before):
+                    gone.append(self._group_runs.pop(g))
+
+        gone: list[GroupRun] = []
+        await self._queue(apply)
+        return PurgeBatch(len(scan), len(doomed), len(gone), cursor)
+
+    def _kept_runs(self, tids: set[int]) -> set[str]:
+        """Per task, its latest run and its latest final run (see SqliteStore)."""
+        latest: dict[int, Run] = {}
+        last_final: dict[int, Run] = {}
+        for r in self._runs.values():
+            if r.tid not in tids:
+                continue
+            if r.tid not in latest or r.created_at >= latest[r.tid].created_at:
+                latest[r.tid] = r
+            held = last_final.get(r.tid)
+            slot = (r.scheduled_utc, r.attempt)
+            if r.state.final and (held is None or slot > (held.scheduled_utc, held.attempt)):
+                last_final[r.tid] = r
+        return {r.run_id for r in [*latest.values(), *last_final.values()]}
+
+    def _group_run_kept(self, group_run_id: str | None, ended_before: datetime) -> bool:
+        g = self._group_runs.get(group_run_id or "")
+        return g is not None and (not g.final or _ended(g.ended_at, g.updated_at) >= ended_before)
 
     # ----- output -----
 
@@ -524,6 +598,10 @@ class MemoryAccountStore:
     async def delete_expired_tokens(self, now: datetime) -> None:
         for key in [k for k, t in self._tokens.items() if t.expires_at <= now]:
             del self._tokens[key]
+
+
+def _ended(ended_at: datetime | None, updated_at: datetime) -> datetime:
+    return ended_at if ended_at is not None else updated_at
 
 
 def _run_matches(r: Run, flt: RunFilter) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -69,6 +70,20 @@ def join_segments(chunks: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]
                 continue
         out.append((offset, bytearray(data)))
     return [(start, bytes(piece)) for start, piece in out]
+
+
+# Where a purge scan stands: (scheduled ms, the store's row order) of the last run examined.
+PurgeCursor = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeBatch:
+    """What one batch of the retention purge did."""
+
+    examined: int  # runs looked at
+    runs: int  # runs deleted, with their state history and stored output
+    group_runs: int  # group occurrences deleted (their runs all gone)
+    cursor: PurgeCursor | None  # where the next batch starts; None once the scan is done
 
 
 class RunWrites(Protocol):
@@ -202,6 +217,25 @@ class Store(RunWrites, Protocol):
 
     async def count_runs_since(self, since: datetime) -> int:
         """Runs created at or after ``since``."""
+        ...
+
+    async def purge_runs(
+        self,
+        ended_before: datetime,
+        groups_ended_before: datetime,
+        after: PurgeCursor | None,
+        limit: int,
+    ) -> PurgeBatch:
+        """One batch of the retention purge; returns once its deletes are committed.
+
+        Examines the next ``limit`` runs scheduled before ``ended_before`` (after ``after``,
+        in a fixed scan order) and deletes, with their state history and stored output, those
+        that are final and ended (else were last updated) before ``ended_before``. Kept:
+        a task's latest run (``latest_run_states``) and its latest final run (the task's
+        last result: latest slot and attempt), and every run of a group occurrence that is
+        not final or ended at or after ``groups_ended_before``. A final group occurrence
+        ended before ``groups_ended_before`` goes too once none of its runs is left.
+        """
         ...
 
     # ----- output -----

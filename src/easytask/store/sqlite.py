@@ -22,7 +22,16 @@ from easytask.store.events import EventStore
 from easytask.store.fleet import FleetStore
 from easytask.store.groups import GroupStore
 from easytask.store.lifecycle import LifecycleStore
-from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store, join_segments, split_at_head
+from easytask.store.ports import (
+    OUTPUT_HEAD,
+    OUTPUT_TAIL,
+    PurgeBatch,
+    PurgeCursor,
+    Store,
+    join_segments,
+    split_at_head,
+)
+from easytask.store.purge import purge_runs
 from easytask.store.runrows import (
     INSERT_CHANGE,
     RUN_COLUMNS,
@@ -268,6 +277,18 @@ class SqliteStore:
         async with self._rdb.execute(sql, (iso_utc(since),)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def purge_runs(
+        self,
+        ended_before: datetime,
+        groups_ended_before: datetime,
+        after: PurgeCursor | None,
+        limit: int,
+    ) -> PurgeBatch:
+        """One batch of the retention purge (see ``store.purge``)."""
+        return await purge_runs(
+            self._rdb, self.writer, ended_before, groups_ended_before, after, limit
+        )
 
     # ----- output -----
 
