@@ -57,6 +57,12 @@ def test_task_run_logs_prints_the_stored_copy_after_the_agent_is_gone(
     assert len("\n".join(pages).encode()) == 10 * 1024 * 1024 - 1 + len(cuts[0]) + 2
     logs = cluster.ctl("scheduler", "task-run-logs", run_id, "--stream", "stderr").stdout
     assert "oops" in logs
+    # The default page holds the whole 10 MiB copy: over gRPC's default 4 MiB, which the CLI
+    # once refused with a raw "Received message larger than max".
+    whole = json.loads(
+        cluster.ctl("scheduler", "task-run-logs", run_id, "-o", "json", timeout=120).stdout
+    )
+    assert whole["stdout"]["lines"][0] == "FIRST" and whole["stdout"]["lines"][-1] == "LAST"
 
 
 def _online(cluster: Cluster, name: str) -> bool:

@@ -442,6 +442,11 @@ class ApiClient:
         return self._call("DeleteCalendar", pb.DeleteCalendarRequest(name=name), pb.Calendar)
 
 
+# Replies up to what the scheduler sends (16 MiB: a page of a run's 10 MiB stored output fits);
+# gRPC's default of 4 MiB refused them.
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 16 * 1024 * 1024),)
+
+
 def connect(config: ClientConfig, clock: Clock = _utc_now) -> ApiClient:
     """Open a channel to ``config.server`` (TLS when ``tls_ca`` is set). The one place clients
     are made; tests point it at their own server through ``--server``."""
@@ -451,9 +456,9 @@ def connect(config: ClientConfig, clock: Clock = _utc_now) -> ApiClient:
         except OSError as exc:
             raise CtlError(f"cannot read CA file {config.tls_ca}: {exc.strerror}") from None
         creds = grpc.ssl_channel_credentials(root_certificates=root)
-        channel = grpc.secure_channel(config.server, creds)
+        channel = grpc.secure_channel(config.server, creds, options=CHANNEL_OPTIONS)
     else:
-        channel = grpc.insecure_channel(config.server)
+        channel = grpc.insecure_channel(config.server, options=CHANNEL_OPTIONS)
     return ApiClient(channel, config, clock)
 
 

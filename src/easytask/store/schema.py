@@ -247,4 +247,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS adhoc_results_by_state ON adhoc_results (state);
     """,
+    # 9: each task's latest run in one index probe (latest_run_states at start).
+    """
+    CREATE INDEX IF NOT EXISTS runs_by_tid_created ON runs (tid, created_at);
+    """,
 )

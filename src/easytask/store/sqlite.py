@@ -66,6 +66,13 @@ _TRIM_TAIL = (
 )
 
 
+LATEST_RUN_STATES = (
+    "SELECT t.tid, r.run_id, r.state FROM (SELECT DISTINCT tid FROM runs) t "
+    "JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE tid = t.tid "
+    "ORDER BY created_at DESC, rowid DESC LIMIT 1)"
+)
+
+
 class SqliteStore:
     """The embedded store. Writes are batched by one writer task; reads use their own connection.
 
@@ -203,11 +210,9 @@ class SqliteStore:
 
     async def latest_run_states(self) -> dict[int, tuple[str, RunState]]:
         """Per tid, the id and state of its most recently created run."""
-        sql = (
-            "SELECT tid, run_id, state FROM runs r WHERE rowid = "
-            "(SELECT rowid FROM runs WHERE tid = r.tid ORDER BY created_at DESC, rowid DESC "
-            "LIMIT 1)"
-        )
+        # One probe of runs_by_tid_created per task: the query once looked at every run and,
+        # for each, sorted its task's runs (102 s at start for 43,000 runs of 10 tasks).
+        sql = LATEST_RUN_STATES
         async with self._rdb.execute(sql) as cur:
             return {r[0]: (r[1], RunState(r[2])) for r in await cur.fetchall()}
 
