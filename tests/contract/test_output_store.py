@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 import tracemalloc
+from contextlib import closing
+from pathlib import Path
 
 from easytask.store.ports import OUTPUT_HEAD, OUTPUT_TAIL, Store
 from easytask.store.sqlite import SqliteStore
@@ -138,3 +141,28 @@ async def test_streaming_holds_no_whole_stream_in_memory(sqlite_store: SqliteSto
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB of Python memory for 36 MiB streamed"
     sizes = await sqlite_store.output_sizes(["a", "b", "c"])
     assert set(sizes.values()) == {12 * MiB}
+
+
+async def test_contiguous_chunks_queued_together_share_rows(tmp_path: Path) -> None:
+    """A backlog of 64 KiB chunks is stored as rows of up to 1 MiB (one statement per row, not
+    per chunk); a chunk sent again inside a stored row changes nothing."""
+    store = await SqliteStore.open(tmp_path / "x.db")
+    writer = asyncio.create_task(store.run_writer())
+    await asyncio.sleep(0)
+    try:
+        data = bytes(range(256)) * 1024 * 12  # 3 MiB
+        chunk = 64 * 1024
+        for at in range(0, len(data), chunk):
+            store.append_output("r1", "stdout", at, data[at : at + chunk])
+        await store.flush()
+        store.append_output("r1", "stdout", 5 * chunk, data[5 * chunk : 6 * chunk])  # again
+        store.append_output("r1", "stdout", 0, data[:10])
+        await store.flush()
+        assert await store.read_output("r1", "stdout") == data
+        with closing(sqlite3.connect(tmp_path / "x.db")) as db:
+            (rows,) = db.execute("SELECT COUNT(*) FROM run_output WHERE run_id = 'r1'").fetchone()
+        assert rows == 3  # 3 MiB in rows of 1 MiB
+    finally:
+        store.stop_writer()
+        await writer
+        await store.close()

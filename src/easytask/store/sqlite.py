@@ -41,10 +41,14 @@ from easytask.store.runrows import (
     run_where,
 )
 from easytask.store.schema import MIGRATIONS, RETIRE_SQL
-from easytask.store.writer import BatchWriter
+from easytask.store.writer import BatchWriter, QueuedWrite
 
+# A chunk inside a stored row (sent again after a reconnect) is not stored twice: rows join
+# contiguous chunks (OUTPUT_ROW), so a resend need not start where a row does.
 _INSERT_OUTPUT = (
-    "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) VALUES (?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO run_output (run_id, stream, offset, data) SELECT ?1, ?2, ?3, ?4 "
+    "WHERE NOT EXISTS (SELECT 1 FROM run_output WHERE run_id = ?1 AND stream = ?2 "
+    "AND offset <= ?3 AND offset + LENGTH(data) >= ?3 + LENGTH(?4))"
 )
 # Where the stored tail must start: OUTPUT_TAIL (?4) before the end of the stream's last chunk.
 # Uncorrelated, so SQLite evaluates it once per statement, before any row changes.
@@ -66,6 +70,9 @@ _TRIM_TAIL = (
 )
 
 
+OUTPUT_ROW = 1024 * 1024  # contiguous chunks queued together are stored as rows of this size
+_OPEN_SWEEP = 256  # streams remembered before the committed ones are forgotten
+
 LATEST_RUN_STATES = (
     "SELECT t.tid, r.run_id, r.state FROM (SELECT DISTINCT tid FROM runs) t "
     "JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE tid = t.tid "
@@ -85,6 +92,10 @@ class SqliteStore:
         self._rdb = rdb
         self.writer = BatchWriter(wdb)
         self._next_event_id: int | None = None
+        # Per (run, stream): the output row still queued, which later contiguous chunks join,
+        # and the queued trim of its middle: one statement per commit, not one per chunk.
+        self._open_rows: dict[tuple[str, str], tuple[QueuedWrite, int, bytearray]] = {}
+        self._open_trims: dict[tuple[str, str], QueuedWrite] = {}
         self.calendars = CalendarStore(rdb, self.writer)
         self.accounts = AccountStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
@@ -303,12 +314,43 @@ class SqliteStore:
         A chunk across the head's end is stored as two, so the head and the tail kept are
         exactly OUTPUT_HEAD and OUTPUT_TAIL bytes; nothing but the chunk is held in memory.
         """
+        key = (run_id, stream)
         for at, piece in split_at_head(offset, data):
-            self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, at, piece))
+            if not self._join_open_row(key, at, piece):
+                row = bytearray(piece)
+                queued = self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, at, row))
+                self._open_rows[key] = (queued, at, row)
+                if len(self._open_rows) > _OPEN_SWEEP:  # forget rows already committed
+                    self._open_rows = {k: v for k, v in self._open_rows.items() if v[0].open}
+                    self._open_trims = {k: v for k, v in self._open_trims.items() if v.open}
         if offset + len(data) > OUTPUT_HEAD + OUTPUT_TAIL:
-            trim = (run_id, stream, OUTPUT_HEAD, OUTPUT_TAIL)
-            self.writer.write_nowait(_DROP_MIDDLE, trim)
-            self.writer.write_nowait(_TRIM_TAIL, trim)
+            pending = self._open_trims.get(key)
+            if pending is None or not pending.open:
+                trim = (run_id, stream, OUTPUT_HEAD, OUTPUT_TAIL)
+                self.writer.write_nowait(_DROP_MIDDLE, trim)
+                self._open_trims[key] = self.writer.write_nowait(_TRIM_TAIL, trim)
+
+    def _join_open_row(self, key: tuple[str, str], at: int, piece: bytes) -> bool:
+        """Append ``piece`` to the stream's queued row when it follows it, on the same side of
+        the head's end and within OUTPUT_ROW bytes; False when it needs a row of its own."""
+        open_row = self._open_rows.get(key)
+        if open_row is None:
+            return False
+        queued, start, row = open_row
+        end = start + len(row)
+        if not queued.open:
+            del self._open_rows[key]
+            return False
+        if start <= at < end:  # a chunk sent again: only what is new joins the row
+            if at + len(piece) <= end:
+                return True
+            piece, at = piece[end - at :], end
+        follows = at == end and (start < OUTPUT_HEAD) == (at < OUTPUT_HEAD)
+        if not follows or len(row) + len(piece) > OUTPUT_ROW:
+            del self._open_rows[key]
+            return False
+        row += piece
+        return True
 
     async def read_output(self, run_id: str, stream: str) -> bytes:
         """The stored bytes, head and tail joined (no marker): for following a run live."""

@@ -26,6 +26,21 @@ class _Write:
     params: Params
     fut: asyncio.Future[None] | None
     durable: bool
+    taken: bool = False  # in a batch being committed: its params are the writer's now
+
+
+class QueuedWrite:
+    """A handle on a queued write: its params may still be changed while ``open``."""
+
+    __slots__ = ("_write",)
+
+    def __init__(self, write: _Write) -> None:
+        self._write = write
+
+    @property
+    def open(self) -> bool:
+        """Not yet taken into a commit (single-threaded: true until the writer slices it)."""
+        return not self._write.taken
 
 
 class BatchWriter:
@@ -61,12 +76,14 @@ class BatchWriter:
         self._wake.set()
         return fut
 
-    def write_nowait(self, sql: str, params: Params, durable: bool = True) -> None:
+    def write_nowait(self, sql: str, params: Params, durable: bool = True) -> QueuedWrite:
         """Queue one statement whose commit nobody waits for."""
         if self._closed:
             raise StoreWriteError("store is closed")
-        self._queue.append(_Write(sql, params, None, durable))
+        item = _Write(sql, params, None, durable)
+        self._queue.append(item)
         self._wake.set()
+        return QueuedWrite(item)
 
     def barrier(self) -> asyncio.Future[None]:
         """A future that resolves once everything queued before this call is committed."""
@@ -135,6 +152,8 @@ class BatchWriter:
 
     async def _commit_some(self) -> bool:
         batch = self._queue[: self.MAX_BATCH]
+        for item in batch:
+            item.taken = True
         # Group by statement so each group is one executemany; order within a group is kept,
         # and statements of different groups touch rows independently (full-row upserts).
         groups: dict[str, list[Params]] = {}
