@@ -26,3 +26,21 @@ async def test_room_waits_until_the_queue_is_below_the_limit(tmp_path: Path) -> 
         await asyncio.wait_for(writer.room(0), 1)  # a stopped writer releases every waiter
     finally:
         await store.close()
+
+
+async def test_room_also_bounds_the_payload_queued(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "easytask.db")
+    try:
+        writer = store.writer
+        for i in range(40):  # 40 MiB of output in rows of up to 1 MiB
+            for part in range(16):
+                at = (i * 16 + part) * 65536
+                store.append_output("r1", "stdout", at, b"x" * 65536)
+        loop = asyncio.create_task(writer.run())
+        await asyncio.wait_for(writer.room(10_000, max_bytes=8 * 1024 * 1024), 30)
+        assert writer.queued_bytes <= 8 * 1024 * 1024
+        writer.stop()
+        await asyncio.wait_for(loop, 30)
+        assert writer.queued_bytes == 0
+    finally:
+        await store.close()

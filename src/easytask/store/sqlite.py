@@ -318,7 +318,8 @@ class SqliteStore:
         for at, piece in split_at_head(offset, data):
             if not self._join_open_row(key, at, piece):
                 row = bytearray(piece)
-                queued = self.writer.write_nowait(_INSERT_OUTPUT, (run_id, stream, at, row))
+                params = (run_id, stream, at, row)
+                queued = self.writer.write_nowait(_INSERT_OUTPUT, params, nbytes=len(row))
                 self._open_rows[key] = (queued, at, row)
                 if len(self._open_rows) > _OPEN_SWEEP:  # forget rows already committed
                     self._open_rows = {k: v for k, v in self._open_rows.items() if v[0].open}
@@ -350,6 +351,7 @@ class SqliteStore:
             del self._open_rows[key]
             return False
         row += piece
+        queued.grew(len(piece))
         return True
 
     async def read_output(self, run_id: str, stream: str) -> bytes:

@@ -27,20 +27,27 @@ class _Write:
     fut: asyncio.Future[None] | None
     durable: bool
     taken: bool = False  # in a batch being committed: its params are the writer's now
+    nbytes: int = 0  # payload the write holds (output), for ``room``
 
 
 class QueuedWrite:
     """A handle on a queued write: its params may still be changed while ``open``."""
 
-    __slots__ = ("_write",)
+    __slots__ = ("_write", "_writer")
 
-    def __init__(self, write: _Write) -> None:
+    def __init__(self, write: _Write, writer: BatchWriter) -> None:
         self._write = write
+        self._writer = writer
 
     @property
     def open(self) -> bool:
         """Not yet taken into a commit (single-threaded: true until the writer slices it)."""
         return not self._write.taken
+
+    def grew(self, nbytes: int) -> None:
+        """Its payload grew by ``nbytes`` (counted against ``room``'s byte limit)."""
+        self._write.nbytes += nbytes
+        self._writer._queued_bytes += nbytes
 
 
 class BatchWriter:
@@ -66,6 +73,7 @@ class BatchWriter:
         self._stopping = False
         self._failures = 0
         self._committed = asyncio.Event()  # set after each commit, for ``room``
+        self._queued_bytes = 0  # payload of the queued writes
 
     def write(self, sql: str, params: Params, durable: bool = False) -> asyncio.Future[None]:
         """Queue one statement; the returned future resolves when its batch is committed."""
@@ -76,14 +84,17 @@ class BatchWriter:
         self._wake.set()
         return fut
 
-    def write_nowait(self, sql: str, params: Params, durable: bool = True) -> QueuedWrite:
-        """Queue one statement whose commit nobody waits for."""
+    def write_nowait(
+        self, sql: str, params: Params, durable: bool = True, nbytes: int = 0
+    ) -> QueuedWrite:
+        """Queue one statement whose commit nobody waits for; ``nbytes``: the payload it holds."""
         if self._closed:
             raise StoreWriteError("store is closed")
-        item = _Write(sql, params, None, durable)
+        item = _Write(sql, params, None, durable, nbytes=nbytes)
         self._queue.append(item)
+        self._queued_bytes += nbytes
         self._wake.set()
-        return QueuedWrite(item)
+        return QueuedWrite(item, self)
 
     def barrier(self) -> asyncio.Future[None]:
         """A future that resolves once everything queued before this call is committed."""
@@ -111,11 +122,20 @@ class BatchWriter:
         """Writes queued and not yet committed."""
         return len(self._queue)
 
-    async def room(self, max_pending: int) -> None:
-        """Return once at most ``max_pending`` writes are queued (at once when the writer is
-        not running): producers that could outrun the disk (agents streaming output) wait here,
-        so the queue, and the memory it holds, stays bounded."""
-        while len(self._queue) > max_pending and self._running and not self._closed:
+    @property
+    def queued_bytes(self) -> int:
+        """Payload (output) held by the queued writes."""
+        return self._queued_bytes
+
+    async def room(self, max_pending: int, max_bytes: int = 64 * 1024 * 1024) -> None:
+        """Return once at most ``max_pending`` writes holding at most ``max_bytes`` of payload
+        are queued (at once when the writer is not running): producers that could outrun the
+        disk (agents streaming output) wait here, so the queue's memory stays bounded."""
+        while (
+            (len(self._queue) > max_pending or self._queued_bytes > max_bytes)
+            and self._running
+            and not self._closed
+        ):
             self._committed.clear()
             await self._committed.wait()
 
@@ -173,6 +193,7 @@ class BatchWriter:
             return False
         # Writes only ever append, so the batch is still the head of the queue.
         del self._queue[: len(batch)]
+        self._queued_bytes -= sum(item.nbytes for item in batch)
         if self._failures:
             log.warning("store writes succeed again after %d failed attempts", self._failures)
         self._failures = 0
@@ -196,4 +217,5 @@ class BatchWriter:
             if not item.durable and item.fut is not None and not item.fut.done():
                 item.fut.set_exception(err)
                 item.fut.exception()  # a caller that did not wait must not warn "never retrieved"
+        self._queued_bytes -= sum(item.nbytes for item in batch if not item.durable)
         self._queue[:count] = kept
