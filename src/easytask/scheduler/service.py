@@ -56,9 +56,10 @@ DRAIN_SECONDS = 30.0  # longest wait at shutdown for queued store writes to comm
 ADDRESS_FILE = "scheduler.addr"
 DASHBOARD_FILE = "dashboard.url"  # where this start serves the dashboard
 STOP_GRACE_SECONDS = 2.0
-# Queued store writes past which agent streams are read no further until commits catch up
-# (about 64 MB of 64 KiB output chunks at most).
+# Queued store writes (and their output bytes) past which agent streams are read no further
+# until commits catch up.
 WRITE_BACKLOG = 1000
+WRITE_BACKLOG_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,7 @@ class SchedulerService:
             server: grpc.aio.Server | None = None
             http: web.AppRunner | None = None
             try:
-                room = functools.partial(store.writer.room, WRITE_BACKLOG)
+                room = functools.partial(store.writer.room, WRITE_BACKLOG, WRITE_BACKLOG_BYTES)
                 server = await self._start_grpc(app, hub, agent_tokens, room)
                 http = await self._start_http()
                 address = f"127.0.0.1:{self.grpc_port}\n"
