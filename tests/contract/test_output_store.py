@@ -166,3 +166,25 @@ async def test_contiguous_chunks_queued_together_share_rows(tmp_path: Path) -> N
         store.stop_writer()
         await writer
         await store.close()
+
+
+async def test_rows_out_of_the_tail_before_they_commit_are_never_written(tmp_path: Path) -> None:
+    """A 30 MiB backlog queued at once: the rows that fall out of the last 5 MiB while still
+    queued are not written (and then deleted); what is stored is the head and the tail."""
+    store = await SqliteStore.open(tmp_path / "x.db")
+    writer = asyncio.create_task(store.run_writer())
+    await asyncio.sleep(0)
+    try:
+        data = stream_bytes(30 * MiB, seed=3)
+        for at in range(0, len(data), 65_536):
+            store.append_output("r1", "stdout", at, data[at : at + 65_536])
+        assert store.writer.queued_bytes <= OUTPUT_HEAD + OUTPUT_TAIL + MiB
+        await store.flush()
+        _, cut = await store.read_output_view("r1", "stdout")
+        assert cut
+        segments = await store.read_output_segments("r1", "stdout")
+        assert segments == [(0, data[:OUTPUT_HEAD]), (len(data) - OUTPUT_TAIL, data[-OUTPUT_TAIL:])]
+    finally:
+        store.stop_writer()
+        await writer
+        await store.close()

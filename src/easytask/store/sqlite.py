@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +97,9 @@ class SqliteStore:
         # and the queued trim of its middle: one statement per commit, not one per chunk.
         self._open_rows: dict[tuple[str, str], tuple[QueuedWrite, int, bytearray]] = {}
         self._open_trims: dict[tuple[str, str], QueuedWrite] = {}
+        # Per (run, stream): its queued rows past the head, oldest first; one that falls out of
+        # the tail before it is committed is never written (the trim would delete it anyway).
+        self._queued_rows: dict[tuple[str, str], deque[tuple[QueuedWrite, int, bytearray]]] = {}
         self.calendars = CalendarStore(rdb, self.writer)
         self.accounts = AccountStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
@@ -321,15 +325,46 @@ class SqliteStore:
                 params = (run_id, stream, at, row)
                 queued = self.writer.write_nowait(_INSERT_OUTPUT, params, nbytes=len(row))
                 self._open_rows[key] = (queued, at, row)
-                if len(self._open_rows) > _OPEN_SWEEP:  # forget rows already committed
-                    self._open_rows = {k: v for k, v in self._open_rows.items() if v[0].open}
-                    self._open_trims = {k: v for k, v in self._open_trims.items() if v.open}
-        if offset + len(data) > OUTPUT_HEAD + OUTPUT_TAIL:
+                if at >= OUTPUT_HEAD:
+                    self._queued_rows.setdefault(key, deque()).append((queued, at, row))
+                if len(self._open_rows) > _OPEN_SWEEP:
+                    self._forget_committed()
+        end = offset + len(data)
+        # Past 10 MiB, queued rows before the tail are cancelled; rows already committed are
+        # forgotten either way (the writer is done with their bytes).
+        past = end > OUTPUT_HEAD + OUTPUT_TAIL
+        self._skip_obsolete(key, end - OUTPUT_TAIL if past else -1)
+        if past:
             pending = self._open_trims.get(key)
             if pending is None or not pending.open:
                 trim = (run_id, stream, OUTPUT_HEAD, OUTPUT_TAIL)
-                self.writer.write_nowait(_DROP_MIDDLE, trim)
-                self._open_trims[key] = self.writer.write_nowait(_TRIM_TAIL, trim)
+                self.writer.write_nowait(_DROP_MIDDLE, trim, late=True)
+                self._open_trims[key] = self.writer.write_nowait(_TRIM_TAIL, trim, late=True)
+
+    def _skip_obsolete(self, key: tuple[str, str], keep_from: int) -> None:
+        """Cancel the stream's queued rows that end before ``keep_from`` (the tail's start;
+        -1: none) and forget those the writer took. Rows are taken oldest first."""
+        rows = self._queued_rows.get(key)
+        while rows:
+            queued, start, row = rows[0]
+            if queued.open and start + len(row) > keep_from:
+                break  # in the tail (the row still growing always is), or not obsolete
+            if queued.open:
+                queued.cancel()
+            rows.popleft()
+        if rows is not None and not rows:
+            del self._queued_rows[key]
+
+    def _forget_committed(self) -> None:
+        """Drop what is remembered of rows and trims already taken by the writer."""
+        self._open_rows = {k: v for k, v in self._open_rows.items() if v[0].open}
+        self._open_trims = {k: v for k, v in self._open_trims.items() if v.open}
+        kept: dict[tuple[str, str], deque[tuple[QueuedWrite, int, bytearray]]] = {}
+        for k, rows in self._queued_rows.items():
+            live = deque(r for r in rows if r[0].open)
+            if live:
+                kept[k] = live
+        self._queued_rows = kept
 
     def _join_open_row(self, key: tuple[str, str], at: int, piece: bytes) -> bool:
         """Append ``piece`` to the stream's queued row when it follows it, on the same side of

@@ -28,6 +28,7 @@ class _Write:
     durable: bool
     taken: bool = False  # in a batch being committed: its params are the writer's now
     nbytes: int = 0  # payload the write holds (output), for ``room``
+    late: bool = False  # run after every other statement of its batch (clean-ups)
 
 
 class QueuedWrite:
@@ -43,6 +44,15 @@ class QueuedWrite:
     def open(self) -> bool:
         """Not yet taken into a commit (single-threaded: true until the writer slices it)."""
         return not self._write.taken
+
+    def cancel(self) -> None:
+        """Never run it (what it would write is already obsolete); only while ``open``."""
+        item = self._write
+        if item.taken:
+            return
+        item.sql, item.params = _BARRIER, ()
+        self._writer._queued_bytes -= item.nbytes
+        item.nbytes = 0
 
     def grew(self, nbytes: int) -> None:
         """Its payload grew by ``nbytes`` (counted against ``room``'s byte limit)."""
@@ -85,12 +95,14 @@ class BatchWriter:
         return fut
 
     def write_nowait(
-        self, sql: str, params: Params, durable: bool = True, nbytes: int = 0
+        self, sql: str, params: Params, durable: bool = True, nbytes: int = 0, late: bool = False
     ) -> QueuedWrite:
-        """Queue one statement whose commit nobody waits for; ``nbytes``: the payload it holds."""
+        """Queue one statement whose commit nobody waits for; ``nbytes``: the payload it holds;
+        ``late``: a clean-up run after every other statement of the batch it lands in (a trim
+        that must see the rows written with it)."""
         if self._closed:
             raise StoreWriteError("store is closed")
-        item = _Write(sql, params, None, durable, nbytes=nbytes)
+        item = _Write(sql, params, None, durable, nbytes=nbytes, late=late)
         self._queue.append(item)
         self._queued_bytes += nbytes
         self._wake.set()
@@ -175,14 +187,16 @@ class BatchWriter:
         for item in batch:
             item.taken = True
         # Group by statement so each group is one executemany; order within a group is kept,
-        # and statements of different groups touch rows independently (full-row upserts).
+        # and statements of different groups touch rows independently (full-row upserts);
+        # late ones (clean-ups such as the output trims) run after all the others.
         groups: dict[str, list[Params]] = {}
+        late: dict[str, list[Params]] = {}
         for item in batch:
             if item.sql is not _BARRIER:
-                groups.setdefault(item.sql, []).append(item.params)
+                (late if item.late else groups).setdefault(item.sql, []).append(item.params)
         try:
             await self._db.execute("BEGIN IMMEDIATE")
-            for sql, rows in groups.items():
+            for sql, rows in [*groups.items(), *late.items()]:
                 await self._db.executemany(sql, rows)
             await self._db.execute("COMMIT")
         except Exception as exc:
