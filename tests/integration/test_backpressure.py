@@ -62,3 +62,21 @@ async def test_a_late_write_runs_after_the_batch_it_lands_in(tmp_path: Path) -> 
         await asyncio.wait_for(loop, 10)
     finally:
         await store.close()
+
+
+async def test_a_committed_write_keeps_no_payload(tmp_path: Path) -> None:
+    """Handles the store keeps on queued output rows (to join chunks) hold nothing once the
+    row is committed: a finished stream's last row is not kept in memory."""
+    store = await SqliteStore.open(tmp_path / "easytask.db")
+    try:
+        queued = store.writer.write_nowait(
+            "INSERT INTO meta (key, value) VALUES (?, ?)", ("k", "x" * 1_000_000), nbytes=1_000_000
+        )
+        loop = asyncio.create_task(store.writer.run())
+        await asyncio.sleep(0)
+        await store.writer.flush()
+        assert (queued.open, queued.params, store.writer.queued_bytes) == (False, (), 0)
+        store.writer.stop()
+        await asyncio.wait_for(loop, 10)
+    finally:
+        await store.close()

@@ -95,11 +95,11 @@ class SqliteStore:
         self._next_event_id: int | None = None
         # Per (run, stream): the output row still queued, which later contiguous chunks join,
         # and the queued trim of its middle: one statement per commit, not one per chunk.
-        self._open_rows: dict[tuple[str, str], tuple[QueuedWrite, int, bytearray]] = {}
+        self._open_rows: dict[tuple[str, str], tuple[QueuedWrite, int]] = {}
         self._open_trims: dict[tuple[str, str], QueuedWrite] = {}
         # Per (run, stream): its queued rows past the head, oldest first; one that falls out of
         # the tail before it is committed is never written (the trim would delete it anyway).
-        self._queued_rows: dict[tuple[str, str], deque[tuple[QueuedWrite, int, bytearray]]] = {}
+        self._queued_rows: dict[tuple[str, str], deque[tuple[QueuedWrite, int]]] = {}
         self.calendars = CalendarStore(rdb, self.writer)
         self.accounts = AccountStore(rdb, self.writer)
         self.events = EventStore(rdb, self.writer)
@@ -324,9 +324,9 @@ class SqliteStore:
                 row = bytearray(piece)
                 params = (run_id, stream, at, row)
                 queued = self.writer.write_nowait(_INSERT_OUTPUT, params, nbytes=len(row))
-                self._open_rows[key] = (queued, at, row)
+                self._open_rows[key] = (queued, at)
                 if at >= OUTPUT_HEAD:
-                    self._queued_rows.setdefault(key, deque()).append((queued, at, row))
+                    self._queued_rows.setdefault(key, deque()).append((queued, at))
                 if len(self._open_rows) > _OPEN_SWEEP:
                     self._forget_committed()
         end = offset + len(data)
@@ -346,8 +346,8 @@ class SqliteStore:
         -1: none) and forget those the writer took. Rows are taken oldest first."""
         rows = self._queued_rows.get(key)
         while rows:
-            queued, start, row = rows[0]
-            if queued.open and start + len(row) > keep_from:
+            queued, start = rows[0]
+            if queued.open and start + len(queued.params[3]) > keep_from:
                 break  # in the tail (the row still growing always is), or not obsolete
             if queued.open:
                 queued.cancel()
@@ -359,7 +359,7 @@ class SqliteStore:
         """Drop what is remembered of rows and trims already taken by the writer."""
         self._open_rows = {k: v for k, v in self._open_rows.items() if v[0].open}
         self._open_trims = {k: v for k, v in self._open_trims.items() if v.open}
-        kept: dict[tuple[str, str], deque[tuple[QueuedWrite, int, bytearray]]] = {}
+        kept: dict[tuple[str, str], deque[tuple[QueuedWrite, int]]] = {}
         for k, rows in self._queued_rows.items():
             live = deque(r for r in rows if r[0].open)
             if live:
@@ -372,11 +372,12 @@ class SqliteStore:
         open_row = self._open_rows.get(key)
         if open_row is None:
             return False
-        queued, start, row = open_row
-        end = start + len(row)
+        queued, start = open_row
         if not queued.open:
             del self._open_rows[key]
             return False
+        row: bytearray = queued.params[3]
+        end = start + len(row)
         if start <= at < end:  # a chunk sent again: only what is new joins the row
             if at + len(piece) <= end:
                 return True

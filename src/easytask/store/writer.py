@@ -45,6 +45,11 @@ class QueuedWrite:
         """Not yet taken into a commit (single-threaded: true until the writer slices it)."""
         return not self._write.taken
 
+    @property
+    def params(self) -> Params:
+        """Its parameters (released, ``()``, once committed)."""
+        return self._write.params
+
     def cancel(self) -> None:
         """Never run it (what it would write is already obsolete); only while ``open``."""
         item = self._write
@@ -212,6 +217,7 @@ class BatchWriter:
             log.warning("store writes succeed again after %d failed attempts", self._failures)
         self._failures = 0
         for item in batch:
+            item.params = ()  # a handle kept by a caller holds no payload after the commit
             if item.fut is not None and not item.fut.done():
                 item.fut.set_result(None)
         self._committed.set()
