@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from typing import Protocol
 
 from easytask.core.adhoc import (
@@ -190,7 +189,7 @@ class AdhocBook:
     # ----- what agents report -----
 
     def _save(self, result: AdhocResult) -> None:
-        self._store.fleet.save_adhoc_result(replace(result))
+        self._store.fleet.save_adhoc_result(result)  # both stores take a snapshot
 
     def agent_connected(self, session: AgentSession) -> None:
         known = {k.run_id: k for k in session.hello.known_runs}
@@ -288,4 +287,4 @@ class AdhocBook:
             self._sizes.pop((r.run_id, key), None)
         log.info("ad-hoc %s on agent %s: %s%s", r.run_id, r.agent, state,
                  f" ({reason})" if reason else "")  # fmt: skip
-        return self._store.fleet.save_adhoc_result(replace(r))
+        return self._store.fleet.save_adhoc_result(r)
